@@ -1,8 +1,8 @@
 """nbgrader configuration: the stock commands work on this repository's layout.
 
-  solutions/channels/*.ipynb  source notebooks (reference solutions, visible and hidden tests)
-  chapters/channels/*.ipynb   student release (`make release` regenerates it)
-  submitted/<student>/channels/, autograded/, feedback/, gradebook.db   instructor-side, git-ignored
+solutions/channels/*.ipynb  source notebooks (reference solutions, visible and hidden tests)
+chapters/channels/*.ipynb   student release (`make release` regenerates it)
+submitted/<student>/channels/, autograded/, feedback/, gradebook.db   instructor-side, git-ignored
 """
 
 c = get_config()  # noqa: F821  (nbgrader injects get_config)

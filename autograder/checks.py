@@ -68,7 +68,11 @@ def check_case(ex: Exercise, fn: Callable, case: Case, device: torch.device | st
     if not bool(((got - expected).abs() <= bound).all()):
         worst = (got - expected).abs().max().item()
         diagnosis = next(
-            (why for why, wrong in _likely_mistakes(ex, X, K).items() if bool(((got - wrong).abs() <= bound).all())),
+            (
+                why
+                for why, wrong in _likely_mistakes(ex, X, K).items()
+                if bool(((got - wrong).abs() <= bound).all())
+            ),
             None,
         )
         raise AssertionError(

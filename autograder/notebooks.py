@@ -29,7 +29,10 @@ def execute_in_place(path: Path, timeout: int = 600) -> None:
     """
     nb = read(path)
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", record_timing=False,
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=False,
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()

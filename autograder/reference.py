@@ -22,7 +22,7 @@ def corr2d_multi_in(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     _expect_dims("K", K, 3, "(c_i, k_h, k_w)")
     if X.shape[0] != K.shape[0]:
         raise ValueError(f"X has {X.shape[0]} channels but K has {K.shape[0]}")
-    c_i, h, w = X.shape
+    _, h, w = X.shape
     _, k_h, k_w = K.shape
     out_h, out_w = h - k_h + 1, w - k_w + 1
     Y = X.new_zeros((out_h, out_w))

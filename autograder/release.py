@@ -27,8 +27,14 @@ class ReleaseError(RuntimeError):
 def generate_release(release_root: Path) -> Path:
     """Generate the student version of every source notebook into ``release_root/<assignment>``."""
     cmd = [
-        sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT,
-        "--force", "--no-db", "--log-level=WARN",
+        sys.executable,
+        "-m",
+        "nbgrader",
+        "generate_assignment",
+        ASSIGNMENT,
+        "--force",
+        "--no-db",
+        "--log-level=WARN",
         f"--CourseDirectory.root={ROOT}",
         f"--CourseDirectory.release_directory={release_root.resolve()}",
     ]

@@ -1,0 +1,92 @@
+"""The hidden checks: correct answers pass, each known mistake fails with an actionable message."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from d2l import torch as d2l
+
+from autograder import check, reference
+
+
+def book_corr2d_multi_in(X, K):
+    """The book's own solution, built on d2l.corr2d (float32 on the CPU whatever it gets)."""
+    return sum(d2l.corr2d(x, k) for x, k in zip(X, K, strict=True))
+
+
+def test_reference_passes_every_hidden_case(capsys):
+    for name in ("corr2d_multi_in", "corr2d_multi_in_out", "corr2d_multi_in_out_1x1"):
+        check(name, getattr(reference, name))
+    out = capsys.readouterr().out
+    assert "Note:" not in out
+    assert out.count("hidden cases pass") == 3
+
+
+def test_book_solution_with_d2l_corr2d_passes_and_gets_a_dtype_note(capsys):
+    check("corr2d_multi_in", book_corr2d_multi_in)
+    out = capsys.readouterr().out
+    assert "all 5 hidden cases pass" in out
+    assert "returned torch.float32 for torch.float64 input" in out
+
+
+def _fails_with(name, fn, *fragments):
+    with pytest.raises(AssertionError) as info:
+        check(name, fn)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message
+    assert "tensor(" not in message, "feedback must describe shapes, never print hidden values"
+    return message
+
+
+def test_channels_not_summed_is_diagnosed():
+    def per_channel(X, K):
+        return torch.stack([reference.corr2d_multi_in(x[None], k[None]) for x, k in zip(X, K, strict=True)])
+
+    _fails_with("corr2d_multi_in", per_channel, "expected shape", "channels were not summed")
+
+
+def test_flipped_kernel_is_diagnosed_as_convolution():
+    _fails_with(
+        "corr2d_multi_in", lambda X, K: reference.corr2d_multi_in(X, K.flip(-1, -2)), "kernel is flipped"
+    )
+
+
+def test_output_channels_stacked_on_the_wrong_axis_are_diagnosed():
+    def last_axis(X, K):
+        return torch.stack([reference.corr2d_multi_in(X, k) for k in K], dim=-1)
+
+    _fails_with("corr2d_multi_in_out", last_axis, "stacked along dimension 0")
+
+
+def test_numpy_result_is_reported_with_the_fix():
+    _fails_with(
+        "corr2d_multi_in_out_1x1",
+        lambda X, K: reference.corr2d_multi_in_out_1x1(X, K).numpy(),
+        "expected a torch.Tensor, got ndarray",
+        "torch.as_tensor",
+    )
+
+
+def test_modifying_the_input_in_place_is_reported():
+    def destructive(X, K):
+        Y = reference.corr2d_multi_in(X, K)
+        X.zero_()
+        return Y
+
+    _fails_with("corr2d_multi_in", destructive, "changed its input")
+
+
+def test_hard_coded_worked_example_fails_on_hidden_shapes():
+    _fails_with(
+        "corr2d_multi_in", lambda X, K: torch.tensor([[56.0, 72.0], [104.0, 120.0]]), "expected shape (3, 3)"
+    )
+
+
+def test_a_missing_channel_is_caught_by_the_tolerance():
+    def drops_last_channel(X, K):
+        return (
+            reference.corr2d_multi_in(X[:-1], K[:-1]) if X.shape[0] > 1 else reference.corr2d_multi_in(X, K)
+        )
+
+    _fails_with("corr2d_multi_in", drops_last_channel, "the shape is right but the values are not")
