@@ -12,4 +12,4 @@ c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "chapters"
 
 # A hidden test takes well under a second; a cell that runs a minute is stuck, not slow.
-c.ExecutePreprocessor.timeout = 60
+c.Execute.timeout = 60

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
-import pytest
 
 from autograder import notebooks
 from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
@@ -38,38 +36,39 @@ def namespace_of(grade_id: str, solution_source: str | None = None) -> dict:
     return ns
 
 
-@pytest.fixture
-def make_submission(tmp_path: Path) -> Callable[..., Path]:
-    """Build ``submitted/<student>/channels/`` from the release, with some answer cells replaced.
+def solution_source(grade_id: str) -> str:
+    """The instructor's answer cell for a graded function, as a student would type it."""
+    return cell_by_grade_id(notebooks.read(SOURCE_DIR / NOTEBOOK_OF[grade_id]), grade_id).source
 
-    ``make_submission("alice", corr2d_multi_in="def corr2d_multi_in(X, K): ...")`` copies the
-    student release and writes the given source into the cells with those grade_ids, as a student
-    typing in Jupyter would. ``from_solutions=True`` submits the instructor's solutions instead.
+
+def stub_answered(grade_id: str, body: str) -> str:
+    """The release's answer cell with ``body`` typed in place of the stub's last two lines."""
+    stub = cell_by_grade_id(notebooks.read(RELEASE_DIR / NOTEBOOK_OF[grade_id]), grade_id).source
+    marker = "    # YOUR CODE HERE\n    raise NotImplementedError()"
+    assert marker in stub
+    return stub.replace(marker, body.strip("\n"))
+
+
+def write_submission(course: Path, student: str, answers: dict[str, str]) -> Path:
+    """Write ``submitted/<student>/channels/`` from the release, with some answer cells replaced.
+
+    The notebooks are the real release; only the cells whose grade_id is in ``answers`` change,
+    as when a student types into them in Jupyter.
     """
-
-    def build(student: str, from_solutions: bool = False, **answers: str) -> Path:
-        dest = tmp_path / "submitted" / student / ASSIGNMENT
-        dest.mkdir(parents=True)
-        for path in sorted(RELEASE_DIR.glob("*.ipynb")):
-            nb = notebooks.read(path)
-            for grade_id, source in answers.items():
-                if path.name == NOTEBOOK_OF[grade_id]:
-                    cell_by_grade_id(nb, grade_id).source = source
-            if from_solutions:
-                source_nb = notebooks.read(SOURCE_DIR / path.name)
-                for cell in nb.cells:
-                    meta = cell.metadata.get("nbgrader", {})
-                    if meta.get("solution"):
-                        cell.source = cell_by_grade_id(source_nb, meta["grade_id"]).source
-            notebooks.write(nb, dest / path.name)
-        return dest
-
-    return build
+    dest = course / "submitted" / student / ASSIGNMENT
+    dest.mkdir(parents=True)
+    for path in sorted(RELEASE_DIR.glob("*.ipynb")):
+        nb = notebooks.read(path)
+        for grade_id, source in answers.items():
+            if path.name == NOTEBOOK_OF[grade_id]:
+                cell_by_grade_id(nb, grade_id).source = source
+        notebooks.write(nb, dest / path.name)
+    return dest
 
 
-@pytest.fixture
-def course_dir(tmp_path: Path) -> Path:
-    """A scratch nbgrader course: this repository's config and sources, nothing else."""
-    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
-    shutil.copytree(ROOT / "solutions", tmp_path / "solutions")
-    return tmp_path
+def build_course(course: Path, students: dict[str, dict[str, str]]) -> None:
+    """A scratch nbgrader course: this repository's config and sources, plus the given submissions."""
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "solutions", course / "solutions")
+    for student, answers in students.items():
+        write_submission(course, student, answers)

@@ -1,0 +1,98 @@
+"""Stock nbgrader on this course: generate_assignment, autograde and export, as an instructor runs them."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import GRADED, build_course, solution_source, stub_answered
+from nbgrader.api import Gradebook
+
+from autograder.release import ASSIGNMENT
+
+pytestmark = pytest.mark.slow
+
+# Realistic answers, written as students write them: below the given shape check, in place of
+# the stub's `raise NotImplementedError()`.
+FLIPPED_KERNEL = """
+    # Flips the kernel: a textbook convolution, not the cross-correlation that deep learning uses.
+    K = torch.flip(K, dims=(1, 2))
+    _, k_h, k_w = K.shape
+    Y = X.new_zeros((X.shape[1] - k_h + 1, X.shape[2] - k_w + 1))
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            Y[i, j] = (X[:, i : i + k_h, j : j + k_w] * K).sum()
+    return Y
+"""
+BOOK_D2L = """
+    # The book's own solution: float32 on the CPU whatever it is given, and still correct.
+    return sum(d2l.corr2d(x, k) for x, k in zip(X, K))
+"""
+SQUEEZED_1X1 = """
+    # squeeze() drops *every* axis of size 1, so one input or one output channel breaks it.
+    c_i, h, w = X.shape
+    return (K.squeeze() @ X.reshape(c_i, h * w)).reshape(-1, h, w)
+"""
+SOLVED = {name: solution_source(name) for name in GRADED}
+FULL = (1, 2)  # points of the visible and the hidden test cell of each function
+
+# student -> (answer cells, expected (visible, hidden) score per graded function)
+STUDENTS = {
+    "solutions": (SOLVED, dict.fromkeys(GRADED, FULL)),
+    "untouched": ({}, dict.fromkeys(GRADED, (0, 0))),
+    "flipped_kernel": (
+        {**SOLVED, "corr2d_multi_in": stub_answered("corr2d_multi_in", FLIPPED_KERNEL)},
+        {**dict.fromkeys(GRADED, FULL), "corr2d_multi_in": (0, 0)},
+    ),
+    "book_d2l_and_squeeze": (
+        {
+            **SOLVED,
+            "corr2d_multi_in": stub_answered("corr2d_multi_in", BOOK_D2L),
+            "corr2d_multi_in_out_1x1": stub_answered("corr2d_multi_in_out_1x1", SQUEEZED_1X1),
+        },
+        {**dict.fromkeys(GRADED, FULL), "corr2d_multi_in_out_1x1": (1, 0)},
+    ),
+}
+
+
+def nbgrader(course_dir: Path, *args: str) -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+
+
+@pytest.fixture(scope="module")
+def graded_course(tmp_path_factory) -> Path:
+    """One course, four students, graded once by stock nbgrader for all the tests below."""
+    course = tmp_path_factory.mktemp("course")
+    build_course(course, {name: answers for name, (answers, _) in STUDENTS.items()})
+    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    nbgrader(course, "autograde", ASSIGNMENT)
+    nbgrader(course, "export")
+    return course
+
+
+@pytest.mark.parametrize("student", sorted(STUDENTS))
+def test_autograde_scores_each_test_cell_exactly(graded_course, student):
+    expected = STUDENTS[student][1]
+    with Gradebook(f"sqlite:///{graded_course / 'gradebook.db'}") as gb:
+        submission = gb.find_submission(ASSIGNMENT, student)
+        scores = {grade.name: grade.score for nb in submission.notebooks for grade in nb.grades}
+    for name, (visible, hidden) in expected.items():
+        assert (scores[f"test_{name}_example"], scores[f"test_{name}_hidden"]) == (visible, hidden), name
+
+
+def test_export_writes_one_total_per_student(graded_course):
+    with open(graded_course / "grades.csv", newline="") as f:
+        totals = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
+    assert totals == {
+        student: float(sum(map(sum, cells.values()))) for student, (_, cells) in STUDENTS.items()
+    }
+    assert totals["solutions"] == 9.0
+    assert totals["untouched"] == 0.0
