@@ -1,0 +1,58 @@
+# Two commands for everyone (see README): `make build` and `make test`.
+# Both create the environment first if it is missing; every other target is a step of those two.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+VENV := .venv
+PY := $(VENV)/bin/python
+# nbgrader runs helpers (alembic) by bare name: the venv's bin must be on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: build test setup release check-release site solutions lint bench clean
+
+build: setup release site  ## set up, regenerate the student release, build the site into _build/html
+
+test: setup  ## everything: lint, release drift, unit tests, nbval, stock nbgrader, site + browser
+	$(PY) -m ruff check .
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_NBVAL) tests solutions chapters
+
+setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium  ## environment (idempotent)
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+# The browser test drives Debian's Chromium (no browser download); nbval and the build need none.
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+release: setup  ## chapters/ <- solutions/ through nbgrader generate_assignment
+	$(PY) -m autograder release
+
+check-release: setup  ## fail if chapters/ is not what solutions/ generates
+	$(PY) -m autograder check-release
+
+site: setup  ## build the website from chapters/ (executes notebooks, cached)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going --quiet
+
+solutions: setup  ## after editing solutions/: re-run them to refresh their stored outputs, then release
+	$(PY) -m autograder execute solutions/channels/*.ipynb
+	$(PY) -m autograder release
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check autograder tests _ext nbgrader_config.py
+
+bench: setup  ## print build and nbval timings (see README)
+	$(PY) benchmarks/build_and_nbval.py
+
+clean:
+	rm -rf _build artifacts

@@ -1,0 +1,227 @@
+"""The website as students meet it: built offline, served on 127.0.0.1, read in headless Chromium.
+
+Screenshots of every page are kept in artifacts/screenshots/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from conftest import GRADED, NOTEBOOK_OF
+
+from autograder.release import RELEASE_DIR, ROOT
+
+pytestmark = pytest.mark.slow
+
+SITE = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+PAGES = {
+    "intro.html": "Multiple Input and Multiple Output Channels",
+    "chapters/channels/01-multiple-input-channels.html": "7.4.1 Multiple Input Channels",
+    "chapters/channels/02-multiple-output-channels.html": "7.4.2 Multiple Output Channels",
+    "chapters/channels/03-1x1-convolution.html": "7.4.3 The 1 × 1 Convolutional Layer",
+    "chapters/channels/04-discussion.html": "7.4.4 Discussion",
+}
+
+
+@pytest.fixture(scope="module")
+def site() -> Path:
+    """Build the site exactly as `make build` does (warnings are errors, execution is cached)."""
+    done = subprocess.run(["make", "--no-print-directory", "site"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, f"site build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return SITE
+
+
+@pytest.fixture(scope="module")
+def base_url(site: Path) -> Iterator[str]:
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=site)
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed: run `make setup`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """One page load, with everything the browser complained about or tried to fetch."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.console_errors: list[str] = []
+        self.outside_requests: list[str] = []
+        self.failed: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.console_errors.append(str(e)))
+        self.page.on("requestfailed", lambda r: self.failed.append(r.url))
+        self.page.on(
+            "request",
+            lambda r: (
+                urlparse(r.url).hostname not in ("127.0.0.1", None) and self.outside_requests.append(r.url)
+            ),
+        )
+        response = self.page.goto(url, wait_until="networkidle")
+        assert response is not None and response.ok, url
+        # MathJax typesets asynchronously; wait for it where the page has math.
+        self.page.wait_for_function("!window.MathJax || (MathJax.startup && MathJax.startup.promise)")
+        self.page.evaluate("window.MathJax ? MathJax.startup.promise : null")
+
+    def _record_if_outside(self, request) -> None:
+        if urlparse(request.url).hostname not in ("127.0.0.1", None):
+            self.outside_requests.append(request.url)
+
+    def main_text(self) -> str:
+        return self.page.inner_text("main")
+
+
+@pytest.fixture
+def visit(browser, base_url) -> Iterator:
+    visits: list[Visit] = []
+
+    def open_page(path: str) -> Visit:
+        visits.append(Visit(browser, base_url + path))
+        return visits[-1]
+
+    yield open_page
+    for v in visits:
+        v.page.close()
+
+
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_page_loads_cleanly_offline_and_is_screenshotted(visit, path):
+    v = visit(path)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    v.page.screenshot(path=SCREENSHOTS / (Path(path).stem + ".png"), full_page=True)
+    assert v.page.inner_text("h1").strip().rstrip("#").strip() == PAGES[path]
+    assert v.console_errors == []
+    assert v.outside_requests == []
+    assert v.failed == []
+
+
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_math_is_typeset_with_no_raw_tex_left(visit, path):
+    v = visit(path)
+    assert v.page.locator("mjx-container").count() > 0, "no typeset math on the page"
+    text = v.main_text()
+    for raw in ("\\(", "\\[", "$$", "\\times", "\\sum"):
+        assert raw not in text, f"untypeset TeX {raw!r} on {path}"
+
+
+@pytest.mark.parametrize(
+    ("path", "caption"),
+    [
+        ("chapters/channels/01-multiple-input-channels.html", "Cross-correlation with two input channels"),
+        ("chapters/channels/03-1x1-convolution.html", "A 1 × 1 convolution with three input channels"),
+    ],
+)
+def test_code_drawn_figure_is_a_visible_image_with_alt_text_and_caption(visit, path, caption):
+    v = visit(path)
+    figure = v.page.locator("figure", has_text=caption)
+    image = figure.locator("img")
+    image.scroll_into_view_if_needed()
+    assert image.evaluate("img => img.complete && img.naturalWidth > 300 && img.naturalHeight > 200")
+    box = image.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 200
+    assert len(image.get_attribute("alt") or "") > 50
+
+
+def test_worked_examples_are_computed_live_on_the_pages(visit):
+    def words(path: str) -> str:
+        return " ".join(visit(path).main_text().split())
+
+    assert "tensor([[ 56., 72.], [104., 120.]])" in words("chapters/channels/01-multiple-input-channels.html")
+    page_2 = words("chapters/channels/02-multiple-output-channels.html")
+    assert "torch.Size([3, 2, 2, 2])" in page_2
+    assert "[[ 76., 100.], [148., 172.]], [[ 96., 128.], [192., 224.]]])" in page_2
+    page_3 = words("chapters/channels/03-1x1-convolution.html")
+    assert "parameters of the 1 x 1 convolution: 8 = 2 * 3 + 2" in page_3
+
+
+def test_no_traceback_and_no_solution_is_shown(visit):
+    for path in PAGES:
+        text = visit(path).main_text()
+        assert "Traceback" not in text and "NotImplementedError" not in text.replace(
+            "raise NotImplementedError()", ""
+        ), path
+        assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text, path
+
+
+def test_next_and_previous_links_walk_through_the_chapters(visit):
+    order = list(PAGES)
+    v = visit(order[0])
+    for expected in order[1:]:
+        v.page.click("a.right-next")
+        v.page.wait_for_load_state("networkidle")
+        assert v.page.url.endswith(expected)
+        assert v.page.inner_text("h1").strip().rstrip("#").strip() == PAGES[expected]
+    v.page.click("a.left-prev")
+    v.page.wait_for_load_state("networkidle")
+    assert v.page.url.endswith(order[-2])
+
+
+def test_sidebar_links_reach_every_chapter(visit):
+    v = visit("intro.html")
+    for path, title in list(PAGES.items())[1:]:
+        v.page.click(f"nav.bd-docs-nav a[href$='{Path(path).name}']")
+        v.page.wait_for_load_state("networkidle")
+        assert v.page.inner_text("h1").strip().rstrip("#").strip() == title
+
+
+@pytest.mark.parametrize("name", GRADED)
+def test_download_button_serves_the_student_notebook(visit, name):
+    v = visit(f"chapters/channels/{Path(NOTEBOOK_OF[name]).stem}.html")
+    link = v.page.locator("a.btn-download-source-button")
+    assert link.count() == 1
+    response = v.page.request.get(v.page.url.rsplit("/", 1)[0] + "/" + link.get_attribute("href"))
+    assert response.ok
+    nb = json.loads(response.text())
+    stub = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == name)
+    assert "raise NotImplementedError()" in "".join(stub["source"])
+
+
+def test_site_build_lets_only_the_stub_calls_fail(site):
+    """The release runs at build time: exactly the cells tagged raises-exception fail, with the stub's error.
+
+    The outputs are read from the build's execution cache, because the page (and its copy in
+    _build/jupyter_execute) drops the outputs of cells tagged remove-output.
+    """
+    from jupyter_cache import get_cache
+
+    cache = get_cache(ROOT / "_build" / ".jupyter_cache")
+    for path in sorted(RELEASE_DIR.glob("*.ipynb")):
+        _, executed = cache.merge_match_into_file(str(path))
+        for cell in executed.cells:
+            if cell.cell_type != "code":
+                continue
+            errors = [o.ename for o in cell.outputs if o.output_type == "error"]
+            expected = ["NotImplementedError"] if "raises-exception" in cell.metadata.get("tags", []) else []
+            assert errors == expected, (path.name, cell.source[:60])
