@@ -34,7 +34,11 @@ node_modules/.installed: package.json package-lock.json
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-release: setup  ## chapters/ <- solutions/ through nbgrader generate_assignment
+# chapters/ <- solutions/ through nbgrader generate_assignment, only when a source changed.
+SOURCES := $(wildcard solutions/channels/*.ipynb)
+RELEASE := $(SOURCES:solutions/%=chapters/%)
+release: setup $(RELEASE)
+$(RELEASE) &: $(SOURCES) nbgrader_config.py autograder/release.py
 	$(PY) -m autograder release
 
 check-release: setup  ## fail if chapters/ is not what solutions/ generates
