@@ -23,7 +23,9 @@ def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
         return
     missing = [part for part in PARTS if not (ES5 / part).exists()]
     if missing:
-        raise ExtensionError(f"MathJax files missing under {ES5} ({', '.join(missing)}): run `make setup`")
+        raise ExtensionError(
+            f"MathJax files missing under {ES5} ({', '.join(missing)}): run `make setup`"
+        )
     target = Path(app.outdir) / "_static" / "mathjax"
     for part in PARTS:
         source, dest = ES5 / part, target / part
@@ -35,6 +37,8 @@ def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
 
 
 def setup(app: Sphinx) -> dict[str, object]:
-    app.config.mathjax_path = "mathjax/tex-chtml.js"  # relative: Sphinx serves it from _static/
+    app.config.mathjax_path = (
+        "mathjax/tex-chtml.js"  # relative: Sphinx serves it from _static/
+    )
     app.connect("build-finished", _copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -15,8 +15,12 @@ def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("release", help="regenerate chapters/ from solutions/ with nbgrader")
-    sub.add_parser("check-release", help="fail if chapters/ differs from what solutions/ generates")
-    run = sub.add_parser("execute", help="re-run notebooks and store their outputs (for solutions/)")
+    sub.add_parser(
+        "check-release", help="fail if chapters/ differs from what solutions/ generates"
+    )
+    run = sub.add_parser(
+        "execute", help="re-run notebooks and store their outputs (for solutions/)"
+    )
     run.add_argument("notebooks", nargs="+", type=Path)
     return parser
 
@@ -25,10 +29,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = main_parser().parse_args(argv)
     try:
         if args.command == "release":
-            # Like otter's assign: build from scratch, so that a deleted source leaves no stale copy.
+            # Like otter's assign: from scratch, so a deleted source leaves no stale copy.
             shutil.rmtree(release.RELEASE_DIR, ignore_errors=True)
             out = release.generate_release(release.RELEASE_DIR.parent)
-            print(f"wrote {len(list(out.glob('*.ipynb')))} notebooks to {out.relative_to(release.ROOT)}")
+            print(
+                f"wrote {len(list(out.glob('*.ipynb')))} notebooks to "
+                f"{out.relative_to(release.ROOT)}"
+            )
         elif args.command == "check-release":
             release.check_release()
             print("chapters/ matches solutions/")

@@ -15,7 +15,9 @@ import torch
 from autograder.exercises import EXERCISES, Case, Exercise
 
 
-def error_bound(ex: Exercise, X: torch.Tensor, K: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def error_bound(
+    ex: Exercise, X: torch.Tensor, K: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
     """Element-wise tolerance for a result computed in ``dtype``, in any summation order.
 
     A sum of n products computed in floating point is off by at most about n * eps/2 times the sum
@@ -24,11 +26,17 @@ def error_bound(ex: Exercise, X: torch.Tensor, K: torch.Tensor, dtype: torch.dty
     nothing looser, so that a missing or extra term is caught.
     """
     n_terms = K.shape[-3] * K.shape[-2] * K.shape[-1]
-    eps = torch.finfo(dtype).eps if dtype.is_floating_point else torch.finfo(torch.float32).eps
+    eps = (
+        torch.finfo(dtype).eps
+        if dtype.is_floating_point
+        else torch.finfo(torch.float32).eps
+    )
     return (n_terms + 2) * eps * ex.oracle(X.abs(), K.abs())
 
 
-def _likely_mistakes(ex: Exercise, X: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
+def _likely_mistakes(
+    ex: Exercise, X: torch.Tensor, K: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Outputs of known wrong implementations, to recognise a student's result."""
     mistakes = {
         "the kernel is flipped: that is a convolution, but deep learning's 'convolution' is a "
@@ -37,26 +45,40 @@ def _likely_mistakes(ex: Exercise, X: torch.Tensor, K: torch.Tensor) -> dict[str
     return mistakes
 
 
-def _shape_hint(ex: Exercise, X: torch.Tensor, K: torch.Tensor, got: tuple[int, ...]) -> str:
+def _shape_hint(
+    ex: Exercise, X: torch.Tensor, K: torch.Tensor, got: tuple[int, ...]
+) -> str:
     expected = tuple(ex.oracle(X, K).shape)
     if ex.kernel_dims == 3 and got == (X.shape[0], *expected):
-        return " It looks like the channels were not summed: add the per-channel results."
+        return (
+            " It looks like the channels were not summed: add the per-channel results."
+        )
     if ex.kernel_dims == 4 and sorted(got) == sorted(expected):
         return " The output channels should be stacked along dimension 0: (c_o, h_out, w_out)."
     return ""
 
 
-def check_case(ex: Exercise, fn: Callable, case: Case, device: torch.device | str) -> list[str]:
+def check_case(
+    ex: Exercise, fn: Callable, case: Case, device: torch.device | str
+) -> list[str]:
     """Run one case; raise AssertionError on a wrong answer, return notes that cost no points."""
     X, K = case.inputs(device)
     X_before, K_before = X.clone(), K.clone()
     tried = f"{ex.name} on {case.describe()}"
     Y = fn(X, K)
     if not isinstance(Y, torch.Tensor):
-        hint = " Convert it back with torch.as_tensor." if type(Y).__module__ == "numpy" else ""
-        raise AssertionError(f"{tried}: expected a torch.Tensor, got {type(Y).__name__}.{hint}")
+        hint = (
+            " Convert it back with torch.as_tensor."
+            if type(Y).__module__ == "numpy"
+            else ""
+        )
+        raise AssertionError(
+            f"{tried}: expected a torch.Tensor, got {type(Y).__name__}.{hint}"
+        )
     if not (torch.equal(X, X_before) and torch.equal(K, K_before)):
-        raise AssertionError(f"{tried}: the function changed its input X or K in place; work on copies.")
+        raise AssertionError(
+            f"{tried}: the function changed its input X or K in place; work on copies."
+        )
     expected = ex.oracle(X, K)
     if tuple(Y.shape) != tuple(expected.shape):
         raise AssertionError(
@@ -81,9 +103,13 @@ def check_case(ex: Exercise, fn: Callable, case: Case, device: torch.device | st
         )
     notes = []
     if Y.dtype != X.dtype:
-        notes.append(f"{tried}: returned {Y.dtype} for {X.dtype} input (correct, but precision is lost).")
+        notes.append(
+            f"{tried}: returned {Y.dtype} for {X.dtype} input (correct, but precision is lost)."
+        )
     if Y.device != X.device:
-        notes.append(f"{tried}: returned a tensor on {Y.device} for input on {X.device}.")
+        notes.append(
+            f"{tried}: returned a tensor on {Y.device} for input on {X.device}."
+        )
     return notes
 
 

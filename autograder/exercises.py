@@ -21,7 +21,9 @@ class Case:
     seed: int
     dtype: torch.dtype = torch.float32
 
-    def inputs(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    def inputs(
+        self, device: torch.device | str = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         gen = torch.Generator().manual_seed(self.seed)
         X = torch.randn(self.x_shape, generator=gen, dtype=self.dtype)
         K = torch.randn(self.k_shape, generator=gen, dtype=self.dtype)

@@ -12,7 +12,11 @@ import torch
 
 def _expect_dims(name: str, tensor: torch.Tensor, dims: int, layout: str) -> None:
     if not isinstance(tensor, torch.Tensor) or tensor.dim() != dims:
-        got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        got = (
+            tuple(tensor.shape)
+            if isinstance(tensor, torch.Tensor)
+            else type(tensor).__name__
+        )
         raise ValueError(f"{name} must have shape {layout}; got {got}")
 
 
@@ -36,7 +40,7 @@ def corr2d_multi_in(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 
 
 def corr2d_multi_in_out(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """One ``corr2d_multi_in`` per output channel of K (c_o, c_i, k_h, k_w), stacked (sec. 7.4.2)."""
+    """One ``corr2d_multi_in`` per output channel of K (c_o, c_i, k_h, k_w) (sec. 7.4.2)."""
     _expect_dims("X", X, 3, "(c_i, h, w)")
     _expect_dims("K", K, 4, "(c_o, c_i, k_h, k_w)")
     return torch.stack([corr2d_multi_in(X, k) for k in K], dim=0)
@@ -47,7 +51,9 @@ def corr2d_multi_in_out_1x1(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     _expect_dims("X", X, 3, "(c_i, h, w)")
     _expect_dims("K", K, 4, "(c_o, c_i, 1, 1)")
     if K.shape[2:] != (1, 1) or K.shape[1] != X.shape[0]:
-        raise ValueError(f"K must have shape (c_o, {X.shape[0]}, 1, 1); got {tuple(K.shape)}")
+        raise ValueError(
+            f"K must have shape (c_o, {X.shape[0]}, 1, 1); got {tuple(K.shape)}"
+        )
     c_i, h, w = X.shape
     c_o = K.shape[0]
     return (K.reshape(c_o, c_i) @ X.reshape(c_i, h * w)).reshape(c_o, h, w)

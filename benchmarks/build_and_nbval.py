@@ -24,22 +24,31 @@ NBVAL = [
 
 def timed(cmd: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - start
 
 
 def main() -> None:
     import torch
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {device}")
+    device = (
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
+    )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {device}"
+    )
     shutil.rmtree(ROOT / "_build", ignore_errors=True)
     cold = timed(["make", "--no-print-directory", "build"])
     warm = timed(["make", "--no-print-directory", "build"])
     site_warm = timed(["make", "--no-print-directory", "site"])
     nbval = timed(NBVAL)
     print(f"cold `make build` (install done, _build removed): {cold:6.1f} s")
-    print(f"warm `make build` (nothing changed):               {warm:6.1f} s  ({cold / warm:.1f}x faster)")
+    print(
+        f"warm `make build` (nothing changed):               {warm:6.1f} s  "
+        f"({cold / warm:.1f}x faster)"
+    )
     print(f"  of which the site build alone:                   {site_warm:6.1f} s")
     print(f"nbval, 8 notebooks on 2 workers:                   {nbval:6.1f} s")
 

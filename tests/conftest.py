@@ -20,8 +20,14 @@ NOTEBOOK_OF = {
 
 
 def cell_by_grade_id(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
-    matches = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
-    assert len(matches) == 1, f"expected one cell with grade_id {grade_id!r}, found {len(matches)}"
+    matches = [
+        c
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id
+    ]
+    assert len(matches) == 1, (
+        f"expected one cell with grade_id {grade_id!r}, found {len(matches)}"
+    )
     return matches[0]
 
 
@@ -30,20 +36,31 @@ def namespace_of(grade_id: str, solution_source: str | None = None) -> dict:
     ns: dict = {}
     nb = notebooks.read(SOURCE_DIR / NOTEBOOK_OF[grade_id])
     for setup_id in ("setup_imports", "stand_in_corr2d_multi_in"):
-        if any(c.metadata.get("nbgrader", {}).get("grade_id") == setup_id for c in nb.cells):
+        if any(
+            c.metadata.get("nbgrader", {}).get("grade_id") == setup_id for c in nb.cells
+        ):
             exec(cell_by_grade_id(nb, setup_id).source, ns)
-    exec(solution_source if solution_source is not None else cell_by_grade_id(nb, grade_id).source, ns)
+    exec(
+        solution_source
+        if solution_source is not None
+        else cell_by_grade_id(nb, grade_id).source,
+        ns,
+    )
     return ns
 
 
 def solution_source(grade_id: str) -> str:
     """The instructor's answer cell for a graded function, as a student would type it."""
-    return cell_by_grade_id(notebooks.read(SOURCE_DIR / NOTEBOOK_OF[grade_id]), grade_id).source
+    return cell_by_grade_id(
+        notebooks.read(SOURCE_DIR / NOTEBOOK_OF[grade_id]), grade_id
+    ).source
 
 
 def stub_answered(grade_id: str, body: str) -> str:
     """The release's answer cell with ``body`` typed in place of the stub's last two lines."""
-    stub = cell_by_grade_id(notebooks.read(RELEASE_DIR / NOTEBOOK_OF[grade_id]), grade_id).source
+    stub = cell_by_grade_id(
+        notebooks.read(RELEASE_DIR / NOTEBOOK_OF[grade_id]), grade_id
+    ).source
     marker = "    # YOUR CODE HERE\n    raise NotImplementedError()"
     assert marker in stub
     return stub.replace(marker, body.strip("\n"))
@@ -67,7 +84,7 @@ def write_submission(course: Path, student: str, answers: dict[str, str]) -> Pat
 
 
 def build_course(course: Path, students: dict[str, dict[str, str]]) -> None:
-    """A scratch nbgrader course: this repository's config and sources, plus the given submissions."""
+    """A scratch nbgrader course: this repository's config and sources, plus submissions."""
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "solutions", course / "solutions")
     for student, answers in students.items():

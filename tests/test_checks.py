@@ -35,20 +35,31 @@ def _fails_with(name, fn, *fragments):
     message = str(info.value)
     for fragment in fragments:
         assert fragment in message
-    assert "tensor(" not in message, "feedback must describe shapes, never print hidden values"
+    assert "tensor(" not in message, (
+        "feedback must describe shapes, never print hidden values"
+    )
     return message
 
 
 def test_channels_not_summed_is_diagnosed():
     def per_channel(X, K):
-        return torch.stack([reference.corr2d_multi_in(x[None], k[None]) for x, k in zip(X, K, strict=True)])
+        return torch.stack(
+            [
+                reference.corr2d_multi_in(x[None], k[None])
+                for x, k in zip(X, K, strict=True)
+            ]
+        )
 
-    _fails_with("corr2d_multi_in", per_channel, "expected shape", "channels were not summed")
+    _fails_with(
+        "corr2d_multi_in", per_channel, "expected shape", "channels were not summed"
+    )
 
 
 def test_flipped_kernel_is_diagnosed_as_convolution():
     _fails_with(
-        "corr2d_multi_in", lambda X, K: reference.corr2d_multi_in(X, K.flip(-1, -2)), "kernel is flipped"
+        "corr2d_multi_in",
+        lambda X, K: reference.corr2d_multi_in(X, K.flip(-1, -2)),
+        "kernel is flipped",
     )
 
 
@@ -79,14 +90,22 @@ def test_modifying_the_input_in_place_is_reported():
 
 def test_hard_coded_worked_example_fails_on_hidden_shapes():
     _fails_with(
-        "corr2d_multi_in", lambda X, K: torch.tensor([[56.0, 72.0], [104.0, 120.0]]), "expected shape (3, 3)"
+        "corr2d_multi_in",
+        lambda X, K: torch.tensor([[56.0, 72.0], [104.0, 120.0]]),
+        "expected shape (3, 3)",
     )
 
 
 def test_a_missing_channel_is_caught_by_the_tolerance():
     def drops_last_channel(X, K):
         return (
-            reference.corr2d_multi_in(X[:-1], K[:-1]) if X.shape[0] > 1 else reference.corr2d_multi_in(X, K)
+            reference.corr2d_multi_in(X[:-1], K[:-1])
+            if X.shape[0] > 1
+            else reference.corr2d_multi_in(X, K)
         )
 
-    _fails_with("corr2d_multi_in", drops_last_channel, "the shape is right but the values are not")
+    _fails_with(
+        "corr2d_multi_in",
+        drops_last_channel,
+        "the shape is right but the values are not",
+    )

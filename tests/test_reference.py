@@ -9,7 +9,10 @@ from autograder import EXERCISES, reference
 from autograder.checks import error_bound
 
 X = torch.tensor(
-    [[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]], [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]]
+    [
+        [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]],
+        [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]],
+    ]
 )
 K = torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
 
@@ -17,14 +20,20 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
 def test_worked_example_of_figure_7_4_1_gives_56_72_104_120():
-    assert torch.equal(reference.corr2d_multi_in(X, K), torch.tensor([[56.0, 72.0], [104.0, 120.0]]))
+    assert torch.equal(
+        reference.corr2d_multi_in(X, K), torch.tensor([[56.0, 72.0], [104.0, 120.0]])
+    )
 
 
 def test_k_k1_k2_stack_gives_three_channels_shifted_by_window_sums():
     K3 = torch.stack((K, K + 1, K + 2))
     assert K3.shape == (3, 2, 2, 2)
     expected = torch.tensor(
-        [[[56.0, 72.0], [104.0, 120.0]], [[76.0, 100.0], [148.0, 172.0]], [[96.0, 128.0], [192.0, 224.0]]]
+        [
+            [[56.0, 72.0], [104.0, 120.0]],
+            [[76.0, 100.0], [148.0, 172.0]],
+            [[96.0, 128.0], [192.0, 224.0]],
+        ]
     )
     assert torch.equal(reference.corr2d_multi_in_out(X, K3), expected)
 
@@ -70,10 +79,14 @@ def test_reference_keeps_dtype_and_device(name, dtype, device):
     ],
 )
 def test_batched_input_raises_value_error_naming_the_expected_shape(name, kernel):
-    with pytest.raises(ValueError, match=r"X must have shape \(c_i, h, w\); got \(1, 2, 3, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"X must have shape \(c_i, h, w\); got \(1, 2, 3, 3\)"
+    ):
         getattr(reference, name)(X[None], kernel)
 
 
 def test_1x1_rejects_a_larger_kernel():
-    with pytest.raises(ValueError, match=r"K must have shape \(c_o, 2, 1, 1\); got \(1, 2, 2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"K must have shape \(c_o, 2, 1, 1\); got \(1, 2, 2, 2\)"
+    ):
         reference.corr2d_multi_in_out_1x1(X, K[None])

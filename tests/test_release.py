@@ -35,8 +35,13 @@ def test_release_contains_no_hidden_tests_and_no_outputs():
         nb = notebooks.read(path)
         assert "HIDDEN TESTS" not in path.read_text()
         assert "autograder.checks" not in path.read_text()
-        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
-        assert nb.metadata["autograder"]["generated_from"] == f"solutions/channels/{path.name}"
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
+            path.name
+        )
+        assert (
+            nb.metadata["autograder"]["generated_from"]
+            == f"solutions/channels/{path.name}"
+        )
 
 
 def test_drift_check_names_a_changed_a_missing_and_an_extra_notebook(tmp_path):

@@ -36,8 +36,15 @@ PAGES = {
 @pytest.fixture(scope="module")
 def site() -> Path:
     """Build the site exactly as `make build` does (warnings are errors, execution is cached)."""
-    done = subprocess.run(["make", "--no-print-directory", "site"], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, f"site build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    done = subprocess.run(
+        ["make", "--no-print-directory", "site"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, (
+        f"site build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    )
     return SITE
 
 
@@ -80,19 +87,25 @@ class Visit:
         self.console_errors: list[str] = []
         self.outside_requests: list[str] = []
         self.failed: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
+        self.page.on(
+            "console",
+            lambda m: m.type == "error" and self.console_errors.append(m.text),
+        )
         self.page.on("pageerror", lambda e: self.console_errors.append(str(e)))
         self.page.on("requestfailed", lambda r: self.failed.append(r.url))
         self.page.on(
             "request",
             lambda r: (
-                urlparse(r.url).hostname not in ("127.0.0.1", None) and self.outside_requests.append(r.url)
+                urlparse(r.url).hostname not in ("127.0.0.1", None)
+                and self.outside_requests.append(r.url)
             ),
         )
         response = self.page.goto(url, wait_until="networkidle")
         assert response is not None and response.ok, url
         # MathJax typesets asynchronously; wait for it where the page has math.
-        self.page.wait_for_function("!window.MathJax || (MathJax.startup && MathJax.startup.promise)")
+        self.page.wait_for_function(
+            "!window.MathJax || (MathJax.startup && MathJax.startup.promise)"
+        )
         self.page.evaluate("window.MathJax ? MathJax.startup.promise : null")
 
     def _record_if_outside(self, request) -> None:
@@ -139,16 +152,26 @@ def test_math_is_typeset_with_no_raw_tex_left(visit, path):
 @pytest.mark.parametrize(
     ("path", "caption"),
     [
-        ("chapters/channels/01-multiple-input-channels.html", "Cross-correlation with two input channels"),
-        ("chapters/channels/03-1x1-convolution.html", "A 1 × 1 convolution with three input channels"),
+        (
+            "chapters/channels/01-multiple-input-channels.html",
+            "Cross-correlation with two input channels",
+        ),
+        (
+            "chapters/channels/03-1x1-convolution.html",
+            "A 1 × 1 convolution with three input channels",
+        ),
     ],
 )
-def test_code_drawn_figure_is_a_visible_image_with_alt_text_and_caption(visit, path, caption):
+def test_code_drawn_figure_is_a_visible_image_with_alt_text_and_caption(
+    visit, path, caption
+):
     v = visit(path)
     figure = v.page.locator("figure", has_text=caption)
     image = figure.locator("img")
     image.scroll_into_view_if_needed()
-    assert image.evaluate("img => img.complete && img.naturalWidth > 300 && img.naturalHeight > 200")
+    assert image.evaluate(
+        "img => img.complete && img.naturalWidth > 300 && img.naturalHeight > 200"
+    )
     box = image.bounding_box()
     assert box is not None and box["width"] > 300 and box["height"] > 200
     assert len(image.get_attribute("alt") or "") > 50
@@ -158,7 +181,9 @@ def test_worked_examples_are_computed_live_on_the_pages(visit):
     def words(path: str) -> str:
         return " ".join(visit(path).main_text().split())
 
-    assert "tensor([[ 56., 72.], [104., 120.]])" in words("chapters/channels/01-multiple-input-channels.html")
+    assert "tensor([[ 56., 72.], [104., 120.]])" in words(
+        "chapters/channels/01-multiple-input-channels.html"
+    )
     page_2 = words("chapters/channels/02-multiple-output-channels.html")
     assert "torch.Size([3, 2, 2, 2])" in page_2
     assert "[[ 76., 100.], [148., 172.]], [[ 96., 128.], [192., 224.]]])" in page_2
@@ -201,15 +226,21 @@ def test_download_button_serves_the_student_notebook(visit, name):
     v = visit(f"chapters/channels/{Path(NOTEBOOK_OF[name]).stem}.html")
     link = v.page.locator("a.btn-download-source-button")
     assert link.count() == 1
-    response = v.page.request.get(v.page.url.rsplit("/", 1)[0] + "/" + link.get_attribute("href"))
+    response = v.page.request.get(
+        v.page.url.rsplit("/", 1)[0] + "/" + link.get_attribute("href")
+    )
     assert response.ok
     nb = json.loads(response.text())
-    stub = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == name)
+    stub = next(
+        c
+        for c in nb["cells"]
+        if c["metadata"].get("nbgrader", {}).get("grade_id") == name
+    )
     assert "raise NotImplementedError()" in "".join(stub["source"])
 
 
 def test_site_build_lets_only_the_stub_calls_fail(site):
-    """The release runs at build time: exactly the cells tagged raises-exception fail, with the stub's error.
+    """At build time exactly the cells tagged raises-exception fail, with the stub's error.
 
     The outputs are read from the build's execution cache, because the page (and its copy in
     _build/jupyter_execute) drops the outputs of cells tagged remove-output.
@@ -223,5 +254,9 @@ def test_site_build_lets_only_the_stub_calls_fail(site):
             if cell.cell_type != "code":
                 continue
             errors = [o.ename for o in cell.outputs if o.output_type == "error"]
-            expected = ["NotImplementedError"] if "raises-exception" in cell.metadata.get("tags", []) else []
+            expected = (
+                ["NotImplementedError"]
+                if "raises-exception" in cell.metadata.get("tags", [])
+                else []
+            )
             assert errors == expected, (path.name, cell.source[:60])

@@ -1,4 +1,4 @@
-"""The source notebooks: their solutions match the reference, their tests are wired as nbgrader expects."""
+"""The source notebooks: solutions match the reference; tests are wired as nbgrader expects."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from autograder.release import SOURCE_DIR
 @pytest.mark.parametrize("name", GRADED)
 def test_solution_cell_passes_every_hidden_case(name, capsys):
     check(name, namespace_of(name)[name])
-    assert "Note:" not in capsys.readouterr().out, "the solution must keep dtype and device"
+    assert "Note:" not in capsys.readouterr().out, (
+        "the solution must keep dtype and device"
+    )
 
 
 @pytest.mark.parametrize("name", GRADED)
@@ -27,11 +29,20 @@ def test_solution_cell_rejects_a_batched_input(name):
 def test_each_graded_function_has_a_solution_cell_a_visible_and_a_hidden_test(name):
     nb = notebooks.read(SOURCE_DIR / NOTEBOOK_OF[name])
     solution = cell_by_grade_id(nb, name)
-    assert solution.metadata.nbgrader["solution"] and not solution.metadata.nbgrader["grade"]
-    assert "### BEGIN SOLUTION" in solution.source and "### END SOLUTION" in solution.source
+    assert (
+        solution.metadata.nbgrader["solution"]
+        and not solution.metadata.nbgrader["grade"]
+    )
+    assert (
+        "### BEGIN SOLUTION" in solution.source
+        and "### END SOLUTION" in solution.source
+    )
     visible = cell_by_grade_id(nb, f"test_{name}_example")
     hidden = cell_by_grade_id(nb, f"test_{name}_hidden")
-    assert (visible.metadata.nbgrader["points"], hidden.metadata.nbgrader["points"]) == (1, 2)
+    assert (
+        visible.metadata.nbgrader["points"],
+        hidden.metadata.nbgrader["points"],
+    ) == (1, 2)
     assert f'check("{name}", {name}, device)' in hidden.source
     assert "### BEGIN HIDDEN TESTS" in hidden.source
 
@@ -39,7 +50,9 @@ def test_each_graded_function_has_a_solution_cell_a_visible_and_a_hidden_test(na
 def test_grade_ids_are_unique_within_each_notebook():
     for path in sorted(SOURCE_DIR.glob("*.ipynb")):
         ids = [
-            c.metadata["nbgrader"]["grade_id"] for c in notebooks.read(path).cells if "nbgrader" in c.metadata
+            c.metadata["nbgrader"]["grade_id"]
+            for c in notebooks.read(path).cells
+            if "nbgrader" in c.metadata
         ]
         assert len(ids) == len(set(ids)), path.name
 
@@ -47,5 +60,11 @@ def test_grade_ids_are_unique_within_each_notebook():
 def test_solutions_store_outputs_of_a_complete_run():
     """nbval compares against these outputs, so every code cell must have been run, in order."""
     for path in sorted(SOURCE_DIR.glob("*.ipynb")):
-        counts = [c.execution_count for c in notebooks.read(path).cells if c.cell_type == "code"]
-        assert counts == list(range(1, len(counts) + 1)), f"{path.name}: run `make solutions` to refresh"
+        counts = [
+            c.execution_count
+            for c in notebooks.read(path).cells
+            if c.cell_type == "code"
+        ]
+        assert counts == list(range(1, len(counts) + 1)), (
+            f"{path.name}: run `make solutions` to refresh"
+        )

@@ -1,4 +1,4 @@
-"""Stock nbgrader on this course: generate_assignment, autograde and export, as an instructor runs them."""
+"""Stock nbgrader on this course: generate_assignment, autograde, export, as instructors do."""
 
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ STUDENTS = {
         {
             **SOLVED,
             "corr2d_multi_in": stub_answered("corr2d_multi_in", BOOK_D2L),
-            "corr2d_multi_in_out_1x1": stub_answered("corr2d_multi_in_out_1x1", SQUEEZED_1X1),
+            "corr2d_multi_in_out_1x1": stub_answered(
+                "corr2d_multi_in_out_1x1", SQUEEZED_1X1
+            ),
         },
         {**dict.fromkeys(GRADED, FULL), "corr2d_multi_in_out_1x1": (1, 0)},
     ),
@@ -60,11 +62,20 @@ STUDENTS = {
 
 
 def nbgrader(course_dir: Path, *args: str) -> None:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course_dir,
+        env=env,
+        capture_output=True,
+        text=True,
     )
-    assert done.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, (
+        f"nbgrader {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +94,24 @@ def test_autograde_scores_each_test_cell_exactly(graded_course, student):
     expected = STUDENTS[student][1]
     with Gradebook(f"sqlite:///{graded_course / 'gradebook.db'}") as gb:
         submission = gb.find_submission(ASSIGNMENT, student)
-        scores = {grade.name: grade.score for nb in submission.notebooks for grade in nb.grades}
+        scores = {
+            grade.name: grade.score
+            for nb in submission.notebooks
+            for grade in nb.grades
+        }
     for name, (visible, hidden) in expected.items():
-        assert (scores[f"test_{name}_example"], scores[f"test_{name}_hidden"]) == (visible, hidden), name
+        assert (scores[f"test_{name}_example"], scores[f"test_{name}_hidden"]) == (
+            visible,
+            hidden,
+        ), name
 
 
 def test_export_writes_one_total_per_student(graded_course):
     with open(graded_course / "grades.csv", newline="") as f:
         totals = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
     assert totals == {
-        student: float(sum(map(sum, cells.values()))) for student, (_, cells) in STUDENTS.items()
+        student: float(sum(map(sum, cells.values())))
+        for student, (_, cells) in STUDENTS.items()
     }
     assert totals["solutions"] == 9.0
     assert totals["untouched"] == 0.0
