@@ -38,10 +38,6 @@ def test_release_contains_no_hidden_tests_and_no_outputs():
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
             path.name
         )
-        assert (
-            nb.metadata["autograder"]["generated_from"]
-            == f"solutions/channels/{path.name}"
-        )
 
 
 def test_drift_check_names_a_changed_a_missing_and_an_extra_notebook(tmp_path):
