@@ -12,7 +12,7 @@ import pytest
 from conftest import GRADED, build_course, solution_source, stub_answered
 from nbgrader.api import Gradebook
 
-from autograder.release import ASSIGNMENT
+from autograder.release import ASSIGNMENT, RELEASE_DIR, differences
 
 pytestmark = pytest.mark.slow
 
@@ -115,3 +115,7 @@ def test_export_writes_one_total_per_student(graded_course):
     }
     assert totals["solutions"] == 9.0
     assert totals["untouched"] == 0.0
+
+
+def test_stock_generate_assignment_writes_exactly_the_committed_release(graded_course):
+    assert differences(graded_course / "chapters" / ASSIGNMENT, RELEASE_DIR) == []
