@@ -1,4 +1,4 @@
-"""Command line: ``python -m autograder release | check-release | execute NOTEBOOK...``."""
+"""Command line: ``python -m autograder grade | release | check-release | execute``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autograder import notebooks, release
+from autograder.sandbox import SandboxUnavailableError
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -18,6 +19,27 @@ def main_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "check-release", help="fail if chapters/ differs from what solutions/ generates"
     )
+    grade = sub.add_parser(
+        "grade", help="grade DIR/<student>/channels/*.ipynb in a sandbox"
+    )
+    grade.add_argument(
+        "--submitted", type=Path, required=True, help="nbgrader's submitted/"
+    )
+    grade.add_argument(
+        "--out", type=Path, required=True, help="grades.csv, feedback/, results/"
+    )
+    grade.add_argument("--workers", type=int, default=1, help="sandboxes in parallel")
+    grade.add_argument(
+        "--builtin-conv",
+        choices=["zero", "report"],
+        default="zero",
+        help="what a hand-written function that calls torch's convolution gets (default: zero)",
+    )
+    grade.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run student code without bubblewrap, with your permissions (trusted code only)",
+    )
     run = sub.add_parser(
         "execute", help="re-run notebooks and store their outputs (for solutions/)"
     )
@@ -25,9 +47,51 @@ def main_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _progress(done: int, total: int) -> None:
+    bar = "#" * (30 * done // max(total, 1))
+    print(
+        f"\rgrading [{bar:<30}] {done}/{total} students",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+    if done == total:
+        print(file=sys.stderr)
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from autograder.grader import grade_batch  # imports torch: only when grading
+
+    if not args.submitted.is_dir():
+        print(f"error: {args.submitted} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        results = grade_batch(
+            args.submitted,
+            args.out,
+            workers=args.workers,
+            unsafe=args.unsafe_no_sandbox,
+            conv_policy=args.builtin_conv,
+            progress=_progress,
+        )
+    except SandboxUnavailableError as error:
+        print(
+            f"error: {error}\nRefusing to run student code unconfined; pass "
+            "--unsafe-no-sandbox to do it anyway.",
+            file=sys.stderr,
+        )
+        return 2
+    print(
+        f"graded {len(results)} students: {args.out / 'grades.csv'}, {args.out / 'feedback'}/"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = main_parser().parse_args(argv)
     try:
+        if args.command == "grade":
+            return _grade(args)
         if args.command == "release":
             # Like otter's assign: from scratch, so a deleted source leaves no stale copy.
             shutil.rmtree(release.RELEASE_DIR, ignore_errors=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from autograder import EXERCISES, reference
-from autograder.checks import error_bound
+from autograder.scoring import error_bound
 
 X = torch.tensor(
     [

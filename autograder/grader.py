@@ -1,0 +1,213 @@
+"""Grade submissions: read each notebook, run each answer in the sandbox, score the replies.
+
+Everything that can go wrong with one student (a broken file, a deleted cell, an endless loop, a
+crash) becomes a status on that student's items; nothing here raises for it.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from autograder import notebooks, report
+from autograder.exercises import EXERCISES, Exercise
+from autograder.release import ASSIGNMENT, RELEASE_DIR
+from autograder.sandbox import Limits, Sandbox
+from autograder.scoring import (
+    ItemScore,
+    MalformedReplyError,
+    Returned,
+    notes_of,
+    score_exercise,
+    uses_builtin_convolution,
+)
+from autograder.submission import (
+    Answer,
+    Problem,
+    edited_locked_cells,
+    find_answer,
+    read_notebook,
+)
+
+SETUP_CELL = "setup_imports"  # the release's own imports run before the student's cells
+
+
+@dataclass(frozen=True)
+class NotebookResult:
+    notebook: str
+    items: list[ItemScore]
+    notes: list[str]
+
+
+def _failed(ex: Exercise, status: str, message: str) -> list[ItemScore]:
+    return [
+        ItemScore(i.cell, i.description, 0.0, i.points, status, message)
+        for i in ex.rubric
+    ]
+
+
+def _student_cells(nb, release_nb, answer: Answer) -> list[str]:
+    """The answer cell plus any code cells the student added, in notebook order."""
+    release_ids = {cell.get("id") for cell in release_nb.cells}
+    cells = []
+    for cell in nb.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if cell.cell_type == "code" and (
+            grade_id == answer.grade_id or cell.get("id") not in release_ids
+        ):
+            cells.append(cell.source)
+    return cells
+
+
+def grade_exercise(
+    ex: Exercise, nb, release_nb, sandbox: Sandbox, conv_policy: str
+) -> tuple[list[ItemScore], list[str]]:
+    answer = find_answer(nb, ex.name)
+    if isinstance(answer, Problem):
+        return _failed(ex, answer.status, answer.message), []
+    setup = [
+        c.source
+        for c in release_nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == SETUP_CELL
+    ]
+    job = {
+        "function": ex.name,
+        "setup": setup,
+        "cells": _student_cells(nb, release_nb, answer),
+        "stand_ins": list(ex.stand_ins),
+        "cases": [case.as_job() for case in ex.cases],
+    }
+    reply = sandbox.run(job)
+    if reply.get("status") != "ok":
+        status = str(reply.get("status", "no reply"))
+        return _failed(
+            ex, "timeout" if status == "timeout" else "crashed", f"{ex.name}: {status}"
+        ), []
+    try:
+        child = json.loads(reply["child"])
+        cases = child["cases"]
+        if len(cases) != len(ex.cases):
+            raise MalformedReplyError("wrong number of cases")
+        returned = [Returned.from_reply(case) for case in cases]
+    except (ValueError, KeyError, TypeError) as error:
+        return _failed(
+            ex, "crashed", f"{ex.name}: the grader got no usable answer ({error})"
+        ), []
+    notes = [f"{ex.name}: a cell raised {e}" for e in child.get("cell_errors", [])[:3]]
+    items = score_exercise(
+        ex,
+        returned,
+        static_conv=uses_builtin_convolution(answer.source),
+        conv_policy=conv_policy,
+    )
+    return items, notes + notes_of(ex, returned)
+
+
+def grade_notebook(
+    path: Path, sandbox: Sandbox, conv_policy: str = "zero"
+) -> NotebookResult:
+    release_nb = notebooks.read(RELEASE_DIR / path.name)
+    exercises = [ex for ex in EXERCISES.values() if ex.notebook == path.name]
+    nb = read_notebook(path)
+    if isinstance(nb, Problem):
+        items = [
+            item for ex in exercises for item in _failed(ex, nb.status, nb.message)
+        ]
+        return NotebookResult(path.name, items, [])
+    notes = [problem.message for problem in edited_locked_cells(nb, release_nb)]
+    items: list[ItemScore] = []
+    for ex in exercises:
+        ex_items, ex_notes = grade_exercise(ex, nb, release_nb, sandbox, conv_policy)
+        items += ex_items
+        notes += ex_notes
+    return NotebookResult(path.name, items, notes)
+
+
+def graded_notebooks() -> list[str]:
+    return sorted({ex.notebook for ex in EXERCISES.values()})
+
+
+def grade_student(
+    student_dir: Path, sandbox: Sandbox, conv_policy: str = "zero"
+) -> dict:
+    """All of one student's results as plain data (what ``report`` writes out)."""
+    results = [
+        grade_notebook(student_dir / name, sandbox, conv_policy)
+        for name in graded_notebooks()
+    ]
+    stray = sorted(
+        p.name
+        for p in student_dir.glob("*.ipynb")
+        if p.name not in {r.notebook for r in results}
+    )
+    return {
+        "student": student_dir.parent.name,
+        "assignment": ASSIGNMENT,
+        "notebooks": [
+            {
+                "notebook": r.notebook,
+                "items": [asdict(i) for i in r.items],
+                "notes": r.notes,
+            }
+            for r in results
+        ],
+        "unrecognised_files": stray,
+        "seeds": {
+            ex.name: [case.seed for case in ex.cases] for ex in EXERCISES.values()
+        },
+    }
+
+
+def student_dirs(submitted: Path) -> list[Path]:
+    """nbgrader's layout: submitted/<student>/<assignment>/<notebook>.ipynb."""
+    return sorted(
+        p / ASSIGNMENT for p in submitted.iterdir() if (p / ASSIGNMENT).is_dir()
+    )
+
+
+def grade_batch(
+    submitted: Path,
+    out: Path,
+    *,
+    workers: int = 1,
+    unsafe: bool = False,
+    conv_policy: str = "zero",
+    limits: Limits | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict]:
+    """Grade every student not graded yet (resumable), then write grades.csv and feedback."""
+    done = report.graded_students(out)
+    todo = [d for d in student_dirs(submitted) if d.parent.name not in done]
+    total, finished = len(todo), 0
+    lock = threading.Lock()
+    sandboxes: queue.Queue[Sandbox] = queue.Queue()
+    for _ in range(max(1, min(workers, total))):
+        sandboxes.put(Sandbox(limits, unsafe=unsafe))
+
+    def one(student_dir: Path) -> None:
+        nonlocal finished
+        sandbox = sandboxes.get()
+        try:
+            report.save_result(out, grade_student(student_dir, sandbox, conv_policy))
+        finally:
+            sandboxes.put(sandbox)
+        with lock:
+            finished += 1
+            if progress:
+                progress(finished, total)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            list(pool.map(one, todo))
+    finally:
+        while not sandboxes.empty():
+            sandboxes.get().close()
+    results = report.load_results(out)
+    report.write_grades_csv(out, results)
+    report.write_feedback(out, results)
+    return results
