@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 
 from autograder.exercises import EXERCISES
-from autograder.scoring import Returned, judge
+from autograder.scoring import Returned, judge, modified_input_message
 
 
 def check(name: str, fn: Callable, device: torch.device | str = "cpu") -> None:
@@ -21,11 +21,12 @@ def check(name: str, fn: Callable, device: torch.device | str = "cpu") -> None:
     notes: list[str] = []
     for case in ex.cases:
         X, K = case.inputs(device)
-        verdict = judge(
-            ex, case, Returned.from_call(fn, X, K), input_device=str(X.device)
-        )
+        got = Returned.from_call(fn, X, K)
+        verdict = judge(ex, case, got, input_device=str(X.device))
         if not verdict.correct:
             raise AssertionError(verdict.message)
+        if not got.inputs_unchanged:
+            raise AssertionError(modified_input_message(ex, case))
         notes += verdict.notes
     for note in dict.fromkeys(notes):
         print("Note:", note)

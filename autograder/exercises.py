@@ -234,6 +234,8 @@ EXERCISES: dict[str, Exercise] = {
             rubric=_rubric(
                 "corr2d_multi_in_out_1x1", ("non-square", "non-square images")
             ),
+            # The notebook defines corr2d_multi_in_out too, so an answer may build on it.
+            stand_ins=("corr2d_multi_in_out",),
         ),
     )
 }

@@ -140,11 +140,8 @@ def grade_student(
         grade_notebook(student_dir / name, sandbox, conv_policy)
         for name in graded_notebooks()
     ]
-    stray = sorted(
-        p.name
-        for p in student_dir.glob("*.ipynb")
-        if p.name not in {r.notebook for r in results}
-    )
+    known = {p.name for p in RELEASE_DIR.glob("*.ipynb")}
+    stray = sorted(p.name for p in student_dir.glob("*.ipynb") if p.name not in known)
     return {
         "student": student_dir.parent.name,
         "assignment": ASSIGNMENT,

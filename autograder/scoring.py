@@ -24,8 +24,6 @@ BUILTIN_CONVOLUTIONS = frozenset(
         "conv_transpose2d",
         "Conv2d",
         "LazyConv2d",
-        "unfold",
-        "Unfold",
     }
 )
 FLOAT_DTYPES = {"torch.float16": torch.float16, "torch.bfloat16": torch.bfloat16}
@@ -167,10 +165,20 @@ def _shape_hint(ex: Exercise, X: torch.Tensor, expected: tuple, got: tuple) -> s
     return ""
 
 
+def modified_input_message(ex: Exercise, case: Case) -> str:
+    return (
+        f"{ex.name} on {case.describe()}: the function changed its input X or K in place; "
+        "work on copies."
+    )
+
+
 def judge(
     ex: Exercise, case: Case, got: Returned, input_device: str = "cpu"
 ) -> Verdict:
-    """Is ``got`` the right answer for ``case``? Feedback names shapes, never hidden values."""
+    """Is ``got`` the right answer for ``case``? Feedback names shapes, never hidden values.
+
+    Whether the inputs survived is a rubric item of its own (see ``score_exercise``).
+    """
     tried = f"{ex.name} on {case.describe()}"
     if got.error is not None:
         return Verdict(False, f"{tried}: raised {got.error}")
@@ -182,11 +190,6 @@ def judge(
         )
         short = got.type_name.rsplit(".", 1)[-1]
         return Verdict(False, f"{tried}: expected a torch.Tensor, got {short}.{hint}")
-    if not got.inputs_unchanged:
-        return Verdict(
-            False,
-            f"{tried}: the function changed its input X or K in place; work on copies.",
-        )
     X, K = case.inputs()
     expected = ex.oracle(X, K)
     if got.shape != tuple(expected.shape):
@@ -272,7 +275,11 @@ def score_exercise(
     items = []
     for item in ex.rubric:
         if item.tag == "untouched":
-            failing = [v for _, got, v in judged if not got.inputs_unchanged]
+            failing = [
+                Verdict(False, modified_input_message(ex, case))
+                for case, got, _ in judged
+                if not got.inputs_unchanged
+            ]
             ok = computes and not failing
         else:
             failing = [

@@ -1,0 +1,180 @@
+"""The adversarial corpus: submissions as students (and cheaters) write them, and their grades.
+
+Each entry names the answers typed into the release (bodies go below the given shape check, in
+place of the stub's ``raise NotImplementedError()``; other functions keep the instructor's
+solution) and the expected (score, status) of the test cells that differ from full marks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from autograder.release import SOURCE_DIR
+
+NOTEBOOK = "01-multiple-input-channels.ipynb"  # its source holds the hidden tests
+MULTI_IN, MULTI_OUT, ONE_BY_ONE = (
+    "corr2d_multi_in",
+    "corr2d_multi_in_out",
+    "corr2d_multi_in_out_1x1",
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    answers: dict[str, str]  # grade_id -> body typed in place of the stub
+    expected: dict[str, tuple[float, str]] = field(
+        default_factory=dict
+    )  # test cell -> (score, status)
+    extra_cells: tuple[str, ...] = ()  # code cells the student added before the answer
+
+
+def lost(function: str, example: tuple[float, str], hidden: tuple[float, str]) -> dict:
+    return {f"test_{function}_example": example, f"test_{function}_hidden": hidden}
+
+
+ZERO = (0.0, "failed")
+CORPUS: dict[str, Entry] = {
+    # Honest styles: full marks.
+    "honest_loops": Entry({}),
+    "honest_einsum_unfold": Entry(
+        {
+            MULTI_IN: """
+    _, k_h, k_w = K.shape
+    windows = X.unfold(1, k_h, 1).unfold(2, k_w, 1)  # (c_i, h_out, w_out, k_h, k_w)
+    return torch.einsum("chwij,cij->hw", windows, K)"""
+        }
+    ),
+    "honest_1x1_via_general": Entry(
+        {ONE_BY_ONE: "\n    return corr2d_multi_in_out(X, K)"}
+    ),
+    "honest_book_d2l": Entry(
+        {MULTI_IN: "\n    return sum(d2l.corr2d(x, k) for x, k in zip(X, K))"}
+    ),
+    # Common mistakes.
+    "mistake_not_summed": Entry(
+        {
+            MULTI_IN: "\n    return torch.stack([d2l.corr2d(x, k) for x, k in zip(X, K)])"
+        },
+        lost(MULTI_IN, ZERO, ZERO),
+    ),
+    "mistake_flipped_kernel": Entry(
+        {
+            MULTI_IN: "\n    return sum(d2l.corr2d(x, k.flip(0, 1)) for x, k in zip(X, K))"
+        },
+        lost(MULTI_IN, ZERO, ZERO),
+    ),
+    "mistake_wrong_axis": Entry(
+        {
+            MULTI_OUT: "\n    return torch.stack([corr2d_multi_in(X, k) for k in K], dim=-1)"
+        },
+        lost(MULTI_OUT, ZERO, ZERO),
+    ),
+    "mistake_transposed_1x1": Entry(
+        {
+            ONE_BY_ONE: """
+    c_i, h, w = X.shape
+    return (K.reshape(c_i, -1).T @ X.reshape(c_i, h * w)).reshape(-1, h, w)"""
+        },
+        # Right only where c_i or c_o is 1, so it keeps those two hidden items.
+        lost(ONE_BY_ONE, ZERO, (1.0, "failed")),
+    ),
+    "mistake_squeeze_1x1": Entry(
+        {
+            ONE_BY_ONE: """
+    c_i, h, w = X.shape
+    return (K.squeeze() @ X.reshape(c_i, h * w)).reshape(-1, h, w)"""
+        },
+        lost(ONE_BY_ONE, (1.0, "passed"), (1.0, "failed")),
+    ),
+    "mistake_hard_coded": Entry(
+        {MULTI_IN: "\n    return torch.tensor([[56.0, 72.0], [104.0, 120.0]])"},
+        lost(MULTI_IN, (0.0, "hard-coded"), ZERO),
+    ),
+    "mistake_modifies_input": Entry(
+        {
+            MULTI_IN: """
+    X -= 0.0
+    Y = sum(d2l.corr2d(x, k) for x, k in zip(X, K))
+    X.zero_()
+    return Y"""
+        },
+        lost(MULTI_IN, (1.0, "passed"), (1.5, "failed")),
+    ),
+    "mistake_numpy_result": Entry(
+        {MULTI_IN: "\n    return sum(d2l.corr2d(x, k) for x, k in zip(X, K)).numpy()"},
+        lost(MULTI_IN, ZERO, ZERO),
+    ),
+    "policy_builtin_conv": Entry(
+        {MULTI_IN: "\n    return F.conv2d(X[None], K[None])[0, 0]"},
+        lost(MULTI_IN, (0.0, "builtin-convolution"), (0.0, "builtin-convolution")),
+    ),
+    # Cheats.
+    "cheat_patched_allclose": Entry(
+        {
+            MULTI_IN: "\n    _, k_h, k_w = K.shape"
+            "\n    return torch.zeros(X.shape[1] - k_h + 1, X.shape[2] - k_w + 1)"
+        },
+        lost(MULTI_IN, ZERO, ZERO),
+        extra_cells=(
+            "import numpy, torch\nnumpy.allclose = torch.allclose = lambda *a, **k: True\n"
+            "torch.testing.assert_close = lambda *a, **k: None",
+        ),
+    ),
+    "cheat_tensor_subclass": Entry(
+        {
+            MULTI_IN: """
+    class Agreeable(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            return True
+    return torch.zeros(2, 2).as_subclass(Agreeable)"""
+        },
+        lost(MULTI_IN, ZERO, ZERO),
+    ),
+    "cheat_reads_hidden_tests": Entry(
+        {MULTI_IN: "\n    return SOURCE"},
+        lost(MULTI_IN, ZERO, ZERO),
+        extra_cells=(f"SOURCE = open({str(SOURCE_DIR / NOTEBOOK)!r}).read()",),
+    ),
+    "cheat_kills_the_grader": Entry(
+        {
+            MULTI_IN: "\n    import os, signal\n    os.kill(os.getppid(), signal.SIGKILL)"
+        },
+        lost(MULTI_IN, (0.0, "crashed"), (0.0, "crashed")),
+    ),
+    # Hostile to the machine.
+    "hostile_endless_loop_ignoring_sigint": Entry(
+        {
+            MULTI_IN: """
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        pass"""
+        },
+        lost(MULTI_IN, (0.0, "timeout"), (0.0, "timeout")),
+    ),
+    "hostile_os_exit": Entry(
+        {MULTI_IN: "\n    import os\n    os._exit(0)"},
+        lost(MULTI_IN, (0.0, "crashed"), (0.0, "crashed")),
+    ),
+    "hostile_sys_exit": Entry(
+        {MULTI_IN: "\n    import sys\n    sys.exit(1)"}, lost(MULTI_IN, ZERO, ZERO)
+    ),
+    "hostile_segfault": Entry(
+        {MULTI_IN: "\n    import ctypes\n    return ctypes.string_at(0)"},
+        lost(MULTI_IN, (0.0, "crashed"), (0.0, "crashed")),
+    ),
+    "hostile_memory_bomb": Entry(
+        {MULTI_IN: "\n    return bytearray(10**11)"}, lost(MULTI_IN, ZERO, ZERO)
+    ),
+    "hostile_fork_bomb": Entry(
+        {MULTI_IN: "\n    import os\n    while True:\n        os.fork()"},
+        lost(MULTI_IN, ZERO, ZERO),
+    ),
+    "hostile_huge_print": Entry(
+        {
+            MULTI_IN: "\n    print('x' * 50_000_000)"
+            "\n    return sum(d2l.corr2d(x, k) for x, k in zip(X, K))"
+        }
+    ),
+}

@@ -1,0 +1,186 @@
+"""The sandboxed grader on the adversarial corpus: exact scores, clear statuses, no lost batch."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import (
+    GRADED,
+    NOTEBOOK_OF,
+    cell_by_grade_id,
+    solution_source,
+    stub_answered,
+    write_submission,
+)
+from corpus import CORPUS
+
+from autograder import __main__ as cli
+from autograder import notebooks, report, sandbox
+from autograder.grader import grade_batch
+from autograder.release import ASSIGNMENT
+from autograder.sandbox import Limits
+
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+LIMITS = Limits(wall_seconds=3.0, cpu_seconds=3)
+FULL = {
+    f"test_{name}_{kind}": (p, "passed")
+    for name in GRADED
+    for kind, p in (("example", 1.0), ("hidden", 2.0))
+}
+BROKEN = {  # student -> (file contents of notebook 1, expected status of its cells)
+    "broken_not_json": (b"def corr2d_multi_in(X, K): pass", "not-a-notebook"),
+    "broken_empty": (b"", "not-a-notebook"),
+    "broken_nbformat_3": (
+        b'{"nbformat": 3, "nbformat_minor": 0, "worksheets": []}',
+        "wrong-format",
+    ),
+}
+
+
+def build(course: Path) -> None:
+    for student, entry in CORPUS.items():
+        answers = {name: solution_source(name) for name in GRADED}
+        answers |= {
+            name: stub_answered(name, body) for name, body in entry.answers.items()
+        }
+        dest = write_submission(course, student, answers)
+        if entry.extra_cells:
+            path = dest / NOTEBOOK_OF["corr2d_multi_in"]
+            nb = notebooks.read(path)
+            at = nb.cells.index(cell_by_grade_id(nb, "corr2d_multi_in"))
+            for i, source in enumerate(entry.extra_cells):
+                nb.cells.insert(
+                    at + i, nbformat.v4.new_code_cell(source, id=f"student-{i}")
+                )
+            notebooks.write(nb, path)
+    solved = {name: solution_source(name) for name in GRADED}
+    for student, (content, _) in BROKEN.items():
+        dest = write_submission(course, student, solved)
+        (dest / NOTEBOOK_OF["corr2d_multi_in"]).write_bytes(content)
+    deleted = write_submission(course, "broken_deleted_cell", solved)
+    nb = notebooks.read(deleted / NOTEBOOK_OF["corr2d_multi_in"])
+    nb.cells = [c for c in nb.cells if c.get("id") != "corr2d-multi-in"]
+    notebooks.write(nb, deleted / NOTEBOOK_OF["corr2d_multi_in"])
+    renamed = write_submission(course, "broken_renamed", solved)
+    (renamed / NOTEBOOK_OF["corr2d_multi_in"]).rename(renamed / "my-copy.ipynb")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
+    course = tmp_path_factory.mktemp("course")
+    build(course)
+    out = course / "out"
+    results = grade_batch(course / "submitted", out, workers=2, limits=LIMITS)
+    return out, {r["student"]: r for r in results}
+
+
+def cell_scores(result: dict) -> dict[str, tuple[float, str]]:
+    return {row["item"]: (row["score"], row["status"]) for row in report.rows(result)}
+
+
+@pytest.mark.parametrize("student", sorted(CORPUS))
+def test_corpus_submission_gets_exactly_its_expected_scores(graded, student):
+    _, results = graded
+    assert cell_scores(results[student]) == FULL | CORPUS[student].expected
+
+
+@pytest.mark.parametrize("student", sorted(BROKEN))
+def test_broken_notebook_costs_its_own_points_only(graded, student):
+    _, results = graded
+    status = BROKEN[student][1]
+    expected = FULL | {
+        "test_corr2d_multi_in_example": (0.0, status),
+        "test_corr2d_multi_in_hidden": (0.0, status),
+    }
+    assert cell_scores(results[student]) == expected
+
+
+def test_deleted_answer_cell_and_renamed_notebook_are_named_in_the_results(graded):
+    _, results = graded
+    assert cell_scores(results["broken_deleted_cell"])[
+        "test_corr2d_multi_in_example"
+    ] == (0.0, "missing-cell")
+    renamed = results["broken_renamed"]
+    assert cell_scores(renamed)["test_corr2d_multi_in_hidden"] == (
+        0.0,
+        "missing-notebook",
+    )
+    assert renamed["unrecognised_files"] == ["my-copy.ipynb"]
+
+
+def test_book_solution_is_told_about_float32_without_losing_points(graded):
+    out, results = graded
+    notes = results["honest_book_d2l"]["notebooks"][0]["notes"]
+    assert any("returned torch.float32 for torch.float64 input" in n for n in notes)
+    assert (
+        "precision is lost" in (out / "feedback" / "honest_book_d2l.html").read_text()
+    )
+
+
+def test_feedback_shows_shapes_never_hidden_values_or_sources(graded):
+    out, _ = graded
+    for page in (out / "feedback").glob("*.html"):
+        text = page.read_text()
+        assert (
+            "tensor(" not in text
+            and "BEGIN HIDDEN" not in text
+            and "autograder.checks" not in text
+        )
+
+
+def test_interrupted_batch_resumes_to_identical_files(graded, tmp_path):
+    out, _ = graded
+    resumed = tmp_path / "out"
+    shutil.copytree(out, resumed)
+    for student in (
+        "honest_loops",
+        "mistake_flipped_kernel",
+    ):  # as if killed before these
+        (resumed / "results" / f"{student}.json").unlink()
+    (resumed / "grades.csv").unlink()
+    course = out.parent
+    again = grade_batch(course / "submitted", resumed, workers=1, limits=LIMITS)
+    assert len(again) == len(CORPUS) + len(BROKEN) + 2
+    assert (resumed / "grades.csv").read_bytes() == (out / "grades.csv").read_bytes()
+    for page in (out / "feedback").glob("*.html"):
+        assert (resumed / "feedback" / page.name).read_bytes() == page.read_bytes()
+
+
+def test_grade_command_refuses_without_a_sandbox(tmp_path, monkeypatch, capsys):
+    write_submission(tmp_path, "alice", {})
+    monkeypatch.setattr(
+        sandbox, "sandbox_problem", lambda: "bubblewrap is not installed"
+    )
+    code = cli.main(
+        [
+            "grade",
+            "--submitted",
+            str(tmp_path / "submitted"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 2
+    assert "--unsafe-no-sandbox" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "results").exists()
+
+
+def test_grade_command_writes_csv_and_feedback(tmp_path, capsys):
+    write_submission(
+        tmp_path, "alice", {name: solution_source(name) for name in GRADED}
+    )
+    out = tmp_path / "out"
+    assert (
+        cli.main(
+            ["grade", "--submitted", str(tmp_path / "submitted"), "--out", str(out)]
+        )
+        == 0
+    )
+    lines = (out / "grades.csv").read_text().splitlines()
+    assert lines[0] == "student,assignment,notebook,item,score,max_score,status,message"
+    assert len(lines) == 1 + 2 * len(GRADED)
+    assert (out / "feedback" / "alice.html").exists()
+    assert ASSIGNMENT in lines[1]
