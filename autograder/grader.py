@@ -111,21 +111,29 @@ def grade_exercise(
 def grade_notebook(
     path: Path, sandbox: Sandbox, conv_policy: str = "zero"
 ) -> NotebookResult:
-    release_nb = notebooks.read(RELEASE_DIR / path.name)
-    exercises = [ex for ex in EXERCISES.values() if ex.notebook == path.name]
+    """Grade one submitted file (a file that is not a notebook costs its own items only)."""
     nb = read_notebook(path)
     if isinstance(nb, Problem):
+        exercises = [ex for ex in EXERCISES.values() if ex.notebook == path.name]
         items = [
             item for ex in exercises for item in _failed(ex, nb.status, nb.message)
         ]
         return NotebookResult(path.name, items, [])
+    return grade_notebook_node(nb, path.name, sandbox, conv_policy)
+
+
+def grade_notebook_node(
+    nb, name: str, sandbox: Sandbox, conv_policy: str = "zero"
+) -> NotebookResult:
+    """Grade a parsed notebook that stands for the release notebook ``name``."""
+    release_nb = notebooks.read(RELEASE_DIR / name)
     notes = [problem.message for problem in edited_locked_cells(nb, release_nb)]
     items: list[ItemScore] = []
-    for ex in exercises:
+    for ex in (ex for ex in EXERCISES.values() if ex.notebook == name):
         ex_items, ex_notes = grade_exercise(ex, nb, release_nb, sandbox, conv_policy)
         items += ex_items
         notes += ex_notes
-    return NotebookResult(path.name, items, notes)
+    return NotebookResult(name, items, notes)
 
 
 def graded_notebooks() -> list[str]:

@@ -13,6 +13,8 @@ import json
 import os
 from pathlib import Path
 
+from autograder.scoring import ItemScore, cell_totals
+
 COLUMNS = [
     "student",
     "assignment",
@@ -53,26 +55,22 @@ def rows(result: dict) -> list[dict]:
     A cell's score adds up its rubric items; its status and message are those of the first item
     that lost points (the feedback page lists every item).
     """
-    out = []
-    for nb in result["notebooks"]:
-        cells: dict[str, list[dict]] = {}
-        for item in nb["items"]:
-            cells.setdefault(item["cell"], []).append(item)
-        for cell, items in cells.items():
-            lost = next((i for i in items if i["status"] != "passed"), None)
-            out.append(
-                {
-                    "student": result["student"],
-                    "assignment": result["assignment"],
-                    "notebook": nb["notebook"],
-                    "item": cell,
-                    "score": sum(i["score"] for i in items),
-                    "max_score": sum(i["max_score"] for i in items),
-                    "status": lost["status"] if lost else "passed",
-                    "message": (lost["message"] if lost else "")[:MESSAGE_CHARS],
-                }
-            )
-    return out
+    return [
+        {
+            "student": result["student"],
+            "assignment": result["assignment"],
+            "notebook": nb["notebook"],
+            "item": cell,
+            "score": score,
+            "max_score": max_score,
+            "status": status,
+            "message": message[:MESSAGE_CHARS],
+        }
+        for nb in result["notebooks"]
+        for cell, (score, max_score, status, message) in cell_totals(
+            [ItemScore(**item) for item in nb["items"]]
+        ).items()
+    ]
 
 
 def write_grades_csv(out: Path, results: list[dict]) -> Path:

@@ -257,6 +257,24 @@ class ItemScore:
     message: str
 
 
+def cell_totals(items: list[ItemScore]) -> dict[str, tuple[float, float, str, str]]:
+    """Per test cell: score, max score, and the status and message of the first lost item."""
+    totals: dict[str, tuple[float, float, str, str]] = {}
+    for item in items:
+        score, max_score, status, message = totals.get(
+            item.cell, (0.0, 0.0, "passed", "")
+        )
+        if status == "passed" and item.status != "passed":
+            status, message = item.status, item.message
+        totals[item.cell] = (
+            score + item.score,
+            max_score + item.max_score,
+            status,
+            message,
+        )
+    return totals
+
+
 def score_exercise(
     ex: Exercise,
     returned: list[Returned],

@@ -12,9 +12,12 @@ import pytest
 from conftest import GRADED, build_course, solution_source, stub_answered
 from nbgrader.api import Gradebook
 
+from autograder import report
+from autograder.grader import grade_batch
 from autograder.release import ASSIGNMENT, RELEASE_DIR, differences
+from autograder.sandbox import Limits
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 # Realistic answers, written as students write them: below the given shape check, in place of
 # the stub's `raise NotImplementedError()`.
@@ -56,7 +59,9 @@ STUDENTS = {
                 "corr2d_multi_in_out_1x1", SQUEEZED_1X1
             ),
         },
-        {**dict.fromkeys(GRADED, FULL), "corr2d_multi_in_out_1x1": (1, 0)},
+        # The trusted rubric: squeeze() is right when neither c_i nor c_o is 1, so the
+        # hidden cell keeps its "random inputs" and "inputs unchanged" items.
+        {**dict.fromkeys(GRADED, FULL), "corr2d_multi_in_out_1x1": (1, 1.0)},
     ),
 }
 
@@ -86,6 +91,10 @@ def graded_course(tmp_path_factory) -> Path:
     nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
     nbgrader(course, "autograde", ASSIGNMENT)
     nbgrader(course, "export")
+    nbgrader(course, "generate_feedback", ASSIGNMENT)
+    grade_batch(
+        course / "submitted", course / "trusted", limits=Limits(wall_seconds=5.0)
+    )
     return course
 
 
@@ -119,3 +128,31 @@ def test_export_writes_one_total_per_student(graded_course):
 
 def test_stock_generate_assignment_writes_exactly_the_committed_release(graded_course):
     assert differences(graded_course / "chapters" / ASSIGNMENT, RELEASE_DIR) == []
+
+
+def test_stock_autograde_and_the_grade_command_agree_cell_by_cell(graded_course):
+    with Gradebook(f"sqlite:///{graded_course / 'gradebook.db'}") as gb:
+        stock = {
+            (student, grade.name): grade.score
+            for student in STUDENTS
+            for nb in gb.find_submission(ASSIGNMENT, student).notebooks
+            for grade in nb.grades
+        }
+    ours = {
+        (result["student"], row["item"]): row["score"]
+        for result in report.load_results(graded_course / "trusted")
+        for row in report.rows(result)
+    }
+    assert stock == ours
+
+
+def test_feedback_shows_the_trusted_status_and_no_hidden_test(graded_course):
+    pages = sorted((graded_course / "feedback").glob(f"*/{ASSIGNMENT}/*.html"))
+    assert len(pages) == 4 * len(STUDENTS)
+    for page in pages:
+        text = page.read_text()
+        assert "BEGIN HIDDEN TESTS" not in text and "autograder.checks" not in text
+    flipped = (graded_course / "feedback" / "flipped_kernel" / ASSIGNMENT).glob(
+        "01-*.html"
+    )
+    assert "kernel is flipped" in next(flipped).read_text()

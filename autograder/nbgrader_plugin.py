@@ -1,0 +1,90 @@
+"""Stock ``nbgrader autograde`` with the trusted scores: a preprocessor that replaces execution.
+
+Configured in ``nbgrader_config.py`` in place of nbgrader's ``Execute``: the student's notebook is
+never run in a kernel with the instructor's permissions. Each answer is graded in the sandbox,
+and every test cell gets outputs that nbgrader's own partial-credit rule reads as the trusted
+score (a stdout line with the status and message, then the score as the cell's value). Test cells
+get their release source back, so no hidden test reaches the feedback. Gradebook, export,
+formgrader and generate_feedback then work unchanged.
+"""
+
+from __future__ import annotations
+
+import atexit
+
+import nbformat
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Bool, Float, Unicode
+
+from autograder import notebooks
+from autograder.grader import grade_notebook_node
+from autograder.release import RELEASE_DIR
+from autograder.sandbox import Limits, Sandbox
+from autograder.scoring import cell_totals
+
+_sandboxes: dict[tuple, Sandbox] = {}
+
+
+def _shared_sandbox(limits: Limits, unsafe: bool) -> Sandbox:
+    """One warm sandbox for the whole autograde run (nbgrader grades notebook after notebook)."""
+    key = (limits, unsafe)
+    if key not in _sandboxes:
+        _sandboxes[key] = Sandbox(limits, unsafe=unsafe)
+        atexit.register(_sandboxes[key].close)
+    return _sandboxes[key]
+
+
+class TrustedAutograde(NbGraderPreprocessor):
+    """Grade in the sandbox and write the scores where nbgrader's SaveAutoGrades reads them."""
+
+    conv_policy = Unicode(
+        "zero", help="'zero' or 'report': torch's conv in a by-hand answer"
+    ).tag(config=True)
+    wall_seconds = Float(10.0, help="Wall-clock limit per graded function").tag(
+        config=True
+    )
+    unsafe = Bool(
+        False, help="Run student code without the sandbox (trusted code only)"
+    ).tag(config=True)
+
+    def preprocess(self, nb, resources):
+        name = resources["nbgrader"]["notebook"] + ".ipynb"
+        if not (RELEASE_DIR / name).exists():
+            return nb, resources
+        sandbox = _shared_sandbox(Limits(wall_seconds=self.wall_seconds), self.unsafe)
+        result = grade_notebook_node(nb, name, sandbox, self.conv_policy)
+        totals = cell_totals(result.items)
+        release = {
+            c.metadata["nbgrader"]["grade_id"]: c
+            for c in notebooks.read(RELEASE_DIR / name).cells
+            if "nbgrader" in c.metadata
+        }
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type != "code" or not meta.get("grade"):
+                continue
+            grade_id = meta["grade_id"]
+            score, _, status, message = totals.get(
+                grade_id, (0.0, 0.0, "not graded", "")
+            )
+            lines = [f"{status}: {message}" if message else status]
+            lines += (
+                [f"note: {note}" for note in result.notes]
+                if grade_id.endswith("_example")
+                else []
+            )
+            cell.outputs = [
+                nbformat.v4.new_output(
+                    "stream", name="stdout", text="\n".join(lines) + "\n"
+                ),
+                nbformat.v4.new_output(
+                    "execute_result",
+                    data={"text/plain": repr(float(score))},
+                    execution_count=None,
+                ),
+            ]
+            if grade_id in release:
+                cell.source = release[
+                    grade_id
+                ].source  # the release has no hidden tests
+        return nb, resources
