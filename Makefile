@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: build test setup release check-release site solutions lint bench clean
+.PHONY: build test setup release check-release site solutions grade lint bench bench-grading clean
 
 build: setup release site  ## set up, regenerate the student release, build the site into _build/html
 
@@ -18,7 +18,7 @@ test: setup  ## everything: lint, release drift, unit tests, nbval, stock nbgrad
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_NBVAL) tests solutions chapters
 
-setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium  ## environment (idempotent)
+setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium /usr/bin/bwrap  ## environment
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,6 +37,10 @@ node_modules/.installed: package.json package-lock.json
 # chapters/ <- solutions/ through nbgrader generate_assignment, only when a source changed.
 SOURCES := $(wildcard solutions/channels/*.ipynb)
 RELEASE := $(SOURCES:solutions/%=chapters/%)
+# The grader's sandbox: bubblewrap, and libseccomp for the per-answer process ban.
+/usr/bin/bwrap:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2
+
 release: setup $(RELEASE)
 $(RELEASE) &: $(SOURCES) nbgrader_config.py autograder/release.py
 	$(PY) -m autograder release
@@ -51,12 +55,20 @@ solutions: setup  ## after editing solutions/: re-run them to refresh their stor
 	$(PY) -m autograder execute solutions/channels/*.ipynb
 	$(PY) -m autograder release
 
+grade: setup  ## grade the sample submissions (tests/corpus.py) into _build/grades
+	rm -rf _build/samples _build/grades
+	cd tests && ../$(PY) corpus.py ../_build/samples
+	$(PY) -m autograder grade --submitted _build/samples/submitted --out _build/grades --workers 2
+
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check autograder tests _ext nbgrader_config.py
 
 bench: setup  ## print build and nbval timings (see README)
 	$(PY) benchmarks/build_and_nbval.py
+
+bench-grading: setup  ## stock nbgrader vs the sandboxed grader on N=200 submissions (slow: ~2 h)
+	$(PY) benchmarks/grading_speed.py --n 200
 
 clean:
 	rm -rf _build artifacts

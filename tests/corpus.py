@@ -7,8 +7,21 @@ solution) and the expected (score, status) of the test cells that differ from fu
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import nbformat
+from conftest import (
+    GRADED,
+    NOTEBOOK_OF,
+    cell_by_grade_id,
+    solution_source,
+    stub_answered,
+    write_submission,
+)
+
+from autograder import notebooks
 from autograder.release import SOURCE_DIR
 
 NOTEBOOK = "01-multiple-input-channels.ipynb"  # its source holds the hidden tests
@@ -178,3 +191,45 @@ CORPUS: dict[str, Entry] = {
         }
     ),
 }
+
+
+def write_corpus(course: Path, broken: dict[str, tuple[bytes, str]]) -> None:
+    """Write every corpus entry, the broken files and two damaged notebooks as submissions."""
+    for student, entry in CORPUS.items():
+        answers = {name: solution_source(name) for name in GRADED}
+        answers |= {
+            name: stub_answered(name, body) for name, body in entry.answers.items()
+        }
+        dest = write_submission(course, student, answers)
+        if entry.extra_cells:
+            path = dest / NOTEBOOK_OF["corr2d_multi_in"]
+            nb = notebooks.read(path)
+            at = nb.cells.index(cell_by_grade_id(nb, "corr2d_multi_in"))
+            for i, source in enumerate(entry.extra_cells):
+                nb.cells.insert(
+                    at + i, nbformat.v4.new_code_cell(source, id=f"student-{i}")
+                )
+            notebooks.write(nb, path)
+    solved = {name: solution_source(name) for name in GRADED}
+    for student, (content, _) in broken.items():
+        dest = write_submission(course, student, solved)
+        (dest / NOTEBOOK_OF["corr2d_multi_in"]).write_bytes(content)
+    deleted = write_submission(course, "broken_deleted_cell", solved)
+    nb = notebooks.read(deleted / NOTEBOOK_OF["corr2d_multi_in"])
+    nb.cells = [c for c in nb.cells if c.get("id") != "corr2d-multi-in"]
+    notebooks.write(nb, deleted / NOTEBOOK_OF["corr2d_multi_in"])
+    renamed = write_submission(course, "broken_renamed", solved)
+    (renamed / NOTEBOOK_OF["corr2d_multi_in"]).rename(renamed / "my-copy.ipynb")
+
+
+BROKEN_FILES = {  # student -> (contents of notebook 1, expected status of its cells)
+    "broken_not_json": (b"def corr2d_multi_in(X, K): pass", "not-a-notebook"),
+    "broken_empty": (b"", "not-a-notebook"),
+    "broken_nbformat_3": (
+        b'{"nbformat": 3, "nbformat_minor": 0, "worksheets": []}',
+        "wrong-format",
+    ),
+}
+
+if __name__ == "__main__":  # `make grade`: write the corpus as sample submissions
+    write_corpus(Path(sys.argv[1]), BROKEN_FILES)

@@ -5,20 +5,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import nbformat
 import pytest
 from conftest import (
     GRADED,
-    NOTEBOOK_OF,
-    cell_by_grade_id,
     solution_source,
-    stub_answered,
     write_submission,
 )
-from corpus import CORPUS
+from corpus import BROKEN_FILES, CORPUS, write_corpus
 
 from autograder import __main__ as cli
-from autograder import notebooks, report, sandbox
+from autograder import report, sandbox
 from autograder.grader import grade_batch
 from autograder.release import ASSIGNMENT
 from autograder.sandbox import Limits
@@ -30,48 +26,12 @@ FULL = {
     for name in GRADED
     for kind, p in (("example", 1.0), ("hidden", 2.0))
 }
-BROKEN = {  # student -> (file contents of notebook 1, expected status of its cells)
-    "broken_not_json": (b"def corr2d_multi_in(X, K): pass", "not-a-notebook"),
-    "broken_empty": (b"", "not-a-notebook"),
-    "broken_nbformat_3": (
-        b'{"nbformat": 3, "nbformat_minor": 0, "worksheets": []}',
-        "wrong-format",
-    ),
-}
-
-
-def build(course: Path) -> None:
-    for student, entry in CORPUS.items():
-        answers = {name: solution_source(name) for name in GRADED}
-        answers |= {
-            name: stub_answered(name, body) for name, body in entry.answers.items()
-        }
-        dest = write_submission(course, student, answers)
-        if entry.extra_cells:
-            path = dest / NOTEBOOK_OF["corr2d_multi_in"]
-            nb = notebooks.read(path)
-            at = nb.cells.index(cell_by_grade_id(nb, "corr2d_multi_in"))
-            for i, source in enumerate(entry.extra_cells):
-                nb.cells.insert(
-                    at + i, nbformat.v4.new_code_cell(source, id=f"student-{i}")
-                )
-            notebooks.write(nb, path)
-    solved = {name: solution_source(name) for name in GRADED}
-    for student, (content, _) in BROKEN.items():
-        dest = write_submission(course, student, solved)
-        (dest / NOTEBOOK_OF["corr2d_multi_in"]).write_bytes(content)
-    deleted = write_submission(course, "broken_deleted_cell", solved)
-    nb = notebooks.read(deleted / NOTEBOOK_OF["corr2d_multi_in"])
-    nb.cells = [c for c in nb.cells if c.get("id") != "corr2d-multi-in"]
-    notebooks.write(nb, deleted / NOTEBOOK_OF["corr2d_multi_in"])
-    renamed = write_submission(course, "broken_renamed", solved)
-    (renamed / NOTEBOOK_OF["corr2d_multi_in"]).rename(renamed / "my-copy.ipynb")
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
     course = tmp_path_factory.mktemp("course")
-    build(course)
+    write_corpus(course, BROKEN_FILES)
     out = course / "out"
     results = grade_batch(course / "submitted", out, workers=2, limits=LIMITS)
     return out, {r["student"]: r for r in results}
@@ -87,10 +47,10 @@ def test_corpus_submission_gets_exactly_its_expected_scores(graded, student):
     assert cell_scores(results[student]) == FULL | CORPUS[student].expected
 
 
-@pytest.mark.parametrize("student", sorted(BROKEN))
+@pytest.mark.parametrize("student", sorted(BROKEN_FILES))
 def test_broken_notebook_costs_its_own_points_only(graded, student):
     _, results = graded
-    status = BROKEN[student][1]
+    status = BROKEN_FILES[student][1]
     expected = FULL | {
         "test_corr2d_multi_in_example": (0.0, status),
         "test_corr2d_multi_in_hidden": (0.0, status),
@@ -143,7 +103,7 @@ def test_interrupted_batch_resumes_to_identical_files(graded, tmp_path):
     (resumed / "grades.csv").unlink()
     course = out.parent
     again = grade_batch(course / "submitted", resumed, workers=1, limits=LIMITS)
-    assert len(again) == len(CORPUS) + len(BROKEN) + 2
+    assert len(again) == len(CORPUS) + len(BROKEN_FILES) + 2
     assert (resumed / "grades.csv").read_bytes() == (out / "grades.csv").read_bytes()
     for page in (out / "feedback").glob("*.html"):
         assert (resumed / "feedback" / page.name).read_bytes() == page.read_bytes()
