@@ -16,6 +16,7 @@ from pathlib import Path
 
 from autograder import notebooks, report
 from autograder.exercises import EXERCISES, Exercise
+from autograder.gradebook import write_gradebook
 from autograder.release import ASSIGNMENT, RELEASE_DIR
 from autograder.sandbox import Limits, Sandbox
 from autograder.scoring import (
@@ -215,4 +216,5 @@ def grade_batch(
     results = report.load_results(out)
     report.write_grades_csv(out, results)
     report.write_feedback(out, results)
+    write_gradebook(out, results)
     return results

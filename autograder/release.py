@@ -9,6 +9,7 @@ the repository root writes the very same files.
 from __future__ import annotations
 
 import filecmp
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,8 +25,11 @@ class ReleaseError(RuntimeError):
     """nbgrader could not generate the release, or the committed release is out of date."""
 
 
-def generate_release(release_root: Path) -> Path:
-    """Generate the student version of every source notebook into ``release_root/<assignment>``."""
+def generate_release(release_root: Path, db_url: str | None = None) -> Path:
+    """Generate the student version of every source notebook into ``release_root/<assignment>``.
+
+    With ``db_url``, nbgrader also records the assignment, its notebooks and grade cells there.
+    """
     cmd = [
         sys.executable,
         "-m",
@@ -33,18 +37,24 @@ def generate_release(release_root: Path) -> Path:
         "generate_assignment",
         ASSIGNMENT,
         "--force",
-        "--no-db",
+        f"--db={db_url}" if db_url else "--no-db",
         "--log-level=WARN",
         f"--CourseDirectory.root={ROOT}",
         f"--CourseDirectory.release_directory={release_root.resolve()}",
     ]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    # nbgrader runs alembic by bare name: the interpreter's bin/ must be on PATH.
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    done = subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise ReleaseError(
             f"nbgrader generate_assignment failed:\n{done.stdout}{done.stderr}"
         )
-    out_dir = release_root / ASSIGNMENT
-    return out_dir
+    return release_root / ASSIGNMENT
 
 
 def differences(expected_dir: Path, actual_dir: Path) -> list[str]:

@@ -12,6 +12,7 @@ from conftest import (
     write_submission,
 )
 from corpus import BROKEN_FILES, CORPUS, write_corpus
+from nbgrader.api import Gradebook
 
 from autograder import __main__ as cli
 from autograder import report, sandbox
@@ -144,3 +145,15 @@ def test_grade_command_writes_csv_and_feedback(tmp_path, capsys):
     assert len(lines) == 1 + 2 * len(GRADED)
     assert (out / "feedback" / "alice.html").exists()
     assert ASSIGNMENT in lines[1]
+
+
+def test_gradebook_holds_the_same_scores_as_grades_csv(graded):
+    out, results = graded
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        for student, result in results.items():
+            stored = {
+                grade.name: grade.score
+                for nb in gb.find_submission(ASSIGNMENT, student).notebooks
+                for grade in nb.grades
+            }
+            assert stored == {row["item"]: row["score"] for row in report.rows(result)}
