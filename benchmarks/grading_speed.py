@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import GRADED, solution_source, stub_answered, write_submission  # noqa: E402
-from corpus import CORPUS  # noqa: E402
+from conftest import write_submission  # noqa: E402
+from corpus import CORPUS, typed  # noqa: E402
 
 from autograder.grader import grade_batch  # noqa: E402
 
@@ -55,11 +55,7 @@ def main() -> None:
             f.write(STOCK)
         shutil.copytree(ROOT / "solutions", course / "solutions")
         for i, entry in enumerate(islice(cycle(styles), args.n)):
-            answers = {name: solution_source(name) for name in GRADED}
-            answers |= {
-                name: stub_answered(name, body) for name, body in entry.answers.items()
-            }
-            write_submission(course, f"student{i:04d}", answers)
+            write_submission(course, f"student{i:04d}", typed(entry))
         env = {
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

@@ -193,14 +193,22 @@ CORPUS: dict[str, Entry] = {
 }
 
 
+def solved() -> dict[str, str]:
+    """The instructor's answer cells for every graded function."""
+    return {name: solution_source(name) for name in GRADED}
+
+
+def typed(entry: Entry) -> dict[str, str]:
+    """The answer cells of an entry, as typed into the release; the instructor's elsewhere."""
+    return solved() | {
+        name: stub_answered(name, body) for name, body in entry.answers.items()
+    }
+
+
 def write_corpus(course: Path, broken: dict[str, tuple[bytes, str]]) -> None:
     """Write every corpus entry, the broken files and two damaged notebooks as submissions."""
     for student, entry in CORPUS.items():
-        answers = {name: solution_source(name) for name in GRADED}
-        answers |= {
-            name: stub_answered(name, body) for name, body in entry.answers.items()
-        }
-        dest = write_submission(course, student, answers)
+        dest = write_submission(course, student, typed(entry))
         if entry.extra_cells:
             path = dest / NOTEBOOK_OF["corr2d_multi_in"]
             nb = notebooks.read(path)
@@ -210,15 +218,15 @@ def write_corpus(course: Path, broken: dict[str, tuple[bytes, str]]) -> None:
                     at + i, nbformat.v4.new_code_cell(source, id=f"student-{i}")
                 )
             notebooks.write(nb, path)
-    solved = {name: solution_source(name) for name in GRADED}
+    solved_answers = solved()
     for student, (content, _) in broken.items():
-        dest = write_submission(course, student, solved)
+        dest = write_submission(course, student, solved_answers)
         (dest / NOTEBOOK_OF["corr2d_multi_in"]).write_bytes(content)
-    deleted = write_submission(course, "broken_deleted_cell", solved)
+    deleted = write_submission(course, "broken_deleted_cell", solved_answers)
     nb = notebooks.read(deleted / NOTEBOOK_OF["corr2d_multi_in"])
     nb.cells = [c for c in nb.cells if c.get("id") != "corr2d-multi-in"]
     notebooks.write(nb, deleted / NOTEBOOK_OF["corr2d_multi_in"])
-    renamed = write_submission(course, "broken_renamed", solved)
+    renamed = write_submission(course, "broken_renamed", solved_answers)
     (renamed / NOTEBOOK_OF["corr2d_multi_in"]).rename(renamed / "my-copy.ipynb")
 
 

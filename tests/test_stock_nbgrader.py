@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import GRADED, build_course, solution_source, stub_answered
+from conftest import GRADED, build_course
+from corpus import CORPUS, solved, typed
 from nbgrader.api import Gradebook
 
 from autograder import report
@@ -19,28 +20,14 @@ from autograder.sandbox import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
-# Realistic answers, written as students write them: below the given shape check, in place of
-# the stub's `raise NotImplementedError()`.
-FLIPPED_KERNEL = """
-    # Flips the kernel: a textbook convolution, not the cross-correlation that deep learning uses.
-    K = torch.flip(K, dims=(1, 2))
-    _, k_h, k_w = K.shape
-    Y = X.new_zeros((X.shape[1] - k_h + 1, X.shape[2] - k_w + 1))
-    for i in range(Y.shape[0]):
-        for j in range(Y.shape[1]):
-            Y[i, j] = (X[:, i : i + k_h, j : j + k_w] * K).sum()
-    return Y
-"""
-BOOK_D2L = """
-    # The book's own solution: float32 on the CPU whatever it is given, and still correct.
-    return sum(d2l.corr2d(x, k) for x, k in zip(X, K))
-"""
-SQUEEZED_1X1 = """
-    # squeeze() drops *every* axis of size 1, so one input or one output channel breaks it.
-    c_i, h, w = X.shape
-    return (K.squeeze() @ X.reshape(c_i, h * w)).reshape(-1, h, w)
-"""
-SOLVED = {name: solution_source(name) for name in GRADED}
+SOLVED = solved()
+
+
+def answered(entry: str) -> dict[str, str]:
+    """Only the answer cells that the corpus entry typed (tests/corpus.py)."""
+    return {k: v for k, v in typed(CORPUS[entry]).items() if k in CORPUS[entry].answers}
+
+
 FULL = (1, 2)  # points of the visible and the hidden test cell of each function
 
 # student -> (answer cells, expected (visible, hidden) score per graded function)
@@ -48,17 +35,11 @@ STUDENTS = {
     "solutions": (SOLVED, dict.fromkeys(GRADED, FULL)),
     "untouched": ({}, dict.fromkeys(GRADED, (0, 0))),
     "flipped_kernel": (
-        {**SOLVED, "corr2d_multi_in": stub_answered("corr2d_multi_in", FLIPPED_KERNEL)},
+        {**SOLVED, **answered("mistake_flipped_kernel")},
         {**dict.fromkeys(GRADED, FULL), "corr2d_multi_in": (0, 0)},
     ),
     "book_d2l_and_squeeze": (
-        {
-            **SOLVED,
-            "corr2d_multi_in": stub_answered("corr2d_multi_in", BOOK_D2L),
-            "corr2d_multi_in_out_1x1": stub_answered(
-                "corr2d_multi_in_out_1x1", SQUEEZED_1X1
-            ),
-        },
+        {**SOLVED, **answered("honest_book_d2l"), **answered("mistake_squeeze_1x1")},
         # The trusted rubric: squeeze() is right when neither c_i nor c_o is 1, so the
         # hidden cell keeps its "random inputs" and "inputs unchanged" items.
         {**dict.fromkeys(GRADED, FULL), "corr2d_multi_in_out_1x1": (1, 1.0)},
