@@ -12,6 +12,7 @@ replaced, and the job that killed it gets a status, not an exception.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shutil
 import subprocess
@@ -43,22 +44,62 @@ class SandboxUnavailableError(RuntimeError):
 
 
 def _bwrap_command(python: str) -> list[str]:
+    """The bubblewrap command line around the worker.
+
+    Run by an ordinary user, bubblewrap maps that user to ``nobody`` in a user namespace. Run by
+    root, that mapping would still be root outside the namespace (and exempt from RLIMIT_NPROC),
+    so bubblewrap uses root's own privileges to build the sandbox and ``setpriv`` then drops to
+    the real unprivileged user ``nobody``, with no capabilities, before Python starts.
+    """
+    as_root = os.geteuid() == 0
     ro_binds = ["/usr", "/etc/alternatives", "/etc/ld.so.cache", "/etc/fonts"]
     ro_binds += sorted({sys.base_prefix, sys.prefix})
+    ro_binds = [path for path in ro_binds if Path(path).exists()]
+    if as_root:
+        namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                      "--unshare-cgroup-try"]  # fmt: skip
+    else:
+        namespaces = [
+            "--unshare-all",
+            "--uid",
+            str(SANDBOX_UID),
+            "--gid",
+            str(SANDBOX_UID),
+        ]
     cmd = [
-        "bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-        "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-        "--chdir", "/tmp",
+        "bwrap", *namespaces, "--die-with-parent", "--new-session",
+        "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--chdir", "/tmp",
         "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
         "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
         "--clearenv", "--setenv", "HOME", "/tmp", "--setenv", "MPLCONFIGDIR", "/tmp",
         "--setenv", "MPLBACKEND", "Agg", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
     ]  # fmt: skip
+    # Parent folders that bubblewrap would create as 0700, which nobody could not traverse.
+    parents = {str(p) for path in ro_binds for p in Path(path).parents if str(p) != "/"}
+    for parent in sorted(parents, key=lambda p: p.count("/")):
+        cmd += ["--perms", "0755", "--dir", parent]
     for path in ro_binds:
-        if Path(path).exists():
-            cmd += ["--ro-bind", path, path]
-    cmd += ["--ro-bind", str(HARNESS), "/grader/harness.py"]
+        cmd += ["--ro-bind", path, path]
+    cmd += [
+        "--perms",
+        "0755",
+        "--dir",
+        "/grader",
+        "--ro-bind",
+        str(HARNESS),
+        "/grader/harness.py",
+    ]
+    if as_root:
+        cmd += ["/usr/bin/setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}"]
+        cmd += [
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            "--",
+        ]
+    else:
+        cmd += ["--cap-drop", "ALL"]
     return [*cmd, python, "-I", "/grader/harness.py"]
 
 

@@ -157,3 +157,18 @@ def test_gradebook_holds_the_same_scores_as_grades_csv(graded):
                 for grade in nb.grades
             }
             assert stored == {row["item"]: row["score"] for row in report.rows(result)}
+
+
+def test_sandboxed_code_runs_as_nobody_without_capabilities_or_network():
+    probe = (
+        "import os, socket\n"
+        "caps = open('/proc/self/status').read().split('CapEff:')[1].split()[0]\n"
+        "home = os.path.exists('/root/.bashrc')\n"
+        "print(os.getuid(), os.getgid(), caps, home)\n"
+        "socket.create_connection(('127.0.0.1', 22), timeout=1)\n"
+    )
+    job = {"function": "f", "setup": [], "stand_ins": [], "cells": [probe], "cases": []}
+    with sandbox.Sandbox(LIMITS) as box:
+        reply = box.run(job)
+    assert reply["output"].split() == ["65534", "65534", "0000000000000000", "False"]
+    assert "Connection refused" in reply["child"] or "unreachable" in reply["child"]
