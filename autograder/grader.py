@@ -23,7 +23,6 @@ from autograder.scoring import (
     ItemScore,
     MalformedReplyError,
     Returned,
-    notes_of,
     score_exercise,
     uses_builtin_convolution,
 )
@@ -100,13 +99,13 @@ def grade_exercise(
             ex, "crashed", f"{ex.name}: the grader got no usable answer ({error})"
         ), []
     notes = [f"{ex.name}: a cell raised {e}" for e in child.get("cell_errors", [])[:3]]
-    items = score_exercise(
+    items, score_notes = score_exercise(
         ex,
         returned,
         static_conv=uses_builtin_convolution(answer.source),
         conv_policy=conv_policy,
     )
-    return items, notes + notes_of(ex, returned)
+    return items, notes + score_notes
 
 
 def grade_notebook(

@@ -25,6 +25,15 @@ class ReleaseError(RuntimeError):
     """nbgrader could not generate the release, or the committed release is out of date."""
 
 
+def nbgrader_env() -> dict[str, str]:
+    """The environment for running nbgrader, which calls alembic by bare name: put this
+    interpreter's bin/ first on PATH."""
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+
+
 def generate_release(release_root: Path, db_url: str | None = None) -> Path:
     """Generate the student version of every source notebook into ``release_root/<assignment>``.
 
@@ -42,13 +51,8 @@ def generate_release(release_root: Path, db_url: str | None = None) -> Path:
         f"--CourseDirectory.root={ROOT}",
         f"--CourseDirectory.release_directory={release_root.resolve()}",
     ]
-    # nbgrader runs alembic by bare name: the interpreter's bin/ must be on PATH.
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
     done = subprocess.run(
-        cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        cmd, cwd=ROOT, env=nbgrader_env(), capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise ReleaseError(

@@ -281,8 +281,11 @@ def score_exercise(
     *,
     static_conv: bool = False,
     conv_policy: str = "zero",
-) -> list[ItemScore]:
-    """Apply the rubric to one function's results on all its cases (in ``ex.cases`` order)."""
+) -> tuple[list[ItemScore], list[str]]:
+    """Apply the rubric to one function's results on all its cases (in ``ex.cases`` order).
+
+    Returns the items and the notes that cost no points (dtype or device not kept), one per kind.
+    """
     judged = [
         (case, got, judge(ex, case, got))
         for case, got in zip(ex.cases, returned, strict=True)
@@ -325,14 +328,4 @@ def score_exercise(
         items.append(
             ItemScore(item.cell, item.description, score, item.points, status, message)
         )
-    return items
-
-
-def notes_of(ex: Exercise, returned: list[Returned]) -> list[str]:
-    """Feedback that costs no points (dtype or device not kept), one line per kind."""
-    notes = [
-        n
-        for case, got in zip(ex.cases, returned, strict=True)
-        for n in judge(ex, case, got).notes
-    ]
-    return list(dict.fromkeys(notes))
+    return items, list(dict.fromkeys(note for _, _, v in judged for note in v.notes))

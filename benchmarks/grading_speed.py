@@ -24,6 +24,7 @@ from conftest import write_submission  # noqa: E402
 from corpus import CORPUS, typed  # noqa: E402
 
 from autograder.grader import grade_batch  # noqa: E402
+from autograder.release import nbgrader_env  # noqa: E402
 
 STOCK = """
 # Benchmark: nbgrader's own autograde pipeline (runs the notebooks in a kernel).
@@ -56,10 +57,7 @@ def main() -> None:
         shutil.copytree(ROOT / "solutions", course / "solutions")
         for i, entry in enumerate(islice(cycle(styles), args.n)):
             write_submission(course, f"student{i:04d}", typed(entry))
-        env = {
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        }
+        env = nbgrader_env()
         nbgrader = [sys.executable, "-m", "nbgrader"]
         quiet = {"cwd": course, "env": env, "check": True, "capture_output": True}
         subprocess.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from nbgrader.api import Gradebook
 
 from autograder import report
 from autograder.grader import grade_batch
-from autograder.release import ASSIGNMENT, RELEASE_DIR, differences
+from autograder.release import ASSIGNMENT, RELEASE_DIR, differences, nbgrader_env
 from autograder.sandbox import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
@@ -48,10 +47,7 @@ STUDENTS = {
 
 
 def nbgrader(course_dir: Path, *args: str) -> None:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
+    env = nbgrader_env()
     done = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
         cwd=course_dir,
