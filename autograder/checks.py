@@ -1,28 +1,62 @@
-"""Hidden tests with feedback a student can act on, run in the notebook's own kernel.
+"""Feedback in the student's own kernel: the grader's diagnosis, never the grader's score.
 
-``check("corr2d_multi_in", corr2d_multi_in, device)`` runs every case of that exercise and raises
-``AssertionError`` at the first wrong answer, with the same diagnosis the trusted grader gives
-(``scoring.judge``). It never decides a score that matters: the sandboxed grader does.
+``check(name, fn, device)`` is the hidden test of the source notebooks: it runs every graded case
+and raises ``AssertionError`` at the first wrong answer. ``practice(name, fn, device)`` is the
+check cell of the student's notebook: it runs the same rubric on *practice* inputs (same shapes,
+other seeds) and prints what the grader would say about each item, without raising. Both use
+``scoring.judge``, so the wording is the grader's; neither decides a score that counts (the
+sandboxed grader does, on its own inputs).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import textwrap
 from collections.abc import Callable
 
 import torch
 
-from autograder.exercises import EXERCISES
-from autograder.scoring import Returned, judge, modified_input_message
+from autograder.exercises import EXERCISES, Case
+from autograder.scoring import (
+    Returned,
+    judge,
+    modified_input_message,
+    score_exercise,
+    uses_builtin_convolution,
+)
+
+# Practice inputs are the graded shapes drawn from other seeds, so the check cell cannot be used
+# to learn the graded numbers (the worked examples are printed in the chapters anyway).
+PRACTICE_SEED_OFFSET = 7_400_000
+
+
+def practice_cases(cases: tuple[Case, ...]) -> tuple[Case, ...]:
+    """The graded cases with their random ones re-seeded; worked examples stay as written."""
+    return tuple(
+        case
+        if case.values is not None
+        else dataclasses.replace(case, seed=case.seed + PRACTICE_SEED_OFFSET)
+        for case in cases
+    )
+
+
+def _calls(
+    cases: tuple[Case, ...], fn: Callable, device: torch.device | str
+) -> list[tuple[Case, Returned, str]]:
+    results = []
+    for case in cases:
+        X, K = case.inputs(device)
+        results.append((case, Returned.from_call(fn, X, K), str(X.device)))
+    return results
 
 
 def check(name: str, fn: Callable, device: torch.device | str = "cpu") -> None:
-    """Run every case of exercise ``name``; print notes, raise on the first wrong answer."""
+    """Run every graded case of exercise ``name``; print notes, raise on the first wrong answer."""
     ex = EXERCISES[name]
     notes: list[str] = []
-    for case in ex.cases:
-        X, K = case.inputs(device)
-        got = Returned.from_call(fn, X, K)
-        verdict = judge(ex, case, got, input_device=str(X.device))
+    for case, got, on in _calls(ex.cases, fn, device):
+        verdict = judge(ex, case, got, input_device=on)
         if not verdict.correct:
             raise AssertionError(verdict.message)
         if not got.inputs_unchanged:
@@ -31,3 +65,41 @@ def check(name: str, fn: Callable, device: torch.device | str = "cpu") -> None:
     for note in dict.fromkeys(notes):
         print("Note:", note)
     print(f"{name}: all {len(ex.cases)} cases pass.")
+
+
+def _source(fn: Callable) -> str:
+    try:
+        return textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):  # defined somewhere without source: nothing to inspect
+        return ""
+
+
+def practice(name: str, fn: Callable, device: torch.device | str = "cpu") -> None:
+    """Print the grader's verdict on each rubric item for practice inputs. Never raises."""
+    ex = dataclasses.replace(
+        EXERCISES[name], cases=practice_cases(EXERCISES[name].cases)
+    )
+    calls = _calls(ex.cases, fn, device)
+    items, _ = score_exercise(
+        ex,
+        [got for _, got, _ in calls],
+        static_conv=uses_builtin_convolution(_source(fn)),
+    )
+    notes = [
+        note
+        for case, got, on in calls
+        for note in judge(ex, case, got, input_device=on).notes
+    ]
+    for item in items:
+        mark = "ok  " if item.status == "passed" else "FAIL"
+        print(f"{mark} {item.item} ({item.max_score:g} pt)")
+        if item.message:
+            print(f"     {item.message}")
+    for note in dict.fromkeys(notes):
+        print("Note:", note)
+    earned = sum(item.score for item in items)
+    total = sum(item.max_score for item in items)
+    print(
+        f"{name}: {earned:g} of {total:g} points on practice inputs. Your grade comes from "
+        "the grader's own inputs, which this check does not use."
+    )

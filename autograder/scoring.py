@@ -181,7 +181,11 @@ def judge(
     """
     tried = f"{ex.name} on {case.describe()}"
     if got.error is not None:
-        return Verdict(False, f"{tried}: raised {got.error}")
+        if got.error.startswith("NotImplementedError"):
+            return Verdict(
+                False, f"{tried}: not written yet (it raises NotImplementedError)."
+            )
+        return Verdict(False, f"{tried}: raised {got.error.removesuffix(': ')}")
     if got.type_name != "torch.Tensor":
         hint = (
             " Convert it back with torch.as_tensor."

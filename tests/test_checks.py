@@ -6,7 +6,8 @@ import pytest
 import torch
 from d2l import torch as d2l
 
-from autograder import check, reference
+from autograder import EXERCISES, check, practice, reference
+from autograder.checks import practice_cases
 
 
 def book_corr2d_multi_in(X, K):
@@ -109,3 +110,57 @@ def test_a_missing_channel_is_caught_by_the_tolerance():
         drops_last_channel,
         "the shape is right but the values are not",
     )
+
+
+# The practice check of the student's notebook: same rubric and wording, other inputs, no raise.
+
+
+def test_practice_inputs_have_the_graded_shapes_but_other_numbers():
+    for ex in EXERCISES.values():
+        for graded, trial in zip(ex.cases, practice_cases(ex.cases), strict=True):
+            assert (trial.x_shape, trial.k_shape, trial.tags, trial.dtype) == (
+                graded.x_shape,
+                graded.k_shape,
+                graded.tags,
+                graded.dtype,
+            )
+            if graded.values is None:
+                assert not torch.equal(trial.inputs()[0], graded.inputs()[0])
+
+
+def test_practice_on_the_reference_prints_full_points(capsys):
+    practice("corr2d_multi_in_out_1x1", reference.corr2d_multi_in_out_1x1)
+    out = capsys.readouterr().out
+    assert "FAIL" not in out
+    assert "3 of 3 points on practice inputs" in out
+
+
+def test_practice_on_an_unwritten_function_says_so_without_raising(capsys):
+    def stub(X, K):
+        raise NotImplementedError()
+
+    practice("corr2d_multi_in", stub)
+    out = capsys.readouterr().out
+    assert "not written yet" in out
+    assert "0 of 3 points" in out
+
+
+def test_practice_gives_the_graders_diagnosis_of_a_flipped_kernel(capsys):
+    def flipped(X, K):
+        return reference.corr2d_multi_in_out(X, K.flip(-1, -2))
+
+    practice("corr2d_multi_in_out", flipped)
+    out = capsys.readouterr().out
+    assert "FAIL random inputs of several shapes" in out
+    assert "kernel is flipped" in out
+    assert "tensor(" not in out
+
+
+def test_practice_reports_the_builtin_convolution_policy(capsys):
+    def with_conv2d(X, K):
+        return torch.nn.functional.conv2d(X[None], K[None])[0, 0]
+
+    practice("corr2d_multi_in", with_conv2d)
+    out = capsys.readouterr().out
+    assert "calls one of PyTorch's convolutions" in out
+    assert "0 of 3 points" in out
