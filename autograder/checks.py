@@ -46,6 +46,9 @@ def _calls(
 ) -> list[tuple[Case, Returned, str]]:
     results = []
     for case in cases:
+        if case.params:
+            results.append((case, Returned.from_count(fn, dict(case.params)), "cpu"))
+            continue
         X, K = case.inputs(device)
         results.append((case, Returned.from_call(fn, X, K), str(X.device)))
     return results
@@ -83,7 +86,7 @@ def practice(name: str, fn: Callable, device: torch.device | str = "cpu") -> Non
     items, _ = score_exercise(
         ex,
         [got for _, got, _ in calls],
-        static_conv=uses_builtin_convolution(_source(fn)),
+        static_conv=uses_builtin_convolution(_source(fn), ex.forbidden),
     )
     notes = [
         note

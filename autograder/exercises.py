@@ -6,10 +6,21 @@ examples) and only then moved to a device, so a case is the same numbers on ever
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+
+from autograder import reference
+
+# Torch routines that compute a convolution for you. An exercise that asks for the computation
+# by hand loses its points for calling one (course policy: ``TrustedAutograde.conv_policy``).
+BUILTIN_CONVOLUTIONS = frozenset(
+    {"conv1d", "conv2d", "conv3d", "conv_transpose2d", "Conv2d", "LazyConv2d"}
+)
+# im2col by the library: F.unfold / nn.Unfold (a tensor's own .unfold makes windows, and is fine).
+LIBRARY_IM2COL = frozenset({"F.unfold", "functional.unfold", "Unfold"})
 
 # The worked examples of the chapters (Fig. 7.4.1 and the K, K + 1, K + 2 stack).
 X_FIG_7_4_1 = (
@@ -30,6 +41,10 @@ X_FIG_7_4_2 = tuple(
     for c in range(3)
 )
 K_FIG_7_4_2 = (((1.0,),), ((2.0,),), ((-1.0,),)), (((0.0,),), ((1.0,),), ((3.0,),))
+# Exercise 4's worked example: a 2 x 2 box blur, then a horizontal difference [1, -1].
+K_BOX = ((((1.0, 1.0), (1.0, 1.0)),),)
+K_DIFFERENCE = ((((1.0, -1.0),),),)
+EXERCISES_NOTEBOOK = "05-exercises.ipynb"
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,7 @@ class Case:
     values: tuple[tuple, tuple] | None = (
         None  # written-out X and K for the worked examples
     )
+    params: tuple[tuple[str, int], ...] = ()  # keyword arguments of a counting exercise
 
     def inputs(
         self, device: torch.device | str = "cpu"
@@ -57,11 +73,15 @@ class Case:
             K = torch.randn(self.k_shape, generator=gen, dtype=self.dtype)
         return X.to(device), K.to(device)
 
-    def describe(self) -> str:
-        dtype = str(self.dtype).removeprefix("torch.")
+    def describe(self, names: tuple[str, str] = ("X", "K")) -> str:
         what = "the worked example: " if "example" in self.tags else ""
+        if self.params:
+            return what + ", ".join(f"{k}={v}" for k, v in self.params)
+        dtype = str(self.dtype).removeprefix("torch.")
+        first, second = names
         return (
-            f"{what}X of shape {self.x_shape} and K of shape {self.k_shape} ({dtype})"
+            f"{what}{first} of shape {self.x_shape} and {second} of shape "
+            f"{self.k_shape} ({dtype})"
         )
 
     def as_job(self) -> dict:
@@ -74,6 +94,8 @@ class Case:
         }
         if self.values is not None:
             job["values"] = {"X": self.values[0], "K": self.values[1]}
+        if self.params:
+            job["params"] = dict(self.params)
         return job
 
 
@@ -100,14 +122,36 @@ class Exercise:
     stand_ins: tuple[
         str, ...
     ] = ()  # graded functions it calls: the grader supplies those
+    # "conv": fn(X, K) is a cross-correlation; "compose": fn(K1, K2) is one kernel;
+    # "count": fn(**params) is a whole number (or a ValueError for sizes that do not fit).
+    kind: str = "conv"
+    arg_names: tuple[str, str] = ("X", "K")
+    # Library routines that would do the exercise for the student (course policy decides).
+    forbidden: frozenset[str] = BUILTIN_CONVOLUTIONS
 
     def oracle(self, X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-        """PyTorch's own conv2d (a cross-correlation), in float64 on the CPU."""
+        """The right answer in float64 on the CPU: PyTorch's conv2d is the ground truth."""
         X64 = X.detach().to("cpu", torch.float64)
         K64 = K.detach().to("cpu", torch.float64)
+        if self.kind == "compose":
+            return reference.compose_kernels(X64, K64)
         if self.kernel_dims == 3:
             return F.conv2d(X64[None], K64[None])[0, 0]
         return F.conv2d(X64[None], K64)[0]
+
+    def count_output_size(self, case: Case) -> tuple[int, int]:
+        """Output height and width for a counting case (sizes that fit only)."""
+        p = dict(case.params)
+        return reference.conv2d_output_size(
+            p["h"], p["w"], p["k_h"], p["k_w"], p["padding"], p["stride"]
+        )
+
+    def count(self, case: Case) -> int | None:
+        """The right number for a counting case, or None where the sizes must raise ValueError."""
+        try:
+            return getattr(reference, self.name)(**dict(case.params))
+        except ValueError:
+            return None
 
 
 def _rubric(name: str, shape_item: tuple[str, str]) -> tuple[RubricItem, ...]:
@@ -125,6 +169,65 @@ def _rubric(name: str, shape_item: tuple[str, str]) -> tuple[RubricItem, ...]:
 
 def _tags(*names: str) -> frozenset[str]:
     return frozenset(names)
+
+
+def _count_rubric(name: str) -> tuple[RubricItem, ...]:
+    example, hidden = f"test_{name}_example", f"test_{name}_hidden"
+    return (
+        RubricItem(
+            example, "example", 0.5, "the worked example (with other sizes right too)"
+        ),
+        RubricItem(hidden, "random", 0.5, "assorted sizes, no padding, stride 1"),
+        RubricItem(hidden, "padding-stride", 0.5, "padding and stride"),
+        RubricItem(
+            hidden,
+            "edge",
+            0.5,
+            "edge cases: kernel as large as the input, stride larger than the kernel, "
+            "sizes that do not fit",
+        ),
+    )
+
+
+def _count_cases(extra: tuple[tuple[str, int], ...] = ()) -> tuple[Case, ...]:
+    """Sizes for the counting exercises: (c_i, c_o, h, w, k_h, k_w, padding, stride)."""
+    table = (
+        ((2, 3, 3, 3, 2, 2, 0, 1), "example"),
+        ((3, 64, 32, 32, 3, 3, 0, 1), "random"),
+        ((16, 8, 28, 20, 5, 3, 0, 1), "random"),
+        ((3, 16, 32, 32, 3, 3, 1, 1), "padding-stride"),
+        ((8, 4, 15, 17, 3, 5, 2, 2), "padding-stride"),
+        ((1, 1, 224, 224, 7, 7, 3, 2), "padding-stride"),
+        ((4, 2, 5, 5, 5, 5, 0, 1), "edge"),  # kernel as large as the input: one output
+        ((2, 3, 10, 9, 2, 2, 0, 3), "edge"),  # stride larger than the kernel
+        ((1, 2, 3, 3, 5, 5, 1, 1), "edge"),  # too large, but fits once padded
+        ((1, 1, 3, 3, 5, 5, 0, 1), "edge"),  # does not fit: ValueError
+    )
+    keys = ("c_i", "c_o", "h", "w", "k_h", "k_w", "padding", "stride")
+    return tuple(
+        Case((), (), 0, _tags(tag), params=(*zip(keys, sizes, strict=True), *extra))
+        for sizes, tag in table
+    )
+
+
+def _count_exercise(name: str, extra: tuple[tuple[str, int], ...] = ()) -> Exercise:
+    cases = _count_cases()
+    if extra:  # the same sizes once more with the extra argument (e.g. float64 values)
+        cases += tuple(
+            dataclasses.replace(case, params=(*case.params, *extra))
+            for case in cases
+            if "example" not in case.tags and "edge" not in case.tags
+        )
+    return Exercise(
+        name=name,
+        section="7.4.5",
+        notebook=EXERCISES_NOTEBOOK,
+        kernel_dims=0,
+        cases=cases,
+        rubric=_count_rubric(name),
+        kind="count",
+        forbidden=frozenset(),
+    )
 
 
 EXERCISES: dict[str, Exercise] = {
@@ -236,6 +339,85 @@ EXERCISES: dict[str, Exercise] = {
             ),
             # The notebook defines corr2d_multi_in_out too, so an answer may build on it.
             stand_ins=("corr2d_multi_in_out",),
+        ),
+        Exercise(
+            name="corr2d_multi_in_out_matmul",
+            section="7.4.5",
+            notebook=EXERCISES_NOTEBOOK,
+            kernel_dims=4,
+            cases=(
+                Case(
+                    (2, 3, 3),
+                    (3, 2, 2, 2),
+                    0,
+                    _tags("example"),
+                    values=(X_FIG_7_4_1, K_STACK),
+                ),
+                Case((3, 6, 6), (2, 3, 3, 3), seed=501, tags=_tags("random")),
+                Case(
+                    (1, 8, 7), (4, 1, 5, 5), seed=502, tags=_tags("random", "channels")
+                ),
+                Case(
+                    (4, 7, 9),
+                    (3, 4, 2, 4),
+                    seed=503,
+                    tags=_tags("random", "non-square"),
+                ),
+                Case((6, 5, 5), (6, 6, 1, 1), seed=504, tags=_tags("channels")),
+                Case(
+                    (2, 6, 5),
+                    (2, 2, 3, 1),
+                    505,
+                    _tags("non-square"),
+                    dtype=torch.float64,
+                ),
+            ),
+            rubric=_rubric(
+                "corr2d_multi_in_out_matmul", ("non-square", "non-square kernels")
+            ),
+            forbidden=BUILTIN_CONVOLUTIONS | LIBRARY_IM2COL,
+        ),
+        _count_exercise("conv2d_multiplications"),
+        _count_exercise("conv2d_additions"),
+        _count_exercise("conv2d_memory", extra=(("bytes_per_value", 8),)),
+        Exercise(
+            name="compose_kernels",
+            section="7.4.5",
+            notebook=EXERCISES_NOTEBOOK,
+            kernel_dims=4,
+            cases=(
+                Case(
+                    (1, 1, 2, 2),
+                    (1, 1, 1, 2),
+                    0,
+                    _tags("example"),
+                    values=(K_BOX, K_DIFFERENCE),
+                ),
+                Case(
+                    (1, 1, 3, 3),
+                    (1, 1, 2, 2),
+                    seed=601,
+                    tags=_tags("random", "channels"),
+                ),
+                Case(
+                    (3, 2, 2, 3),
+                    (4, 3, 3, 1),
+                    seed=602,
+                    tags=_tags("random", "non-square", "channels"),
+                ),
+                Case((2, 3, 1, 1), (5, 2, 3, 3), seed=603, tags=_tags("random")),
+                Case(
+                    (4, 4, 3, 2),
+                    (2, 4, 2, 2),
+                    604,
+                    _tags("non-square", "channels"),
+                    dtype=torch.float64,
+                ),
+            ),
+            rubric=_rubric("compose_kernels", ("non-square", "non-square kernels")),
+            kind="compose",
+            arg_names=("K1", "K2"),
+            forbidden=frozenset(),  # conv2d may well compose two kernels: that is the point
         ),
     )
 }

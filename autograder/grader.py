@@ -34,7 +34,10 @@ from autograder.submission import (
     read_notebook,
 )
 
-SETUP_CELL = "setup_imports"  # the release's own imports run before the student's cells
+# The release's own cells that run before the student's: the imports, and locked helpers the
+# exercises give (grade_id ``given_*``), always from the release, whatever the submission says.
+SETUP_CELL = "setup_imports"
+GIVEN_PREFIX = "given_"
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,9 @@ def grade_exercise(
     setup = [
         c.source
         for c in release_nb.cells
-        if c.metadata.get("nbgrader", {}).get("grade_id") == SETUP_CELL
+        if (grade_id := c.metadata.get("nbgrader", {}).get("grade_id", ""))
+        == SETUP_CELL
+        or grade_id.startswith(GIVEN_PREFIX)
     ]
     job = {
         "function": ex.name,
@@ -102,7 +107,7 @@ def grade_exercise(
     items, score_notes = score_exercise(
         ex,
         returned,
-        static_conv=uses_builtin_convolution(answer.source),
+        static_conv=uses_builtin_convolution(answer.source, ex.forbidden),
         conv_policy=conv_policy,
     )
     return items, notes + score_notes

@@ -13,19 +13,10 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
-from autograder.exercises import Case, Exercise
+from autograder.exercises import BUILTIN_CONVOLUTIONS, Case, Exercise
 
-BUILTIN_CONVOLUTIONS = frozenset(
-    {
-        "conv1d",
-        "conv2d",
-        "conv3d",
-        "conv_transpose2d",
-        "Conv2d",
-        "LazyConv2d",
-    }
-)
 FLOAT_DTYPES = {"torch.float16": torch.float16, "torch.bfloat16": torch.bfloat16}
 FLOAT_DTYPES |= {"torch.float32": torch.float32, "torch.float64": torch.float64}
 
@@ -97,8 +88,29 @@ class Returned:
         except Exception as error:
             return cls(error=f"{type(error).__name__}: {error}"[:300])
         unchanged = bool(torch.equal(X, X_before) and torch.equal(K, K_before))
+        return cls.of_value(Y, inputs_unchanged=unchanged)
+
+    @classmethod
+    def from_count(cls, fn, params: dict) -> Returned:
+        """Call a counting function here with keyword arguments (feedback only)."""
+        try:
+            value = fn(**params)
+        except Exception as error:
+            return cls(error=f"{type(error).__name__}: {error}"[:300])
+        return cls.of_value(value)
+
+    @classmethod
+    def of_value(cls, Y: object, inputs_unchanged: bool = True) -> Returned:
+        """Plain data about a value computed in this process."""
+        unchanged = inputs_unchanged
         kind = type(Y)
         name = f"{kind.__module__}.{kind.__qualname__}"
+        if isinstance(Y, int | float) and not isinstance(Y, bool):
+            return cls(
+                type_name=name,
+                shape=(),
+                values=torch.tensor([float(Y)], dtype=torch.float64),
+            )
         if not isinstance(Y, torch.Tensor):
             shape = tuple(getattr(Y, "shape", ())) or None
             return cls(type_name=name, shape=shape, inputs_unchanged=unchanged)
@@ -144,6 +156,14 @@ def _likely_mistakes(
     ex: Exercise, X: torch.Tensor, K: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """Outputs of known wrong implementations, to recognise a student's result."""
+    X64, K64 = X.to(torch.float64), K.to(torch.float64)
+    if ex.kind == "compose":
+        b_h, b_w = K.shape[2:]
+        padded = F.pad(X64.transpose(0, 1), (b_w - 1, b_w - 1, b_h - 1, b_h - 1))
+        return {
+            "the kernels were cross-correlated with each other; composing them takes a "
+            "convolution, so flip one of them": F.conv2d(padded, K64).transpose(0, 1)
+        }
     mistakes = {
         "the kernel is flipped: that is a convolution, but deep learning's 'convolution' is a "
         "cross-correlation (no flip)": ex.oracle(X, K.flip(-1, -2)),
@@ -152,10 +172,24 @@ def _likely_mistakes(
         mistakes[
             "the weight matrix is transposed: use K.reshape(c_o, c_i) @ X.reshape(c_i, h * w)"
         ] = ex.oracle(X, K.transpose(0, 1))
+    if ex.kernel_dims == 4 and K.shape[2] == K.shape[3] > 1:
+        mistakes[
+            "the patches and the kernel are flattened in different orders (rows against "
+            "columns): flatten both as (channel, row, column)"
+        ] = ex.oracle(X, K.transpose(-1, -2))
     return mistakes
 
 
 def _shape_hint(ex: Exercise, X: torch.Tensor, expected: tuple, got: tuple) -> str:
+    if ex.kind == "compose":
+        if len(got) == 4 and got[2:] != expected[2:]:
+            return (
+                " The combined kernel is k1 + k2 - 1 wide in each direction: every entry of one "
+                "kernel meets every entry of the other."
+            )
+        if got == (expected[1], expected[0], *expected[2:]):
+            return " Order the result as (c_o, c_i, k_h, k_w), like any kernel."
+        return ""
     if ex.kernel_dims == 3 and got == (X.shape[0], *expected):
         return (
             " It looks like the channels were not summed: add the per-channel results."
@@ -166,10 +200,98 @@ def _shape_hint(ex: Exercise, X: torch.Tensor, expected: tuple, got: tuple) -> s
 
 
 def modified_input_message(ex: Exercise, case: Case) -> str:
+    first, second = ex.arg_names
     return (
-        f"{ex.name} on {case.describe()}: the function changed its input X or K in place; "
-        "work on copies."
+        f"{ex.name} on {case.describe(ex.arg_names)}: the function changed its input "
+        f"{first} or {second} in place; work on copies."
     )
+
+
+def _count_mistakes(ex: Exercise, case: Case) -> dict[str, int]:
+    """Numbers that known wrong formulas give for a counting case."""
+    p = dict(case.params)
+    c_i, c_o, k_h, k_w = p["c_i"], p["c_o"], p["k_h"], p["k_w"]
+    h, w, pad, stride = p["h"], p["w"], p["padding"], p["stride"]
+
+    def size(h_in: int, w_in: int, s: int, plus_one: int = 1) -> tuple[int, int]:
+        return (h_in - k_h) // s + plus_one, (w_in - k_w) // s + plus_one
+
+    sizes = {
+        "the padding was left out of the output size": size(h, w, stride),
+        "the padding was added on one side only (it goes on every side: h + 2p)": size(
+            h + pad, w + pad, stride
+        ),
+        "the stride was left out of the output size": size(h + 2 * pad, w + 2 * pad, 1),
+        "the output size misses its + 1 (a kernel as large as the input still gives one "
+        "output)": size(h + 2 * pad, w + 2 * pad, stride, 0),
+        "the output size was not rounded down ((h + 2p - k) // s + 1)": (
+            -(-(h + 2 * pad - k_h) // stride) + 1,
+            -(-(w + 2 * pad - k_w) // stride) + 1,
+        ),
+    }
+    window = c_i * k_h * k_w
+    out_values = c_o * math.prod(ex.count_output_size(case))
+    per_output = {
+        "conv2d_multiplications": lambda outputs: outputs * window,
+        "conv2d_additions": lambda outputs: outputs * (window - 1),
+        "conv2d_memory": lambda outputs: (
+            (c_i * h * w + c_o * window + outputs) * p.get("bytes_per_value", 4)
+        ),
+    }[ex.name]
+    mistakes = {why: per_output(c_o * hw[0] * hw[1]) for why, hw in sizes.items()}
+    if ex.name == "conv2d_additions":
+        mistakes[
+            "one addition per product was counted; adding n numbers takes n - 1"
+        ] = out_values * window
+    if ex.name == "conv2d_memory":
+        unit = p.get("bytes_per_value", 4)
+        mistakes["the result counts values, not bytes"] = (
+            c_i * h * w + c_o * window + out_values
+        )
+        mistakes["the kernel's weights are missing"] = (c_i * h * w + out_values) * unit
+        mistakes["the padded input was counted; the padding is not stored"] = (
+            c_i * (h + 2 * pad) * (w + 2 * pad) + c_o * window + out_values
+        ) * unit
+    return mistakes
+
+
+def _judge_count(ex: Exercise, case: Case, got: Returned, tried: str) -> Verdict:
+    expected = ex.count(case)
+    if expected is None:
+        if got.error is not None and got.error.startswith("ValueError"):
+            return Verdict(True, f"{tried}: correct (ValueError).")
+        came = f"raised {got.error}" if got.error else "returned a number"
+        return Verdict(
+            False,
+            f"{tried}: the kernel does not fit the padded input, so this must raise "
+            f"ValueError; it {came}.",
+        )
+    if got.error is not None:
+        return _error_verdict(tried, got.error)
+    if got.type_name != "builtins.int" or got.values is None:
+        short = got.type_name.rsplit(".", 1)[-1]
+        hint = " Use // to keep whole numbers." if short == "float" else ""
+        return Verdict(False, f"{tried}: expected an int, got {short}.{hint}")
+    value = got.values.item()
+    if value == expected:
+        return Verdict(True, f"{tried}: correct.")
+    diagnosis = next(
+        (why for why, wrong in _count_mistakes(ex, case).items() if wrong == value),
+        None,
+    )
+    return Verdict(
+        False,
+        f"{tried}: the number is wrong."
+        + (f" It looks like {diagnosis}." if diagnosis else ""),
+    )
+
+
+def _error_verdict(tried: str, error: str) -> Verdict:
+    if error.startswith("NotImplementedError"):
+        return Verdict(
+            False, f"{tried}: not written yet (it raises NotImplementedError)."
+        )
+    return Verdict(False, f"{tried}: raised {error.removesuffix(': ')}")
 
 
 def judge(
@@ -179,13 +301,11 @@ def judge(
 
     Whether the inputs survived is a rubric item of its own (see ``score_exercise``).
     """
-    tried = f"{ex.name} on {case.describe()}"
+    tried = f"{ex.name} on {case.describe(ex.arg_names)}"
+    if ex.kind == "count":
+        return _judge_count(ex, case, got, tried)
     if got.error is not None:
-        if got.error.startswith("NotImplementedError"):
-            return Verdict(
-                False, f"{tried}: not written yet (it raises NotImplementedError)."
-            )
-        return Verdict(False, f"{tried}: raised {got.error.removesuffix(': ')}")
+        return _error_verdict(tried, got.error)
     if got.type_name != "torch.Tensor":
         hint = (
             " Convert it back with torch.as_tensor."
@@ -238,15 +358,27 @@ def judge(
     return Verdict(True, f"{tried}: correct.", tuple(notes))
 
 
-def uses_builtin_convolution(source: str) -> bool:
-    """Does the code name one of torch's convolutions (conv2d, Conv2d, unfold, ...)?"""
+def uses_builtin_convolution(
+    source: str, forbidden: frozenset[str] = BUILTIN_CONVOLUTIONS
+) -> bool:
+    """Does the code name one of the ``forbidden`` routines (``conv2d``, ``F.unfold``, ...)?
+
+    A plain name matches any use of it; a dotted name (``F.unfold``) matches only that
+    attribute of that module, so a tensor's own ``X.unfold`` is not ``F.unfold``.
+    """
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return False
     names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
     names |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
-    return bool(names & BUILTIN_CONVOLUTIONS)
+    names |= {
+        f"{node.value.id if isinstance(node.value, ast.Name) else node.value.attr}.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name | ast.Attribute)
+    }
+    return bool(names & forbidden)
 
 
 @dataclass(frozen=True)
@@ -296,7 +428,9 @@ def score_exercise(
     ]
     # Credit needs one right answer that is not a worked example: a written-out answer gets none.
     computes = any(v.correct for case, _, v in judged if "example" not in case.tags)
-    used_conv = static_conv or any(got.conv_calls for got in returned)
+    used_conv = bool(ex.forbidden) and (
+        static_conv or any(got.conv_calls for got in returned)
+    )
     items = []
     for item in ex.rubric:
         if item.tag == "untouched":
@@ -323,8 +457,9 @@ def score_exercise(
         if status == "passed" and used_conv and conv_policy == "zero":
             status = "builtin-convolution"
             message = (
-                f"{ex.name} calls one of PyTorch's convolutions; this exercise asks you to "
-                "write the computation yourself"
+                f"{ex.name} calls one of PyTorch's convolutions"
+                + (" or F.unfold" if "F.unfold" in ex.forbidden else "")
+                + "; this exercise asks you to write the computation yourself"
             )
         if status == "failed" and not message:
             message = f"{ex.name}: no input was computed correctly"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from autograder import EXERCISES, reference
 from autograder.scoring import error_bound
@@ -38,7 +39,9 @@ def test_k_k1_k2_stack_gives_three_channels_shifted_by_window_sums():
     assert torch.equal(reference.corr2d_multi_in_out(X, K3), expected)
 
 
-@pytest.mark.parametrize("name", sorted(EXERCISES))
+@pytest.mark.parametrize(
+    "name", sorted(n for n, ex in EXERCISES.items() if ex.kind == "conv")
+)
 def test_reference_agrees_with_conv2d_on_every_hidden_case(name):
     ex = EXERCISES[name]
     fn = getattr(reference, name)
@@ -60,7 +63,9 @@ def test_1x1_matmul_equals_general_function_elementwise():
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("name", sorted(EXERCISES))
+@pytest.mark.parametrize(
+    "name", sorted(n for n, ex in EXERCISES.items() if ex.kind != "count")
+)
 def test_reference_keeps_dtype_and_device(name, dtype, device):
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA device")
@@ -90,3 +95,66 @@ def test_1x1_rejects_a_larger_kernel():
         ValueError, match=r"K must have shape \(c_o, 2, 1, 1\); got \(1, 2, 2, 2\)"
     ):
         reference.corr2d_multi_in_out_1x1(X, K[None])
+
+
+def test_im2col_matmul_gives_the_k_k1_k2_stack_like_the_loops():
+    K3 = torch.stack((K, K + 1, K + 2))
+    assert torch.equal(
+        reference.corr2d_multi_in_out_matmul(X, K3),
+        reference.corr2d_multi_in_out(X, K3),
+    )
+
+
+def test_box_blur_then_difference_is_one_2x3_edge_kernel():
+    box = torch.ones(1, 1, 2, 2)
+    difference = torch.tensor([[[[1.0, -1.0]]]])
+    expected = torch.tensor([[[[1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]]])
+    assert torch.equal(reference.compose_kernels(box, difference), expected)
+
+
+@pytest.mark.parametrize("case", EXERCISES["compose_kernels"].cases[1:])
+def test_composed_kernel_equals_two_convolutions_on_random_images(case):
+    K1, K2 = (t.double() for t in case.inputs())
+    image = torch.randn(
+        K1.shape[1], 12, 11, generator=torch.Generator().manual_seed(7)
+    ).double()
+    two_steps = F.conv2d(F.conv2d(image[None], K1), K2)[0]
+    one_step = F.conv2d(image[None], reference.compose_kernels(K1, K2))[0]
+    assert one_step.shape == two_steps.shape
+    # float64: both sides sum a few dozen products of O(1) numbers in different orders.
+    torch.testing.assert_close(one_step, two_steps, rtol=1e-12, atol=1e-12)
+
+
+def test_costs_of_the_worked_example_counted_by_hand():
+    # c_i = 2, c_o = 3, a 3 x 3 image, 2 x 2 kernels: 3 * 2 * 2 = 12 outputs, 8 products each.
+    sizes = {"c_i": 2, "c_o": 3, "h": 3, "w": 3, "k_h": 2, "k_w": 2}
+    assert reference.conv2d_multiplications(**sizes) == 12 * 8
+    assert reference.conv2d_additions(**sizes) == 12 * 7
+    # 18 input values + 24 weights + 12 outputs, 4 bytes each in float32.
+    assert reference.conv2d_memory(**sizes) == (18 + 24 + 12) * 4
+
+
+@pytest.mark.parametrize(
+    ("sizes", "expected"),
+    [
+        ((5, 5, 5, 5, 0, 1), (1, 1)),  # kernel as large as the input
+        ((10, 9, 2, 2, 0, 3), (3, 3)),  # stride larger than the kernel skips pixels
+        ((3, 3, 5, 5, 1, 1), (1, 1)),  # fits only once padded
+        ((224, 224, 7, 7, 3, 2), (112, 112)),  # a ResNet stem
+    ],
+)
+def test_output_size_matches_conv2d(sizes, expected):
+    h, w, k_h, k_w, padding, stride = sizes
+    assert reference.conv2d_output_size(*sizes) == expected
+    Y = F.conv2d(
+        torch.zeros(1, 1, h, w),
+        torch.zeros(1, 1, k_h, k_w),
+        padding=padding,
+        stride=stride,
+    )
+    assert tuple(Y.shape[2:]) == expected
+
+
+def test_a_kernel_that_does_not_fit_raises_valueerror():
+    with pytest.raises(ValueError, match="does not fit"):
+        reference.conv2d_output_size(3, 3, 5, 5)
