@@ -189,7 +189,7 @@ def _count_rubric(name: str) -> tuple[RubricItem, ...]:
     )
 
 
-def _count_cases(extra: tuple[tuple[str, int], ...] = ()) -> tuple[Case, ...]:
+def _count_cases() -> tuple[Case, ...]:
     """Sizes for the counting exercises: (c_i, c_o, h, w, k_h, k_w, padding, stride)."""
     table = (
         ((2, 3, 3, 3, 2, 2, 0, 1), "example"),
@@ -201,12 +201,14 @@ def _count_cases(extra: tuple[tuple[str, int], ...] = ()) -> tuple[Case, ...]:
         ((4, 2, 5, 5, 5, 5, 0, 1), "edge"),  # kernel as large as the input: one output
         ((2, 3, 10, 9, 2, 2, 0, 3), "edge"),  # stride larger than the kernel
         ((1, 2, 3, 3, 5, 5, 1, 1), "edge"),  # too large, but fits once padded
-        ((1, 1, 3, 3, 5, 5, 0, 1), "edge"),  # does not fit: ValueError
+        ((1, 1, 3, 3, 5, 5, 0, 1), "edge invalid"),  # does not fit: ValueError
     )
     keys = ("c_i", "c_o", "h", "w", "k_h", "k_w", "padding", "stride")
     return tuple(
-        Case((), (), 0, _tags(tag), params=(*zip(keys, sizes, strict=True), *extra))
-        for sizes, tag in table
+        Case(
+            (), (), 0, _tags(*tags.split()), params=tuple(zip(keys, sizes, strict=True))
+        )
+        for sizes, tags in table
     )
 
 

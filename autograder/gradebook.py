@@ -10,7 +10,7 @@ from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
 from autograder.release import ASSIGNMENT, generate_release
-from autograder.scoring import ItemScore, cell_totals
+from autograder.scoring import MANUAL, ItemScore, cell_totals
 
 
 def write_gradebook(out: Path, results: list[dict]) -> Path:
@@ -33,11 +33,13 @@ def write_gradebook(out: Path, results: list[dict]) -> Path:
             gb.add_submission(ASSIGNMENT, result["student"])
             for nb in result["notebooks"]:
                 totals = cell_totals([ItemScore(**item) for item in nb["items"]])
-                for cell, (score, *_) in totals.items():
+                for cell, (score, _, status, _) in totals.items():
                     notebook_id = nb["notebook"].removesuffix(".ipynb")
                     grade = gb.find_grade(
                         cell, notebook_id, ASSIGNMENT, result["student"]
                     )
-                    grade.auto_score = score
+                    # As nbgrader's SaveAutoGrades: a written answer waits for formgrader.
+                    grade.auto_score = None if status == MANUAL else score
+                    grade.needs_manual_grade = status == MANUAL
             gb.db.commit()
     return path

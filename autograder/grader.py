@@ -20,6 +20,7 @@ from autograder.gradebook import write_gradebook
 from autograder.release import ASSIGNMENT, RELEASE_DIR
 from autograder.sandbox import Limits, Sandbox
 from autograder.scoring import (
+    MANUAL,
     ItemScore,
     MalformedReplyError,
     Returned,
@@ -51,6 +52,20 @@ def _failed(ex: Exercise, status: str, message: str) -> list[ItemScore]:
     return [
         ItemScore(i.cell, i.description, 0.0, i.points, status, message)
         for i in ex.rubric
+    ]
+
+
+def manual_items(
+    release_nb, status: str = MANUAL, message: str = "graded by your instructor"
+) -> list[ItemScore]:
+    """The release's written-answer cells (nbgrader "manually graded answer"), not scored here."""
+    return [
+        ItemScore(
+            meta["grade_id"], "written answer", 0.0, meta["points"], status, message
+        )
+        for cell in release_nb.cells
+        if (meta := cell.metadata.get("nbgrader", {})).get("grade")
+        and meta.get("solution")
     ]
 
 
@@ -123,6 +138,8 @@ def grade_notebook(
         items = [
             item for ex in exercises for item in _failed(ex, nb.status, nb.message)
         ]
+        release_nb = notebooks.read(RELEASE_DIR / path.name)
+        items += manual_items(release_nb, nb.status, nb.message)
         return NotebookResult(path.name, items, [])
     return grade_notebook_node(nb, path.name, sandbox, conv_policy)
 
@@ -138,11 +155,19 @@ def grade_notebook_node(
         ex_items, ex_notes = grade_exercise(ex, nb, release_nb, sandbox, conv_policy)
         items += ex_items
         notes += ex_notes
-    return NotebookResult(name, items, notes)
+    return NotebookResult(name, items + manual_items(release_nb), notes)
 
 
 def graded_notebooks() -> list[str]:
-    return sorted({ex.notebook for ex in EXERCISES.values()})
+    """Release notebooks with something to grade: a graded function or a written answer."""
+    return sorted(
+        {ex.notebook for ex in EXERCISES.values()}
+        | {
+            path.name
+            for path in RELEASE_DIR.glob("*.ipynb")
+            if manual_items(notebooks.read(path))
+        }
+    )
 
 
 def grade_student(

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from autograder.scoring import ItemScore, cell_totals
+from autograder.scoring import MANUAL, ItemScore, cell_totals
 
 COLUMNS = [
     "student",
@@ -61,7 +61,7 @@ def rows(result: dict) -> list[dict]:
             "assignment": result["assignment"],
             "notebook": nb["notebook"],
             "item": cell,
-            "score": score,
+            "score": None if status == MANUAL else score,
             "max_score": max_score,
             "status": status,
             "message": message[:MESSAGE_CHARS],
@@ -86,8 +86,10 @@ def write_grades_csv(out: Path, results: list[dict]) -> Path:
 def feedback_html(result: dict) -> str:
     """A self-contained page for one student: points per item, messages, notes. No hidden values."""
     esc = html.escape
-    total = sum(i["score"] for nb in result["notebooks"] for i in nb["items"])
-    possible = sum(i["max_score"] for nb in result["notebooks"] for i in nb["items"])
+    items = [i for nb in result["notebooks"] for i in nb["items"]]
+    total = sum(i["score"] for i in items if i["status"] != MANUAL)
+    possible = sum(i["max_score"] for i in items if i["status"] != MANUAL)
+    by_hand = sum(i["max_score"] for i in items if i["status"] == MANUAL)
     parts = [
         "<!doctype html><html lang='en'><meta charset='utf-8'>",
         f"<title>Feedback: {esc(result['student'])}</title>",
@@ -95,16 +97,23 @@ def feedback_html(result: dict) -> str:
         "td,th{border-bottom:1px solid #ccc;padding:.3rem;text-align:left;vertical-align:top}"
         ".passed{color:#155724}.lost{color:#721c24}</style>",
         f"<h1>{esc(result['assignment'])}: {esc(result['student'])}</h1>",
-        f"<p><strong>{total:g} of {possible:g} points.</strong></p>",
+        f"<p><strong>{total:g} of {possible:g} points</strong> from the autograder."
+        + (
+            f" Your written answers ({by_hand:g} points) are graded by your instructor."
+            if by_hand
+            else ""
+        )
+        + "</p>",
     ]
     for nb in result["notebooks"]:
         parts.append(f"<h2>{esc(nb['notebook'])}</h2><table>")
         parts.append("<tr><th>Item</th><th>Points</th><th>What happened</th></tr>")
         for item in nb["items"]:
-            css = "passed" if item["status"] == "passed" else "lost"
+            css = "passed" if item["status"] in ("passed", MANUAL) else "lost"
+            points = "?" if item["status"] == MANUAL else f"{item['score']:g}"
             parts.append(
                 f"<tr class='{css}'><td>{esc(item['cell'])}: {esc(item['item'])}</td>"
-                f"<td>{item['score']:g} / {item['max_score']:g}</td>"
+                f"<td>{points} / {item['max_score']:g}</td>"
                 f"<td>{esc(item['status'])}. {esc(item['message'][:MESSAGE_CHARS])}</td></tr>"
             )
         parts.append("</table>")

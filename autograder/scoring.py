@@ -381,6 +381,11 @@ def uses_builtin_convolution(
     return bool(names & forbidden)
 
 
+MANUAL = (
+    "needs-manual-grade"  # a written answer: the instructor grades it in formgrader
+)
+
+
 @dataclass(frozen=True)
 class ItemScore:
     """One rubric item's points, in the nbgrader test cell ``cell``."""
@@ -426,8 +431,11 @@ def score_exercise(
         (case, got, judge(ex, case, got))
         for case, got in zip(ex.cases, returned, strict=True)
     ]
-    # Credit needs one right answer that is not a worked example: a written-out answer gets none.
-    computes = any(v.correct for case, _, v in judged if "example" not in case.tags)
+    # Credit needs one right answer that is not a worked example (nor a mere ValueError for
+    # sizes that do not fit): a written-out answer gets none.
+    computes = any(
+        v.correct for case, _, v in judged if not case.tags & {"example", "invalid"}
+    )
     used_conv = bool(ex.forbidden) and (
         static_conv or any(got.conv_calls for got in returned)
     )

@@ -7,16 +7,29 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import notebooks
+from autograder import EXERCISES, notebooks
+from autograder.grader import manual_items
 from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
+from autograder.scoring import MANUAL
 
-GRADED = ("corr2d_multi_in", "corr2d_multi_in_out", "corr2d_multi_in_out_1x1")
+GRADED = tuple(EXERCISES)  # every graded function, in the order of the chapters
 # Which notebook holds each graded function.
-NOTEBOOK_OF = {
-    "corr2d_multi_in": "01-multiple-input-channels.ipynb",
-    "corr2d_multi_in_out": "02-multiple-output-channels.ipynb",
-    "corr2d_multi_in_out_1x1": "03-1x1-convolution.ipynb",
-}
+NOTEBOOK_OF = {name: ex.notebook for name, ex in EXERCISES.items()}
+# The functions of sections 7.4.1-7.4.3 (tensor in, tensor out, a shape check up front).
+CORE = ("corr2d_multi_in", "corr2d_multi_in_out", "corr2d_multi_in_out_1x1")
+
+
+def full_marks() -> dict[str, tuple[float | None, str]]:
+    """(score, status) of every graded cell of a perfect submission, as grades.csv reports it."""
+    marks: dict[str, tuple[float | None, str]] = {}
+    for ex in EXERCISES.values():
+        for item in ex.rubric:
+            points = marks.get(item.cell, (0.0, "passed"))[0] or 0.0
+            marks[item.cell] = (points + item.points, "passed")
+    for path in sorted(RELEASE_DIR.glob("*.ipynb")):
+        for item in manual_items(notebooks.read(path)):
+            marks[item.cell] = (None, MANUAL)
+    return marks
 
 
 def cell_by_grade_id(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
@@ -35,11 +48,10 @@ def namespace_of(grade_id: str, solution_source: str | None = None) -> dict:
     """Run a notebook's setup cell and a (possibly replaced) solution cell in a fresh namespace."""
     ns: dict = {}
     nb = notebooks.read(SOURCE_DIR / NOTEBOOK_OF[grade_id])
-    for setup_id in ("setup_imports", "stand_in_corr2d_multi_in"):
-        if any(
-            c.metadata.get("nbgrader", {}).get("grade_id") == setup_id for c in nb.cells
-        ):
-            exec(cell_by_grade_id(nb, setup_id).source, ns)
+    for cell in nb.cells:  # the locked cells the graded functions may rely on
+        setup_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        if setup_id == "setup_imports" or setup_id.startswith(("stand_in_", "given_")):
+            exec(cell.source, ns)
     exec(
         solution_source
         if solution_source is not None
@@ -89,3 +101,8 @@ def build_course(course: Path, students: dict[str, dict[str, str]]) -> None:
     shutil.copytree(ROOT / "solutions", course / "solutions")
     for student, answers in students.items():
         write_submission(course, student, answers)
+
+
+def gradebook_view(rows: list[dict]) -> dict[str, tuple[float, bool]]:
+    """grades.csv as nbgrader's gradebook shows it: a written answer is 0 and awaits a grader."""
+    return {row["item"]: (row["score"] or 0.0, row["status"] == MANUAL) for row in rows}

@@ -30,6 +30,12 @@ MULTI_IN, MULTI_OUT, ONE_BY_ONE = (
     "corr2d_multi_in_out",
     "corr2d_multi_in_out_1x1",
 )
+MATMUL, MULTS, ADDS, COMPOSE = (
+    "corr2d_multi_in_out_matmul",
+    "conv2d_multiplications",
+    "conv2d_additions",
+    "compose_kernels",
+)
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,71 @@ CORPUS: dict[str, Entry] = {
     "policy_builtin_conv": Entry(
         {MULTI_IN: "\n    return F.conv2d(X[None], K[None])[0, 0]"},
         lost(MULTI_IN, (0.0, "builtin-convolution"), (0.0, "builtin-convolution")),
+    ),
+    # The exercises chapter (7.4.5).
+    "honest_matmul_tensor_windows": Entry(
+        {
+            MATMUL: """
+    c_o, c_i, k_h, k_w = K.shape
+    windows = X.unfold(1, k_h, 1).unfold(2, k_w, 1)  # (c_i, h_out, w_out, k_h, k_w)
+    h_out, w_out = windows.shape[1:3]
+    P = windows.permute(0, 3, 4, 1, 2).reshape(c_i * k_h * k_w, h_out * w_out)
+    return (K.reshape(c_o, -1) @ P).reshape(c_o, h_out, w_out)"""
+        }
+    ),
+    "policy_library_im2col": Entry(
+        {
+            MATMUL: """
+    c_o, c_i, k_h, k_w = K.shape
+    P = F.unfold(X[None], (k_h, k_w))[0]
+    return (K.reshape(c_o, -1) @ P).reshape(c_o, X.shape[1] - k_h + 1, -1)"""
+        },
+        lost(MATMUL, (0.0, "builtin-convolution"), (0.0, "builtin-convolution")),
+    ),
+    "mistake_matmul_patch_order": Entry(
+        {
+            MATMUL: """
+    c_o, c_i, k_h, k_w = K.shape
+    h_out, w_out = X.shape[1] - k_h + 1, X.shape[2] - k_w + 1
+    # Column-major offsets: (channel, kernel column, kernel row), unlike K.reshape.
+    slices = [X[:, a : a + h_out, b : b + w_out] for b in range(k_w) for a in range(k_h)]
+    P = torch.stack(slices, dim=1).reshape(c_i * k_h * k_w, h_out * w_out)
+    return (K.reshape(c_o, -1) @ P).reshape(c_o, h_out, w_out)"""
+        },
+        # Right only where k_h or k_w is 1, so it keeps "inputs left unchanged".
+        lost(MATMUL, ZERO, (0.5, "failed")),
+    ),
+    "mistake_additions_one_per_product": Entry(
+        {
+            ADDS: """
+    h_out, w_out = conv2d_output_size(h, w, k_h, k_w, padding, stride)
+    return c_o * h_out * w_out * c_i * k_h * k_w"""
+        },
+        lost(ADDS, ZERO, ZERO),
+    ),
+    "mistake_count_as_float": Entry(
+        {
+            MULTS: """
+    h_out = (h + 2 * padding - k_h) / stride + 1
+    w_out = (w + 2 * padding - k_w) / stride + 1
+    return c_o * h_out * w_out * c_i * k_h * k_w"""
+        },
+        lost(MULTS, ZERO, ZERO),
+    ),
+    "mistake_count_hard_coded": Entry(
+        {
+            MULTS: "\n    conv2d_output_size(h, w, k_h, k_w, padding, stride)\n    return 96"
+        },
+        lost(MULTS, (0.0, "hard-coded"), ZERO),
+    ),
+    "mistake_compose_cross_correlated": Entry(
+        {
+            COMPOSE: """
+    b_h, b_w = K2.shape[2:]
+    padded = F.pad(K1.transpose(0, 1), (b_w - 1, b_w - 1, b_h - 1, b_h - 1))
+    return F.conv2d(padded, K2).transpose(0, 1)"""
+        },
+        lost(COMPOSE, ZERO, ZERO),
     ),
     # Cheats.
     "cheat_patched_allclose": Entry(

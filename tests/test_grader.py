@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import (
     GRADED,
+    full_marks,
+    gradebook_view,
     solution_source,
     write_submission,
 )
@@ -22,11 +24,7 @@ from autograder.sandbox import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 LIMITS = Limits(wall_seconds=3.0, cpu_seconds=3)
-FULL = {
-    f"test_{name}_{kind}": (p, "passed")
-    for name in GRADED
-    for kind, p in (("example", 1.0), ("hidden", 2.0))
-}
+FULL = full_marks()
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +140,7 @@ def test_grade_command_writes_csv_and_feedback(tmp_path, capsys):
     )
     lines = (out / "grades.csv").read_text().splitlines()
     assert lines[0] == "student,assignment,notebook,item,score,max_score,status,message"
-    assert len(lines) == 1 + 2 * len(GRADED)
+    assert len(lines) == 1 + len(full_marks())
     assert (out / "feedback" / "alice.html").exists()
     assert ASSIGNMENT in lines[1]
 
@@ -152,11 +150,11 @@ def test_gradebook_holds_the_same_scores_as_grades_csv(graded):
     with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
         for student, result in results.items():
             stored = {
-                grade.name: grade.score
+                grade.name: (grade.score, grade.needs_manual_grade)
                 for nb in gb.find_submission(ASSIGNMENT, student).notebooks
                 for grade in nb.grades
             }
-            assert stored == {row["item"]: row["score"] for row in report.rows(result)}
+            assert stored == gradebook_view(report.rows(result))
 
 
 def test_sandboxed_code_runs_as_nobody_without_capabilities_or_network():

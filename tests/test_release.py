@@ -7,7 +7,7 @@ import shutil
 import pytest
 from conftest import GRADED, NOTEBOOK_OF, cell_by_grade_id
 
-from autograder import notebooks
+from autograder import EXERCISES, notebooks
 from autograder.release import RELEASE_DIR, SOURCE_DIR, differences
 
 
@@ -22,7 +22,8 @@ def test_release_stubs_raise_not_implemented_and_keep_the_shape_check(name):
     cell = cell_by_grade_id(notebooks.read(RELEASE_DIR / NOTEBOOK_OF[name]), name)
     assert "raise NotImplementedError()" in cell.source
     assert "BEGIN SOLUTION" not in cell.source
-    assert "expected X of shape" in cell.source
+    if EXERCISES[name].kind != "count":
+        assert f"expected {EXERCISES[name].arg_names[0]} " in cell.source
 
 
 def test_release_contains_no_hidden_tests_and_no_outputs():
@@ -30,6 +31,9 @@ def test_release_contains_no_hidden_tests_and_no_outputs():
         nb = notebooks.read(path)
         assert "HIDDEN TESTS" not in path.read_text()
         assert "autograder.checks" not in path.read_text()
+        # Written answers: the model answer and its rubric stay in the instructor's source.
+        assert "Model answer" not in path.read_text()
+        assert "Rubric (" not in path.read_text()
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
             path.name
         )

@@ -30,6 +30,8 @@ PAGES = {
     "chapters/channels/02-multiple-output-channels.html": "7.4.2 Multiple Output Channels",
     "chapters/channels/03-1x1-convolution.html": "7.4.3 The 1 × 1 Convolutional Layer",
     "chapters/channels/04-discussion.html": "7.4.4 Discussion",
+    "chapters/channels/05-exercises.html": "7.4.5 Exercises",
+    "chapters/channels/06-how-fast.html": "How fast is each implementation?",
 }
 
 

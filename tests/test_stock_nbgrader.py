@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import GRADED, build_course
+from conftest import GRADED, build_course, full_marks, gradebook_view
 from corpus import CORPUS, solved, typed
 from nbgrader.api import Gradebook
 
@@ -27,21 +27,26 @@ def answered(entry: str) -> dict[str, str]:
     return {k: v for k, v in typed(CORPUS[entry]).items() if k in CORPUS[entry].answers}
 
 
-FULL = (1, 2)  # points of the visible and the hidden test cell of each function
+MARKS = full_marks()
+# Points of the visible and the hidden test cell of each function, from the rubric.
+FULL = {
+    name: (MARKS[f"test_{name}_example"][0], MARKS[f"test_{name}_hidden"][0])
+    for name in GRADED
+}
 
 # student -> (answer cells, expected (visible, hidden) score per graded function)
 STUDENTS = {
-    "solutions": (SOLVED, dict.fromkeys(GRADED, FULL)),
+    "solutions": (SOLVED, FULL),
     "untouched": ({}, dict.fromkeys(GRADED, (0, 0))),
     "flipped_kernel": (
         {**SOLVED, **answered("mistake_flipped_kernel")},
-        {**dict.fromkeys(GRADED, FULL), "corr2d_multi_in": (0, 0)},
+        {**FULL, "corr2d_multi_in": (0, 0)},
     ),
     "book_d2l_and_squeeze": (
         {**SOLVED, **answered("honest_book_d2l"), **answered("mistake_squeeze_1x1")},
         # The trusted rubric: squeeze() is right when neither c_i nor c_o is 1, so the
         # hidden cell keeps its "random inputs" and "inputs unchanged" items.
-        {**dict.fromkeys(GRADED, FULL), "corr2d_multi_in_out_1x1": (1, 1.0)},
+        {**FULL, "corr2d_multi_in_out_1x1": (1, 1.0)},
     ),
 }
 
@@ -99,7 +104,9 @@ def test_export_writes_one_total_per_student(graded_course):
         student: float(sum(map(sum, cells.values())))
         for student, (_, cells) in STUDENTS.items()
     }
-    assert totals["solutions"] == 9.0
+    assert totals["solutions"] == sum(
+        map(sum, FULL.values())
+    )  # written answers: not yet
     assert totals["untouched"] == 0.0
 
 
@@ -110,22 +117,22 @@ def test_stock_generate_assignment_writes_exactly_the_committed_release(graded_c
 def test_stock_autograde_and_the_grade_command_agree_cell_by_cell(graded_course):
     with Gradebook(f"sqlite:///{graded_course / 'gradebook.db'}") as gb:
         stock = {
-            (student, grade.name): grade.score
+            (student, grade.name): (grade.score, grade.needs_manual_grade)
             for student in STUDENTS
             for nb in gb.find_submission(ASSIGNMENT, student).notebooks
             for grade in nb.grades
         }
     ours = {
-        (result["student"], row["item"]): row["score"]
+        (result["student"], item): view
         for result in report.load_results(graded_course / "trusted")
-        for row in report.rows(result)
+        for item, view in gradebook_view(report.rows(result)).items()
     }
     assert stock == ours
 
 
 def test_feedback_shows_the_trusted_status_and_no_hidden_test(graded_course):
     pages = sorted((graded_course / "feedback").glob(f"*/{ASSIGNMENT}/*.html"))
-    assert len(pages) == 4 * len(STUDENTS)
+    assert len(pages) == len(list(RELEASE_DIR.glob("*.ipynb"))) * len(STUDENTS)
     for page in pages:
         text = page.read_text()
         assert "BEGIN HIDDEN TESTS" not in text and "autograder.checks" not in text
