@@ -48,7 +48,19 @@ $(RELEASE) &: $(SOURCES) nbgrader_config.py autograder/release.py
 check-release: setup  ## fail if chapters/ is not what solutions/ generates
 	$(PY) -m autograder check-release
 
-site: setup  ## build the website from chapters/ (executes notebooks, cached)
+# The speed chapter plots the measurements stored next to it (chapters/channels/speed/). Sphinx
+# re-reads a page only when its notebook changes, and the execution cache keys on the notebook
+# alone; so new data drops that notebook's cache entry and touches it, and it runs again.
+SPEED_NB := chapters/channels/06-how-fast.ipynb
+SPEED_DATA := $(wildcard chapters/channels/speed chapters/channels/speed/*.json)
+SPEED_STAMP := _build/.speed-data-stamp
+$(SPEED_STAMP): $(SPEED_DATA)
+	-@$(VENV)/bin/jcache notebook -p _build/.jupyter_cache invalidate $(abspath $(SPEED_NB)) \
+		>/dev/null 2>&1
+	@touch $(SPEED_NB)
+	@mkdir -p _build && touch $@
+
+site: setup $(SPEED_STAMP)  ## build the website from chapters/ (executes notebooks, cached)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going --quiet
 
 solutions: setup  ## after editing solutions/: re-run them to refresh their stored outputs, then release

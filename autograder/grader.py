@@ -33,6 +33,7 @@ from autograder.submission import (
     edited_locked_cells,
     find_answer,
     read_notebook,
+    written_answer,
 )
 
 # The release's own cells that run before the student's: the imports, and locked helpers the
@@ -56,17 +57,30 @@ def _failed(ex: Exercise, status: str, message: str) -> list[ItemScore]:
 
 
 def manual_items(
-    release_nb, status: str = MANUAL, message: str = "graded by your instructor"
+    release_nb, nb=None, problem: Problem | None = None
 ) -> list[ItemScore]:
-    """The release's written-answer cells (nbgrader "manually graded answer"), not scored here."""
-    return [
-        ItemScore(
-            meta["grade_id"], "written answer", 0.0, meta["points"], status, message
+    """The release's written-answer cells ("manually graded answer"): not scored here.
+
+    With the submission ``nb``, an answer left blank scores 0 at once, as in nbgrader; with a
+    ``problem`` (an unreadable file), every answer gets that status.
+    """
+    items = []
+    for cell in release_nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if not (meta.get("grade") and meta.get("solution")):
+            continue
+        issue = problem or (written_answer(nb, cell) if nb is not None else None)
+        status, message = (
+            (issue.status, issue.message)
+            if issue
+            else (MANUAL, "graded by your instructor")
         )
-        for cell in release_nb.cells
-        if (meta := cell.metadata.get("nbgrader", {})).get("grade")
-        and meta.get("solution")
-    ]
+        items.append(
+            ItemScore(
+                meta["grade_id"], "written answer", 0.0, meta["points"], status, message
+            )
+        )
+    return items
 
 
 def _student_cells(nb, release_nb, answer: Answer) -> list[str]:
@@ -139,7 +153,7 @@ def grade_notebook(
             item for ex in exercises for item in _failed(ex, nb.status, nb.message)
         ]
         release_nb = notebooks.read(RELEASE_DIR / path.name)
-        items += manual_items(release_nb, nb.status, nb.message)
+        items += manual_items(release_nb, problem=nb)
         return NotebookResult(path.name, items, [])
     return grade_notebook_node(nb, path.name, sandbox, conv_policy)
 
@@ -155,7 +169,7 @@ def grade_notebook_node(
         ex_items, ex_notes = grade_exercise(ex, nb, release_nb, sandbox, conv_policy)
         items += ex_items
         notes += ex_notes
-    return NotebookResult(name, items + manual_items(release_nb), notes)
+    return NotebookResult(name, items + manual_items(release_nb, nb), notes)
 
 
 def graded_notebooks() -> list[str]:

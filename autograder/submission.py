@@ -127,6 +127,27 @@ def edited_locked_cells(
     return problems
 
 
+def written_answer(
+    nb: nbformat.NotebookNode, release_cell: nbformat.NotebookNode
+) -> Problem | None:
+    """A manually graded answer cell: None if the student wrote something a grader should read.
+
+    As nbgrader's own autograde: an answer left as released ("YOUR ANSWER HERE", same checksum)
+    scores zero without a human; a deleted or duplicated cell is a problem to report.
+    """
+    grade_id = release_cell.metadata.nbgrader["grade_id"]
+    found = _cells_with_id(nb, grade_id)
+    if len(found) != 1:
+        what = "was deleted" if not found else f"appears {len(found)} times"
+        status = "missing-cell" if not found else "duplicated-cell"
+        return Problem(status, f"the answer cell {grade_id!r} {what}")
+    if _safe_checksum(found[0]) == release_cell.metadata.nbgrader.get("checksum"):
+        return Problem(
+            "no-answer", f"the answer cell {grade_id!r} was left as released"
+        )
+    return None
+
+
 def _safe_checksum(cell: nbformat.NotebookNode) -> str | None:
     try:
         return compute_checksum(cell)

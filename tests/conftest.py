@@ -15,20 +15,36 @@ from autograder.scoring import MANUAL
 GRADED = tuple(EXERCISES)  # every graded function, in the order of the chapters
 # Which notebook holds each graded function.
 NOTEBOOK_OF = {name: ex.notebook for name, ex in EXERCISES.items()}
+NOTEBOOK_OF |= {  # and each written answer
+    item.cell: path.name
+    for path in sorted(RELEASE_DIR.glob("*.ipynb"))
+    for item in manual_items(notebooks.read(path))
+}
 # The functions of sections 7.4.1-7.4.3 (tensor in, tensor out, a shape check up front).
 CORE = ("corr2d_multi_in", "corr2d_multi_in_out", "corr2d_multi_in_out_1x1")
 
 
+def written_answer_ids() -> list[str]:
+    """grade_ids of the written-answer cells (nbgrader "manually graded answer") of the release."""
+    return [
+        item.cell
+        for path in sorted(RELEASE_DIR.glob("*.ipynb"))
+        for item in manual_items(notebooks.read(path))
+    ]
+
+
 def full_marks() -> dict[str, tuple[float | None, str]]:
-    """(score, status) of every graded cell of a perfect submission, as grades.csv reports it."""
+    """(score, status) of each graded cell of a perfect submission, as grades.csv reports it.
+
+    Written answers have no score until the instructor grades them in formgrader.
+    """
     marks: dict[str, tuple[float | None, str]] = {}
     for ex in EXERCISES.values():
         for item in ex.rubric:
             points = marks.get(item.cell, (0.0, "passed"))[0] or 0.0
             marks[item.cell] = (points + item.points, "passed")
-    for path in sorted(RELEASE_DIR.glob("*.ipynb")):
-        for item in manual_items(notebooks.read(path)):
-            marks[item.cell] = (None, MANUAL)
+    for grade_id in written_answer_ids():
+        marks[grade_id] = (None, MANUAL)
     return marks
 
 

@@ -19,6 +19,7 @@ from conftest import (
     solution_source,
     stub_answered,
     write_submission,
+    written_answer_ids,
 )
 
 from autograder import notebooks
@@ -265,8 +266,13 @@ CORPUS: dict[str, Entry] = {
 
 
 def solved() -> dict[str, str]:
-    """The instructor's answer cells for every graded function."""
-    return {name: solution_source(name) for name in GRADED}
+    """The instructor's answer cells for every graded function, and a written answer for each
+    question (which waits for the instructor, whatever it says)."""
+    written = {
+        grade_id: "An answer, in the student's words."
+        for grade_id in written_answer_ids()
+    }
+    return {name: solution_source(name) for name in GRADED} | written
 
 
 def typed(entry: Entry) -> dict[str, str]:

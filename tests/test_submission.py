@@ -10,7 +10,9 @@ import pytest
 from conftest import GRADED, NOTEBOOK_OF, cell_by_grade_id, stub_answered
 
 from autograder import notebooks
+from autograder.grader import manual_items
 from autograder.release import RELEASE_DIR
+from autograder.scoring import MANUAL
 from autograder.submission import (
     Answer,
     Problem,
@@ -130,3 +132,30 @@ def test_edited_deleted_and_repointed_test_cells_are_reported():
         "locked cell 'test_corr2d_multi_in_example' was edited",
         "locked cell 'test_corr2d_multi_in_hidden' was edited",
     ]
+
+
+# Written answers (nbgrader "manually graded answer" cells) of the exercises chapter.
+EXERCISES_NB = NOTEBOOK_OF["compose_kernels"]
+
+
+def written_statuses(nb: nbformat.NotebookNode) -> dict[str, str]:
+    return {item.cell: item.status for item in manual_items(release(EXERCISES_NB), nb)}
+
+
+def test_a_written_answer_left_as_released_scores_zero_without_a_grader():
+    statuses = written_statuses(release(EXERCISES_NB))
+    assert statuses and set(statuses.values()) == {"no-answer"}
+
+
+def test_a_written_answer_waits_for_the_instructor():
+    nb = release(EXERCISES_NB)
+    cell_by_grade_id(nb, "answer_grouped").source = "Cheaper by a factor b, but ..."
+    statuses = written_statuses(nb)
+    assert statuses.pop("answer_grouped") == MANUAL
+    assert set(statuses.values()) == {"no-answer"}
+
+
+def test_a_deleted_written_answer_is_reported():
+    nb = release(EXERCISES_NB)
+    nb.cells.remove(cell_by_grade_id(nb, "answer_backward"))
+    assert written_statuses(nb)["answer_backward"] == "missing-cell"
