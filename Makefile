@@ -36,13 +36,14 @@ node_modules/.installed: package.json package-lock.json
 
 # chapters/ <- solutions/ through nbgrader generate_assignment, only when a source changed.
 SOURCES := $(wildcard solutions/channels/*.ipynb)
+SOURCE_DATA := $(wildcard solutions/channels/speed/*.json)
 RELEASE := $(SOURCES:solutions/%=chapters/%)
 # The grader's sandbox: bubblewrap, and libseccomp for the per-answer process ban.
 /usr/bin/bwrap:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2
 
 release: setup $(RELEASE)
-$(RELEASE) &: $(SOURCES) nbgrader_config.py autograder/release.py
+$(RELEASE) &: $(SOURCES) $(SOURCE_DATA) nbgrader_config.py autograder/release.py
 	$(PY) -m autograder release
 
 check-release: setup  ## fail if chapters/ is not what solutions/ generates
