@@ -26,6 +26,11 @@ c.Autograde.autograde_preprocessors = [
 # Course-wide policy for a hand-written function that calls torch's convolution:
 # "zero" (no points for that function) or "report" (a note, points kept).
 c.TrustedAutograde.conv_policy = "zero"
+# The hidden random inputs come from the public seeds of autograder/exercises.py, reseeded with
+# this course secret. Set your own string before a real course and keep this file away from
+# students (with the practice check, the package is in their environment); the grade command
+# takes the same value as --seed-salt or $AUTOGRADER_SEED_SALT. "" grades on the public seeds.
+c.TrustedAutograde.seed_salt = ""
 c.TrustedAutograde.wall_seconds = 10.0
 # Only if bubblewrap is unavailable and every submission is trusted:
 # c.TrustedAutograde.unsafe = True

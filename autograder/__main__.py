@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -36,6 +37,12 @@ def main_parser() -> argparse.ArgumentParser:
         help="what a hand-written function that calls torch's convolution gets (default: zero)",
     )
     grade.add_argument(
+        "--seed-salt",
+        default=os.environ.get("AUTOGRADER_SEED_SALT", ""),
+        help="course secret that picks the graded random inputs (default: "
+        "$AUTOGRADER_SEED_SALT, else the public seeds); use the value in nbgrader_config.py",
+    )
+    grade.add_argument(
         "--unsafe-no-sandbox",
         action="store_true",
         help="run student code without bubblewrap, with your permissions (trusted code only)",
@@ -60,7 +67,10 @@ def _progress(done: int, total: int) -> None:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from autograder.grader import grade_batch  # imports torch: only when grading
+    from autograder.grader import (
+        Policy,
+        grade_batch,
+    )  # imports torch: only when grading
 
     if not args.submitted.is_dir():
         print(f"error: {args.submitted} is not a folder", file=sys.stderr)
@@ -71,7 +81,7 @@ def _grade(args: argparse.Namespace) -> int:
             args.out,
             workers=args.workers,
             unsafe=args.unsafe_no_sandbox,
-            conv_policy=args.builtin_conv,
+            policy=Policy(conv=args.builtin_conv, seed_salt=args.seed_salt),
             progress=_progress,
         )
     except SandboxUnavailableError as error:

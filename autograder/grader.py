@@ -6,6 +6,7 @@ crash) becomes a status on that student's items; nothing here raises for it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import threading
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from autograder import notebooks, report
-from autograder.exercises import EXERCISES, Exercise
+from autograder.exercises import EXERCISES, Exercise, reseeded
 from autograder.gradebook import write_gradebook
 from autograder.release import ASSIGNMENT, RELEASE_DIR
 from autograder.sandbox import Limits, Sandbox
@@ -40,6 +41,20 @@ from autograder.submission import (
 # exercises give (grade_id ``given_*``), always from the release, whatever the submission says.
 SETUP_CELL = "setup_imports"
 GIVEN_PREFIX = "given_"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Course-wide grading choices (``nbgrader_config.py``, or the grade command's options)."""
+
+    conv: str = (
+        "zero"  # a by-hand function calling torch's convolution: "zero" or "report"
+    )
+    seed_salt: str = ""  # a course secret: graded inputs that students cannot reproduce
+
+    def exercise(self, ex: Exercise) -> Exercise:
+        """The exercise with the inputs this course grades on."""
+        return dataclasses.replace(ex, cases=reseeded(ex.cases, self.seed_salt))
 
 
 @dataclass(frozen=True)
@@ -97,8 +112,9 @@ def _student_cells(nb, release_nb, answer: Answer) -> list[str]:
 
 
 def grade_exercise(
-    ex: Exercise, nb, release_nb, sandbox: Sandbox, conv_policy: str
+    ex: Exercise, nb, release_nb, sandbox: Sandbox, policy: Policy
 ) -> tuple[list[ItemScore], list[str]]:
+    ex = policy.exercise(ex)
     answer = find_answer(nb, ex.name)
     if isinstance(answer, Problem):
         return _failed(ex, answer.status, answer.message), []
@@ -137,13 +153,13 @@ def grade_exercise(
         ex,
         returned,
         static_conv=uses_builtin_convolution(answer.source, ex.forbidden),
-        conv_policy=conv_policy,
+        conv_policy=policy.conv,
     )
     return items, notes + score_notes
 
 
 def grade_notebook(
-    path: Path, sandbox: Sandbox, conv_policy: str = "zero"
+    path: Path, sandbox: Sandbox, policy: Policy = Policy()
 ) -> NotebookResult:
     """Grade one submitted file (a file that is not a notebook costs its own items only)."""
     nb = read_notebook(path)
@@ -155,18 +171,18 @@ def grade_notebook(
         release_nb = notebooks.read(RELEASE_DIR / path.name)
         items += manual_items(release_nb, problem=nb)
         return NotebookResult(path.name, items, [])
-    return grade_notebook_node(nb, path.name, sandbox, conv_policy)
+    return grade_notebook_node(nb, path.name, sandbox, policy)
 
 
 def grade_notebook_node(
-    nb, name: str, sandbox: Sandbox, conv_policy: str = "zero"
+    nb, name: str, sandbox: Sandbox, policy: Policy = Policy()
 ) -> NotebookResult:
     """Grade a parsed notebook that stands for the release notebook ``name``."""
     release_nb = notebooks.read(RELEASE_DIR / name)
     notes = [problem.message for problem in edited_locked_cells(nb, release_nb)]
     items: list[ItemScore] = []
     for ex in (ex for ex in EXERCISES.values() if ex.notebook == name):
-        ex_items, ex_notes = grade_exercise(ex, nb, release_nb, sandbox, conv_policy)
+        ex_items, ex_notes = grade_exercise(ex, nb, release_nb, sandbox, policy)
         items += ex_items
         notes += ex_notes
     return NotebookResult(name, items + manual_items(release_nb, nb), notes)
@@ -185,11 +201,11 @@ def graded_notebooks() -> list[str]:
 
 
 def grade_student(
-    student_dir: Path, sandbox: Sandbox, conv_policy: str = "zero"
+    student_dir: Path, sandbox: Sandbox, policy: Policy = Policy()
 ) -> dict:
     """All of one student's results as plain data (what ``report`` writes out)."""
     results = [
-        grade_notebook(student_dir / name, sandbox, conv_policy)
+        grade_notebook(student_dir / name, sandbox, policy)
         for name in graded_notebooks()
     ]
     known = {p.name for p in RELEASE_DIR.glob("*.ipynb")}
@@ -206,8 +222,10 @@ def grade_student(
             for r in results
         ],
         "unrecognised_files": stray,
+        # The seeds graded on (after the course's salt): enough to reproduce every input.
         "seeds": {
-            ex.name: [case.seed for case in ex.cases] for ex in EXERCISES.values()
+            ex.name: [case.seed for case in policy.exercise(ex).cases]
+            for ex in EXERCISES.values()
         },
     }
 
@@ -225,7 +243,7 @@ def grade_batch(
     *,
     workers: int = 1,
     unsafe: bool = False,
-    conv_policy: str = "zero",
+    policy: Policy = Policy(),
     limits: Limits | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict]:
@@ -242,7 +260,7 @@ def grade_batch(
         nonlocal finished
         sandbox = sandboxes.get()
         try:
-            report.save_result(out, grade_student(student_dir, sandbox, conv_policy))
+            report.save_result(out, grade_student(student_dir, sandbox, policy))
         finally:
             sandboxes.put(sandbox)
         with lock:

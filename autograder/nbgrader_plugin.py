@@ -17,7 +17,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Float, Unicode
 
 from autograder import notebooks
-from autograder.grader import grade_notebook_node
+from autograder.grader import Policy, grade_notebook_node
 from autograder.release import RELEASE_DIR
 from autograder.sandbox import Limits, Sandbox
 from autograder.scoring import cell_totals
@@ -40,6 +40,10 @@ class TrustedAutograde(NbGraderPreprocessor):
     conv_policy = Unicode(
         "zero", help="'zero' or 'report': torch's conv in a by-hand answer"
     ).tag(config=True)
+    seed_salt = Unicode(
+        "",
+        help="A course secret that picks the graded random inputs ('' = the public seeds)",
+    ).tag(config=True)
     wall_seconds = Float(10.0, help="Wall-clock limit per graded function").tag(
         config=True
     )
@@ -52,7 +56,8 @@ class TrustedAutograde(NbGraderPreprocessor):
         if not (RELEASE_DIR / name).exists():
             return nb, resources
         sandbox = _shared_sandbox(Limits(wall_seconds=self.wall_seconds), self.unsafe)
-        result = grade_notebook_node(nb, name, sandbox, self.conv_policy)
+        policy = Policy(conv=self.conv_policy, seed_salt=self.seed_salt)
+        result = grade_notebook_node(nb, name, sandbox, policy)
         totals = cell_totals(result.items)
         release = {
             c.metadata["nbgrader"]["grade_id"]: c

@@ -11,14 +11,15 @@ from conftest import (
     full_marks,
     gradebook_view,
     solution_source,
+    stub_answered,
     write_submission,
 )
 from corpus import BROKEN_FILES, CORPUS, write_corpus
 from nbgrader.api import Gradebook
 
+from autograder import EXERCISES, reference, report, sandbox
 from autograder import __main__ as cli
-from autograder import report, sandbox
-from autograder.grader import grade_batch
+from autograder.grader import Policy, grade_batch, grade_notebook
 from autograder.release import ASSIGNMENT
 from autograder.sandbox import Limits
 
@@ -170,3 +171,24 @@ def test_sandboxed_code_runs_as_nobody_without_capabilities_or_network():
         reply = box.run(job)
     assert reply["output"].split() == ["65534", "65534", "0000000000000000", "False"]
     assert "Connection refused" in reply["child"] or "unreachable" in reply["child"]
+
+
+def test_a_course_salt_defeats_answers_memorised_from_the_public_seeds(tmp_path):
+    """Whoever reads exercises.py can precompute the public hidden inputs; not the salted ones."""
+    ex = EXERCISES["corr2d_multi_in"]
+    table = {
+        round(float(X.sum()), 4): reference.corr2d_multi_in(X, K).tolist()
+        for X, K in (case.inputs() for case in ex.cases)
+    }
+    memorised = stub_answered(
+        "corr2d_multi_in",
+        f"    TABLE = {table!r}\n"
+        "    return torch.tensor(TABLE[round(float(X.sum()), 4)], dtype=X.dtype)",
+    )
+    path = write_submission(tmp_path, "mallory", {"corr2d_multi_in": memorised})
+    with sandbox.Sandbox(LIMITS) as box:
+        public = grade_notebook(path / ex.notebook, box)
+        salted = grade_notebook(path / ex.notebook, box, Policy(seed_salt="s3cret"))
+    assert sum(item.score for item in public.items) == 3.0
+    assert sum(item.score for item in salted.items) == 0.0
+    assert {item.status for item in salted.items} == {"failed", "hard-coded"}
