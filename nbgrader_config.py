@@ -23,6 +23,9 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+# A submitted file that is not a notebook costs that notebook's points only (stock nbgrader would
+# drop the student's whole submission): it is read as the grade command reads it.
+c.Autograde.exporter_class = "autograder.nbgrader_plugin.TolerantNotebookExporter"
 # Course-wide policy for a hand-written function that calls torch's convolution:
 # "zero" (no points for that function) or "report" (a note, points kept).
 c.TrustedAutograde.conv_policy = "zero"

@@ -164,14 +164,20 @@ def grade_notebook(
     """Grade one submitted file (a file that is not a notebook costs its own items only)."""
     nb = read_notebook(path)
     if isinstance(nb, Problem):
-        exercises = [ex for ex in EXERCISES.values() if ex.notebook == path.name]
-        items = [
-            item for ex in exercises for item in _failed(ex, nb.status, nb.message)
-        ]
-        release_nb = notebooks.read(RELEASE_DIR / path.name)
-        items += manual_items(release_nb, problem=nb)
-        return NotebookResult(path.name, items, [])
+        return unreadable_notebook(path.name, nb)
     return grade_notebook_node(nb, path.name, sandbox, policy)
+
+
+def unreadable_notebook(name: str, problem: Problem) -> NotebookResult:
+    """Zero, with the problem as status, for every graded item of release notebook ``name``."""
+    exercises = [ex for ex in EXERCISES.values() if ex.notebook == name]
+    items = [
+        item
+        for ex in exercises
+        for item in _failed(ex, problem.status, problem.message)
+    ]
+    items += manual_items(notebooks.read(RELEASE_DIR / name), problem=problem)
+    return NotebookResult(name, items, [])
 
 
 def grade_notebook_node(

@@ -11,18 +11,49 @@ formgrader and generate_feedback then work unchanged.
 from __future__ import annotations
 
 import atexit
+from pathlib import Path
 
 import nbformat
+from nbconvert.exporters import NotebookExporter
+from nbconvert.exporters.exporter import ResourcesDict
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Float, Unicode
 
 from autograder import notebooks
-from autograder.grader import Policy, grade_notebook_node
+from autograder.grader import Policy, grade_notebook_node, unreadable_notebook
 from autograder.release import RELEASE_DIR
 from autograder.sandbox import Limits, Sandbox
 from autograder.scoring import cell_totals
+from autograder.submission import Problem, read_notebook
 
 _sandboxes: dict[tuple, Sandbox] = {}
+UNREADABLE = (
+    "autograder_unreadable"  # notebook metadata: the submitted file could not be read
+)
+
+
+class TolerantNotebookExporter(NotebookExporter):
+    """Reads each submitted file as the grade command does (``c.Autograde.exporter_class``).
+
+    Stock nbgrader reads a file itself and, on one that is not a notebook, drops the student's
+    whole submission. Here an unreadable file becomes the release notebook marked with the
+    problem, so only that notebook's items score zero, with the reason as their status.
+    """
+
+    def from_filename(self, filename: str, resources=None, **kw):
+        path = Path(filename)
+        nb = read_notebook(path)
+        stand_in = RELEASE_DIR / path.name
+        if not isinstance(nb, Problem) or not stand_in.exists():
+            return super().from_filename(filename, resources, **kw)
+        if resources is None:
+            resources = ResourcesDict()
+        if not resources.get("metadata"):
+            resources["metadata"] = ResourcesDict()
+        resources["metadata"].update(name=path.stem, path=str(path.parent))
+        marked = notebooks.read(stand_in)
+        marked.metadata[UNREADABLE] = {"status": nb.status, "message": nb.message}
+        return self.from_notebook_node(marked, resources, **kw)
 
 
 def _shared_sandbox(limits: Limits, unsafe: bool) -> Sandbox:
@@ -57,7 +88,12 @@ class TrustedAutograde(NbGraderPreprocessor):
             return nb, resources
         sandbox = _shared_sandbox(Limits(wall_seconds=self.wall_seconds), self.unsafe)
         policy = Policy(conv=self.conv_policy, seed_salt=self.seed_salt)
-        result = grade_notebook_node(nb, name, sandbox, policy)
+        unreadable = nb.metadata.get(UNREADABLE)
+        result = (
+            unreadable_notebook(name, Problem(**unreadable))
+            if unreadable
+            else grade_notebook_node(nb, name, sandbox, policy)
+        )
         totals = cell_totals(result.items)
         release = {
             c.metadata["nbgrader"]["grade_id"]: c

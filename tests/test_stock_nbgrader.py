@@ -8,8 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import GRADED, build_course, full_marks, gradebook_view
-from corpus import CORPUS, solved, typed
+from conftest import (
+    GRADED,
+    NOTEBOOK_OF,
+    build_course,
+    full_marks,
+    gradebook_view,
+)
+from corpus import BROKEN_FILES, CORPUS, MULTI_IN, solved, typed
 from nbgrader.api import Gradebook
 
 from autograder import report
@@ -48,6 +54,9 @@ STUDENTS = {
         # hidden cell keeps its "random inputs" and "inputs unchanged" items.
         {**FULL, "corr2d_multi_in_out_1x1": (1, 1.0)},
     ),
+    # Notebook 01 replaced by a file that is not JSON (tests/corpus.py BROKEN_FILES): only its
+    # function loses its points; stock nbgrader alone would drop the whole submission.
+    "not_a_notebook": (SOLVED, {**FULL, "corr2d_multi_in": (0, 0)}),
 }
 
 
@@ -70,6 +79,10 @@ def graded_course(tmp_path_factory) -> Path:
     """One course, four students, graded once by stock nbgrader for all the tests below."""
     course = tmp_path_factory.mktemp("course")
     build_course(course, {name: answers for name, (answers, _) in STUDENTS.items()})
+    broken = (
+        course / "submitted" / "not_a_notebook" / ASSIGNMENT / NOTEBOOK_OF[MULTI_IN]
+    )
+    broken.write_bytes(BROKEN_FILES["broken_not_json"][0])
     nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
     nbgrader(course, "autograde", ASSIGNMENT)
     nbgrader(course, "export")
@@ -140,3 +153,9 @@ def test_feedback_shows_the_trusted_status_and_no_hidden_test(graded_course):
         "01-*.html"
     )
     assert "kernel is flipped" in next(flipped).read_text()
+
+
+def test_a_file_that_is_not_a_notebook_costs_only_its_own_points(graded_course):
+    page = graded_course / "feedback" / "not_a_notebook" / ASSIGNMENT
+    text = (page / NOTEBOOK_OF[MULTI_IN].replace(".ipynb", ".html")).read_text()
+    assert "not-a-notebook" in text and "is not valid notebook JSON" in text
