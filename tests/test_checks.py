@@ -164,3 +164,78 @@ def test_practice_reports_the_builtin_convolution_policy(capsys):
     out = capsys.readouterr().out
     assert "calls one of PyTorch's convolutions" in out
     assert "0 of 3 points" in out
+
+
+# The exercises chapter: the same checks, and their diagnoses, for the new kinds of answer.
+
+
+def test_im2col_with_patches_flattened_column_first_is_diagnosed():
+    def column_first(X, K):
+        c_o, c_i, k_h, k_w = K.shape
+        h_out, w_out = X.shape[1] - k_h + 1, X.shape[2] - k_w + 1
+        slices = [
+            X[:, a : a + h_out, b : b + w_out] for b in range(k_w) for a in range(k_h)
+        ]
+        P = torch.stack(slices, dim=1).reshape(c_i * k_h * k_w, h_out * w_out)
+        return (K.reshape(c_o, -1) @ P).reshape(c_o, h_out, w_out)
+
+    _fails_with(
+        "corr2d_multi_in_out_matmul", column_first, "flattened in different orders"
+    )
+
+
+def test_one_addition_per_product_is_diagnosed():
+    _fails_with(
+        "conv2d_additions",
+        reference.conv2d_multiplications,
+        "one addition per product",
+    )
+
+
+def test_padding_on_one_side_only_is_diagnosed():
+    def one_side(c_i, c_o, h, w, k_h, k_w, padding=0, stride=1):
+        h_out = (h + padding - k_h) // stride + 1
+        w_out = (w + padding - k_w) // stride + 1
+        return c_o * h_out * w_out * c_i * k_h * k_w
+
+    _fails_with("conv2d_multiplications", one_side, "padding was added on one side")
+
+
+def test_a_float_count_is_told_to_use_floor_division():
+    def true_division(c_i, c_o, h, w, k_h, k_w, padding=0, stride=1):
+        return (
+            reference.conv2d_multiplications(c_i, c_o, h, w, k_h, k_w, padding, stride)
+            / 1
+        )
+
+    _fails_with("conv2d_multiplications", true_division, "expected an int", "Use //")
+
+
+def test_sizes_that_do_not_fit_must_raise_valueerror():
+    def no_check(c_i, c_o, h, w, k_h, k_w, padding=0, stride=1, bytes_per_value=4):
+        h_out = (h + 2 * padding - k_h) // stride + 1
+        w_out = (w + 2 * padding - k_w) // stride + 1
+        values = c_i * h * w + c_o * c_i * k_h * k_w + c_o * h_out * w_out
+        return values * bytes_per_value
+
+    _fails_with("conv2d_memory", no_check, "must raise ValueError")
+
+
+def test_kernels_cross_correlated_instead_of_convolved_are_diagnosed():
+    def no_flip(K1, K2):
+        b_h, b_w = K2.shape[2:]
+        padded = torch.nn.functional.pad(
+            K1.transpose(0, 1), (b_w - 1, b_w - 1, b_h - 1, b_h - 1)
+        )
+        return torch.nn.functional.conv2d(padded, K2).transpose(0, 1)
+
+    _fails_with("compose_kernels", no_flip, "cross-correlated with each other")
+
+
+def test_a_combined_kernel_of_the_wrong_size_is_told_k1_plus_k2_minus_1():
+    def valid_only(K1, K2):
+        return torch.nn.functional.conv2d(
+            K1.transpose(0, 1), K2.flip(-1, -2)
+        ).transpose(0, 1)
+
+    _fails_with("compose_kernels", valid_only, "k1 + k2 - 1")
