@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import torch
 from conftest import GRADED, NOTEBOOK_OF
 
 from autograder.release import RELEASE_DIR, ROOT
@@ -162,6 +163,10 @@ def test_math_is_typeset_with_no_raw_tex_left(visit, path):
             "chapters/channels/03-1x1-convolution.html",
             "A 1 × 1 convolution with three input channels",
         ),
+        (
+            "chapters/channels/06-how-fast.html",
+            "Seconds per call of the four implementations",
+        ),
     ],
 )
 def test_code_drawn_figure_is_a_visible_image_with_alt_text_and_caption(
@@ -191,6 +196,34 @@ def test_worked_examples_are_computed_live_on_the_pages(visit):
     assert "[[ 76., 100.], [148., 172.]], [[ 96., 128.], [192., 224.]]])" in page_2
     page_3 = words("chapters/channels/03-1x1-convolution.html")
     assert "parameters of the 1 x 1 convolution: 8 = 2 * 3 + 2" in page_3
+
+
+def test_exercises_page_shows_its_demonstrations_computed(visit):
+    text = " ".join(visit("chapters/channels/05-exercises.html").main_text().split())
+    assert (
+        "(2**24 + 1) + 1 = 16777216.0" in text
+        and "2**24 + (1 + 1) = 16777218.0" in text
+    )
+    assert "Every difference is within n * eps * sum|terms|" in text
+    assert "grouped, shuffle, grouped: outputs that react to input 0: [0, 1, 2," in text
+    assert (
+        text.count("YOUR ANSWER HERE") == 6
+    )  # the written answers, and no model answer
+    assert "Model answer" not in text
+
+
+def test_speed_page_labels_its_measurements_with_the_machine(visit):
+    v = visit("chapters/channels/06-how-fast.html")
+    tables = v.page.locator("main table")
+    assert (
+        tables.count() == 2
+    )  # time with ratios to conv2d; rate against the matmul limit
+    header = tables.nth(0).locator("thead").inner_text()
+    for name in ("torch conv2d", "loop", "1×1 matmul", "im2col matmul"):
+        assert name in header
+    text = " ".join(v.main_text().split())
+    assert f"torch {torch.__version__}" in text
+    assert "No GPU measurement has been recorded yet" in text
 
 
 def test_no_traceback_and_no_solution_is_shown(visit):
