@@ -50,7 +50,10 @@ def main() -> None:
         f"({cold / warm:.1f}x faster)"
     )
     print(f"  of which the site build alone:                   {site_warm:6.1f} s")
-    print(f"nbval, 8 notebooks on 2 workers:                   {nbval:6.1f} s")
+    count = len(list(ROOT.glob("solutions/channels/*.ipynb"))) + len(
+        list(ROOT.glob("chapters/channels/*.ipynb"))
+    )
+    print(f"nbval, {count} notebooks on 2 workers:                  {nbval:6.1f} s")
 
 
 if __name__ == "__main__":
