@@ -67,10 +67,8 @@ def _progress(done: int, total: int) -> None:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from autograder.grader import (
-        Policy,
-        grade_batch,
-    )  # imports torch: only when grading
+    # Imports torch: only when grading.
+    from autograder.grader import Policy, grade_batch
 
     if not args.submitted.is_dir():
         print(f"error: {args.submitted} is not a folder", file=sys.stderr)

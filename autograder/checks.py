@@ -78,22 +78,18 @@ def practice(name: str, fn: Callable, device: torch.device | str = "cpu") -> Non
         EXERCISES[name], cases=practice_cases(EXERCISES[name].cases)
     )
     calls = _calls(ex.cases, fn, device)
-    items, _ = score_exercise(
+    items, notes = score_exercise(
         ex,
         [got for _, got, _ in calls],
         static_conv=uses_builtin_convolution(_source(fn), ex.forbidden),
+        input_device=calls[0][2],  # where the inputs were (all cases share a device)
     )
-    notes = [
-        note
-        for case, got, on in calls
-        for note in judge(ex, case, got, input_device=on).notes
-    ]
     for item in items:
         mark = "ok  " if item.status == "passed" else "FAIL"
         print(f"{mark} {item.item} ({item.max_score:g} pt)")
         if item.message:
             print(f"     {item.message}")
-    for note in dict.fromkeys(notes):
+    for note in notes:
         print("Note:", note)
     earned = sum(item.score for item in items)
     total = sum(item.max_score for item in items)

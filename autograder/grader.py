@@ -7,6 +7,7 @@ crash) becomes a status on that student's items; nothing here raises for it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import queue
 import threading
@@ -47,10 +48,10 @@ GIVEN_PREFIX = "given_"
 class Policy:
     """Course-wide grading choices (``nbgrader_config.py``, or the grade command's options)."""
 
-    conv: str = (
-        "zero"  # a by-hand function calling torch's convolution: "zero" or "report"
-    )
-    seed_salt: str = ""  # a course secret: graded inputs that students cannot reproduce
+    # A by-hand function that calls torch's convolution: "zero" points, or "report" only.
+    conv: str = "zero"
+    # A course secret: graded inputs that students cannot reproduce ("" = the public seeds).
+    seed_salt: str = ""
 
     def exercise(self, ex: Exercise) -> Exercise:
         """The exercise with the inputs this course grades on."""
@@ -194,15 +195,21 @@ def grade_notebook_node(
     return NotebookResult(name, items + manual_items(release_nb, nb), notes)
 
 
-def graded_notebooks() -> list[str]:
-    """Release notebooks with something to grade: a graded function or a written answer."""
-    return sorted(
-        {ex.notebook for ex in EXERCISES.values()}
-        | {
-            path.name
-            for path in RELEASE_DIR.glob("*.ipynb")
-            if manual_items(notebooks.read(path))
-        }
+@functools.cache
+def graded_notebooks() -> tuple[str, ...]:
+    """Release notebooks with something to grade: a graded function or a written answer.
+
+    Read once per process: every student of a batch needs the list, and the release is fixed.
+    """
+    return tuple(
+        sorted(
+            {ex.notebook for ex in EXERCISES.values()}
+            | {
+                path.name
+                for path in RELEASE_DIR.glob("*.ipynb")
+                if manual_items(notebooks.read(path))
+            }
+        )
     )
 
 

@@ -27,9 +27,8 @@ from autograder.scoring import cell_totals
 from autograder.submission import Problem, read_notebook
 
 _sandboxes: dict[tuple, Sandbox] = {}
-UNREADABLE = (
-    "autograder_unreadable"  # notebook metadata: the submitted file could not be read
-)
+# Notebook metadata key: the submitted file could not be read (see TolerantNotebookExporter).
+UNREADABLE = "autograder_unreadable"
 
 
 class TolerantNotebookExporter(NotebookExporter):

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from autograder.exercises import BUILTIN_CONVOLUTIONS, Case, Exercise
 
@@ -156,13 +155,12 @@ def _likely_mistakes(
     ex: Exercise, X: torch.Tensor, K: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """Outputs of known wrong implementations, to recognise a student's result."""
-    X64, K64 = X.to(torch.float64), K.to(torch.float64)
-    if ex.kind == "compose":
-        b_h, b_w = K.shape[2:]
-        padded = F.pad(X64.transpose(0, 1), (b_w - 1, b_w - 1, b_h - 1, b_h - 1))
+    if (
+        ex.kind == "compose"
+    ):  # composing with K2 flipped = cross-correlating the kernels
         return {
             "the kernels were cross-correlated with each other; composing them takes a "
-            "convolution, so flip one of them": F.conv2d(padded, K64).transpose(0, 1)
+            "convolution, so flip one of them": ex.oracle(X, K.flip(-1, -2))
         }
     mistakes = {
         "the kernel is flipped: that is a convolution, but deep learning's 'convolution' is a "
@@ -381,9 +379,8 @@ def uses_builtin_convolution(
     return bool(names & forbidden)
 
 
-MANUAL = (
-    "needs-manual-grade"  # a written answer: the instructor grades it in formgrader
-)
+# The status of a written answer: the instructor grades it in formgrader.
+MANUAL = "needs-manual-grade"
 
 
 @dataclass(frozen=True)
@@ -422,13 +419,15 @@ def score_exercise(
     *,
     static_conv: bool = False,
     conv_policy: str = "zero",
+    input_device: str = "cpu",
 ) -> tuple[list[ItemScore], list[str]]:
     """Apply the rubric to one function's results on all its cases (in ``ex.cases`` order).
 
     Returns the items and the notes that cost no points (dtype or device not kept), one per kind.
+    ``input_device`` is where the inputs were (the sandbox: the CPU; a notebook: its device).
     """
     judged = [
-        (case, got, judge(ex, case, got))
+        (case, got, judge(ex, case, got, input_device=input_device))
         for case, got in zip(ex.cases, returned, strict=True)
     ]
     # Credit needs one right answer that is not a worked example (nor a mere ValueError for
