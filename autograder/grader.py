@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -20,12 +20,12 @@ from autograder import notebooks, report
 from autograder.exercises import EXERCISES, Exercise, reseeded
 from autograder.gradebook import write_gradebook
 from autograder.release import ASSIGNMENT, RELEASE_DIR
-from autograder.sandbox import Limits, Sandbox
+from autograder.replies import clean_text, parse_child
+from autograder.sandbox import Limits, Sandbox, SandboxUnavailableError, Session
 from autograder.scoring import (
     MANUAL,
     ItemScore,
     MalformedReplyError,
-    Returned,
     score_exercise,
     uses_builtin_convolution,
 )
@@ -37,6 +37,8 @@ from autograder.submission import (
     read_notebook,
     written_answer,
 )
+
+log = logging.getLogger("autograder")
 
 # The release's own cells that run before the student's: the imports, and locked helpers the
 # exercises give (grade_id ``given_*``), always from the release, whatever the submission says.
@@ -113,7 +115,7 @@ def _student_cells(nb, release_nb, answer: Answer) -> list[str]:
 
 
 def grade_exercise(
-    ex: Exercise, nb, release_nb, sandbox: Sandbox, policy: Policy
+    ex: Exercise, nb, release_nb, sandbox: Sandbox | Session, policy: Policy
 ) -> tuple[list[ItemScore], list[str]]:
     ex = policy.exercise(ex)
     answer = find_answer(nb, ex.name)
@@ -134,22 +136,20 @@ def grade_exercise(
         "cases": [case.as_job() for case in ex.cases],
     }
     reply = sandbox.run(job)
-    if reply.get("status") != "ok":
-        status = str(reply.get("status", "no reply"))
+    if reply["status"] != "ok":
+        status = clean_text(reply["status"], 100)
         return _failed(
             ex, "timeout" if status == "timeout" else "crashed", f"{ex.name}: {status}"
         ), []
     try:
-        child = json.loads(reply["child"])
-        cases = child["cases"]
-        if len(cases) != len(ex.cases):
-            raise MalformedReplyError("wrong number of cases")
-        returned = [Returned.from_reply(case) for case in cases]
-    except (ValueError, KeyError, TypeError) as error:
+        returned, cell_errors = parse_child(
+            reply["child"], ex, sandbox.limits.result_bytes
+        )
+    except MalformedReplyError as error:
         return _failed(
             ex, "crashed", f"{ex.name}: the grader got no usable answer ({error})"
         ), []
-    notes = [f"{ex.name}: a cell raised {e}" for e in child.get("cell_errors", [])[:3]]
+    notes = [f"{ex.name}: a cell raised {e}" for e in cell_errors]
     items, score_notes = score_exercise(
         ex,
         returned,
@@ -160,7 +160,7 @@ def grade_exercise(
 
 
 def grade_notebook(
-    path: Path, sandbox: Sandbox, policy: Policy = Policy()
+    path: Path, sandbox: Sandbox | Session, policy: Policy = Policy()
 ) -> NotebookResult:
     """Grade one submitted file (a file that is not a notebook costs its own items only)."""
     nb = read_notebook(path)
@@ -182,7 +182,7 @@ def unreadable_notebook(name: str, problem: Problem) -> NotebookResult:
 
 
 def grade_notebook_node(
-    nb, name: str, sandbox: Sandbox, policy: Policy = Policy()
+    nb, name: str, sandbox: Sandbox | Session, policy: Policy = Policy()
 ) -> NotebookResult:
     """Grade a parsed notebook that stands for the release notebook ``name``."""
     release_nb = notebooks.read(RELEASE_DIR / name)
@@ -217,10 +217,11 @@ def grade_student(
     student_dir: Path, sandbox: Sandbox, policy: Policy = Policy()
 ) -> dict:
     """All of one student's results as plain data (what ``report`` writes out)."""
-    results = [
-        grade_notebook(student_dir / name, sandbox, policy)
-        for name in graded_notebooks()
-    ]
+    with sandbox.session() as session:  # this student's processes, and no one else's
+        results = [
+            grade_notebook(student_dir / name, session, policy)
+            for name in graded_notebooks()
+        ]
     known = {p.name for p in RELEASE_DIR.glob("*.ipynb")}
     stray = sorted(p.name for p in student_dir.glob("*.ipynb") if p.name not in known)
     return {
@@ -236,6 +237,39 @@ def grade_student(
         ],
         "unrecognised_files": stray,
         # The seeds graded on (after the course's salt): enough to reproduce every input.
+        "seeds": {
+            ex.name: [case.seed for case in policy.exercise(ex).cases]
+            for ex in EXERCISES.values()
+        },
+    }
+
+
+def grader_error_result(student: str, error: BaseException, policy: Policy) -> dict:
+    """Every item of a student whose grading raised: zero, status ``grader-error``.
+
+    The exception is the grader's bug or a case it did not foresee, never the student's fault
+    to be silently hidden: the instructor's log names it, and the rest of the batch goes on.
+    """
+    log.error("grader-error for %s: %s", student, clean_text(repr(error), 500))
+    problem = Problem(
+        "grader-error",
+        "the grader failed on this submission; your instructor has been told",
+    )
+    notebooks_ = [
+        {
+            "notebook": result.notebook,
+            "items": [asdict(i) for i in result.items],
+            "notes": [],
+        }
+        for result in (
+            unreadable_notebook(name, problem) for name in graded_notebooks()
+        )
+    ]
+    return {
+        "student": student,
+        "assignment": ASSIGNMENT,
+        "notebooks": notebooks_,
+        "unrecognised_files": [],
         "seeds": {
             ex.name: [case.seed for case in policy.exercise(ex).cases]
             for ex in EXERCISES.values()
@@ -273,9 +307,14 @@ def grade_batch(
         nonlocal finished
         sandbox = sandboxes.get()
         try:
-            report.save_result(out, grade_student(student_dir, sandbox, policy))
+            result = grade_student(student_dir, sandbox, policy)
+        except SandboxUnavailableError:
+            raise  # this machine cannot grade anyone: not one student's fault
+        except Exception as error:  # one student's grading failed: the batch goes on
+            result = grader_error_result(student_dir.parent.name, error, policy)
         finally:
             sandboxes.put(sandbox)
+        report.save_result(out, result)
         with lock:
             finished += 1
             if progress:

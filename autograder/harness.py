@@ -1,25 +1,36 @@
-"""The only code that runs next to student code: inside the sandbox, one forked child per job.
+"""The only code that runs next to student code: zygote, student process, child per answer.
 
-This file is bound alone into the sandbox (never the rest of the package: no reference solution
-and no hidden test logic is visible there) and run as a script. It imports torch and d2l once,
-then reads one JSON job per line on stdin, forks a child per job, and writes one JSON reply per
-line on stdout. The child applies resource limits, runs the student's cells, calls the function
-on the job's inputs and reports what came back as plain data: shapes, dtypes and numbers. It
-decides nothing: its reply is untrusted, and the grader outside checks every field.
+Bound into the sandbox with ``syscall_policy.py`` alone (never the rest of the package: no
+reference solution and no hidden test logic is visible there) and run as a script.
+
+* The **zygote** imports torch and d2l once, makes itself non-dumpable and never runs student
+  code. On its control socket it receives one message per student with a socket of that
+  student's own, forks the student's process, and kills it when the grader says so.
+* The **student process** leaves the zygote behind: every inherited descriptor but its socket
+  closed, a user, IPC, mount and PID namespace of its own (so its keyring, System V objects and
+  /tmp start empty and vanish with it, and it cannot see a pid it could signal), no capabilities.
+  It reads one job per line on its socket, forks a child per job and writes one reply per line.
+* The **child** closes everything but its two pipes, applies resource limits and the seccomp
+  filter, and only then runs the student's cells and calls the function on the job's inputs. It
+  reports what came back as plain data. It decides nothing: the grader outside checks every
+  field of every reply.
 """
 
 from __future__ import annotations
 
 import ctypes
-import errno
 import json
 import os
 import resource
 import select
 import signal
+import socket
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fingerprint
+import syscall_policy
 import torch
 
 torch.set_num_threads(
@@ -29,18 +40,22 @@ import torch.nn.functional as F  # noqa: E402
 from d2l import torch as d2l  # noqa: E402  (imported once here, so each child starts warm)
 from torch import nn  # noqa: E402
 
-_conv_originals = {"F.conv2d": F.conv2d, "torch.conv2d": torch.conv2d}
-SETUP_FAILED = 71  # exit code: the child could not confine itself
-CONV_NAMES = ("conv1d", "conv2d", "conv3d", "conv_transpose2d")
+_conv2d = F.conv2d  # the stand-ins' own handle, whatever a student rebinds
+SETUP_FAILED = 71  # exit code: a process could not confine itself, so it ran nothing
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID = 0x10000000, 0x20000000
+MS_NOSUID, MS_NODEV = 0x2, 0x4
 
 
 def _stand_in_corr2d_multi_in(X, K):
     """The notebook's own stand-in (7.4.2): PyTorch's conv2d, called through a private handle."""
-    return _conv_originals["F.conv2d"](X[None], K[None])[0, 0]
+    return _conv2d(X[None], K[None])[0, 0]
 
 
 def _stand_in_corr2d_multi_in_out(X, K):
-    return _conv_originals["F.conv2d"](X[None], K)[0]
+    return _conv2d(X[None], K)[0]
 
 
 STAND_INS = {
@@ -49,66 +64,29 @@ STAND_INS = {
 }
 
 
-def _count_builtin_convolutions(counter: list[int]) -> None:
-    """Wrap torch's convolutions so that the child can report whether the student called them."""
-
-    def wrap(module, name):
-        original = getattr(module, name)
-
-        def counted(*args, **kwargs):
-            counter[0] += 1
-            return original(*args, **kwargs)
-
-        setattr(module, name, counted)
-
-    for name in CONV_NAMES:
-        for module in (F, torch):
-            if hasattr(module, name):
-                wrap(module, name)
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        raise OSError(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
 
 
-def _forbid_new_processes() -> None:
-    """Make fork, clone (so threads too) and exec fail with EPERM, whoever we run as.
-
-    RLIMIT_NPROC does the same for ordinary users, but the kernel exempts uid 0, which is what a
-    sandbox started by root is outside its user namespace; seccomp has no such exemption.
-    """
-    lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
-    lib.seccomp_init.restype = ctypes.c_void_p
-    lib.seccomp_init.argtypes = [ctypes.c_uint32]
-    lib.seccomp_rule_add.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_uint32,
-        ctypes.c_int,
-        ctypes.c_uint,
-    ]
-    lib.seccomp_load.argtypes = [ctypes.c_void_p]
-    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-    allow, deny = (
-        0x7FFF0000,
-        0x00050000 | errno.EPERM,
-    )  # SCMP_ACT_ALLOW, SCMP_ACT_ERRNO(EPERM)
-    ctx = lib.seccomp_init(allow)
-    for name in (b"fork", b"vfork", b"clone", b"clone3", b"execve", b"execveat"):
-        number = lib.seccomp_syscall_resolve_name(name)
-        if number >= 0 and lib.seccomp_rule_add(ctx, deny, number, 0) != 0:
-            raise OSError(f"seccomp: cannot deny {name.decode()}")
-    if lib.seccomp_load(ctx) != 0:
-        raise OSError("seccomp: cannot load the filter")
+def _prctl(option: int, value: int) -> None:
+    _check(_libc.prctl(option, value, 0, 0, 0), f"prctl({option})")
 
 
-def _limit(memory_bytes: int, cpu_seconds: int) -> None:
-    with open("/proc/self/statm") as f:
-        mapped = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    resource.setrlimit(
-        resource.RLIMIT_AS, (mapped + memory_bytes, mapped + memory_bytes)
-    )
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-    resource.setrlimit(
-        resource.RLIMIT_FSIZE, (0, 0)
-    )  # no file writes (pipes are not files)
-    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no processes, no threads
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def _close_all_but(*keep: int) -> None:
+    """Close every inherited descriptor except ``keep``; 0, 1 and 2 become /dev/null."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        if fd not in keep:
+            os.dup2(null, fd)
+    low = 3
+    for fd in sorted({*keep, null}):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, 1 << 16)
+    if null not in keep and null > 2:
+        os.close(null)
 
 
 def _describe(value) -> dict:
@@ -122,9 +100,7 @@ def _describe(value) -> dict:
         info.update(
             shape=list(plain.shape), dtype=str(plain.dtype), device=str(plain.device)
         )
-        if plain.numel() <= 100_000 and (
-            plain.is_floating_point() or not plain.is_complex()
-        ):
+        if plain.numel() <= 100_000 and not plain.is_complex():
             info["values"] = (
                 plain.detach().to("cpu", torch.float64).reshape(-1).tolist()
             )
@@ -142,7 +118,7 @@ def _call(fn, *args, **kwargs) -> dict:
         return {"error": f"{type(error).__name__}: {str(error)[:300]}"}
 
 
-def _run_cases(job: dict, namespace: dict, conv_calls: list[int]) -> list[dict]:
+def _run_cases(job: dict, namespace: dict) -> list[dict]:
     fn = namespace.get(job["function"])
     if not callable(fn):
         return [{"error": f"NameError: {job['function']} is not defined"}] * len(
@@ -150,11 +126,8 @@ def _run_cases(job: dict, namespace: dict, conv_calls: list[int]) -> list[dict]:
         )
     results = []
     for case in job["cases"]:
-        conv_calls[0] = 0
         if "params" in case:  # a counting exercise: keyword arguments, a number back
-            info = _call(fn, **case["params"])
-            info.update(inputs_unchanged=True, conv_calls=conv_calls[0])
-            results.append(info)
+            results.append(_call(fn, **case["params"]))
             continue
         gen = torch.Generator().manual_seed(case["seed"])
         dtype = getattr(torch, case["dtype"])
@@ -163,26 +136,39 @@ def _run_cases(job: dict, namespace: dict, conv_calls: list[int]) -> list[dict]:
         if case.get("values"):
             X = torch.tensor(case["values"]["X"], dtype=dtype)
             K = torch.tensor(case["values"]["K"], dtype=dtype)
-        X_before, K_before = X.clone(), K.clone()
         info = _call(fn, X, K)
-        info["inputs_unchanged"] = bool(
-            torch.equal(X, X_before) and torch.equal(K, K_before)
-        )
-        info["conv_calls"] = conv_calls[0]
+        info["inputs_after"] = fingerprint.digest(
+            X, K
+        )  # a fact the grader checks, not a verdict
         results.append(info)
     return results
 
 
+def _limit(memory_bytes: int, cpu_seconds: int) -> None:
+    with open("/proc/self/statm") as f:
+        mapped = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    resource.setrlimit(
+        resource.RLIMIT_AS, (mapped + memory_bytes, mapped + memory_bytes)
+    )
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+    resource.setrlimit(
+        resource.RLIMIT_FSIZE, (0, 0)
+    )  # no file writes (pipes are not files)
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no processes, no threads
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
+
+
 def _child(job: dict, result_fd: int, output_fd: int) -> None:
-    os.dup2(output_fd, 1)
-    os.dup2(output_fd, 2)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    sys.stdout = os.fdopen(1, "w", buffering=1)
-    sys.stderr = sys.stdout
+    """Confine this process, then run the student's cells and the cases (never returns)."""
     try:
+        _close_all_but(result_fd, output_fd)
+        os.dup2(output_fd, 1)
+        os.dup2(output_fd, 2)
+        sys.stdout = os.fdopen(1, "w", buffering=1)
+        sys.stderr = sys.stdout
         _limit(job["limits"]["memory_bytes"], job["limits"]["cpu_seconds"])
-        _forbid_new_processes()
+        syscall_policy.install(os.getpid())
     except OSError:
         os._exit(SETUP_FAILED)  # never run student code unconfined
     namespace = {"__name__": "__main__", "torch": torch, "F": F, "nn": nn, "d2l": d2l}
@@ -196,12 +182,7 @@ def _child(job: dict, result_fd: int, output_fd: int) -> None:
     for name, stand_in in STAND_INS.items():
         if name != job["function"] and name in job.get("stand_ins", ()):
             namespace[name] = stand_in
-    conv_calls = [0]
-    _count_builtin_convolutions(conv_calls)
-    reply = {
-        "cell_errors": cell_errors,
-        "cases": _run_cases(job, namespace, conv_calls),
-    }
+    reply = {"cell_errors": cell_errors, "cases": _run_cases(job, namespace)}
     os.write(result_fd, json.dumps(reply).encode())
     os._exit(0)
 
@@ -229,6 +210,21 @@ def _drain(
     return True
 
 
+def _reap(pid: int, deadline: float) -> tuple[bool, int]:
+    """Wait for the child until the deadline, then kill it: a child that closed its pipes and
+    sleeps is not waited for beyond its wall-clock limit. Returns (in time, wait status)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        in_time = bool(
+            select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))[0]
+        )
+    finally:
+        os.close(pidfd)
+    if not in_time:
+        os.kill(pid, signal.SIGKILL)
+    return in_time, os.waitpid(pid, 0)[1]
+
+
 def run_job(job: dict) -> dict:
     """Fork a child for one job; return its reply with how it ended, whatever it did."""
     result_r, result_w = os.pipe()
@@ -237,27 +233,24 @@ def run_job(job: dict) -> dict:
     pid = os.fork()
     if pid == 0:
         try:
-            os.close(result_r)
-            os.close(output_r)
             _child(job, result_w, output_w)
         finally:
             os._exit(70)
     os.close(result_w)
     os.close(output_w)
     limits = job["limits"]
+    deadline = start + limits["wall_seconds"]
     buffers = {result_r: bytearray(), output_r: bytearray()}
     caps = {result_r: limits["result_bytes"], output_r: limits["output_bytes"]}
-    finished = _drain(buffers, caps, start + limits["wall_seconds"])
-    if not finished:
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
+    drained = _drain(buffers, caps, deadline)
     for fd in (result_r, output_r):
         os.close(fd)
+    in_time, status = _reap(pid, deadline if drained else 0.0)
     reply = {
         "output": buffers[output_r].decode("utf-8", "replace"),
         "seconds": round(time.monotonic() - start, 3),
     }
-    if not finished:
+    if not (drained and in_time):
         reply["status"] = "timeout"
     elif os.WIFSIGNALED(status):
         reply["status"] = f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
@@ -269,10 +262,103 @@ def run_job(job: dict) -> dict:
     return reply
 
 
+def _own_namespaces() -> None:
+    """Unshare user, IPC, mount and PID namespaces, and give this student a /tmp of its own."""
+    uid, gid = os.getuid(), os.getgid()
+    _check(
+        _libc.unshare(CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWPID),
+        "unshare",
+    )
+    # A non-dumpable process's /proc files belong to root: dumpable only while it writes its
+    # maps, before any student code exists.
+    _prctl(PR_SET_DUMPABLE, 1)
+    for path, text in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"),
+                       ("gid_map", f"{gid} {gid} 1")):  # fmt: skip
+        with open(f"/proc/self/{path}", "w") as f:
+            f.write(text)
+    _prctl(PR_SET_DUMPABLE, 0)
+    _check(
+        _libc.mount(
+            b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=1777,size=1m"
+        ),
+        "mount /tmp",
+    )
+
+
+def _drop_capabilities() -> None:
+    """The new user namespace gave this process every capability in it; keep none."""
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]  # fmt: skip
+
+    _check(_libc.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()), "capset")
+
+
+def _serve(sock: socket.socket) -> None:
+    """The student process (pid 1 of its namespace): one job per line in, one reply per line out."""
+    with sock.makefile("rb") as jobs:
+        for line in jobs:
+            sock.sendall(json.dumps(run_job(json.loads(line))).encode() + b"\n")
+
+
+def _student(fd: int, zygote: int) -> None:
+    """Forked from the zygote for one student; confines itself before it reads any job."""
+    try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != zygote:
+            os._exit(SETUP_FAILED)
+        _close_all_but(fd)
+        _own_namespaces()
+    except OSError:
+        os._exit(SETUP_FAILED)
+    pid = os.fork()  # the first process of the new PID namespace: its init
+    if pid == 0:
+        try:
+            _prctl(
+                PR_SET_PDEATHSIG, signal.SIGKILL
+            )  # this student ends when its parent does
+            _drop_capabilities()
+            _prctl(PR_SET_DUMPABLE, 0)
+            _serve(socket.socket(fileno=fd))
+        finally:
+            os._exit(0)
+    os.close(fd)
+    os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF)
+
+
 def main() -> None:
-    print(json.dumps({"ready": True, "torch": torch.__version__}), flush=True)
-    for line in sys.stdin:
-        print(json.dumps(run_job(json.loads(line))), flush=True)
+    """The zygote: fork a process per student on request, kill it on request, nothing else."""
+    _prctl(
+        PR_SET_DUMPABLE, 0
+    )  # no ptrace, no /proc/<pid>/mem or fd, for anyone of its uid
+    control = socket.socket(fileno=int(sys.argv[1]))
+    students: dict[int, int] = {}  # the grader's session number -> pid
+    control.send(json.dumps({"ready": True, "torch": torch.__version__}).encode())
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 4096, 1)
+        if not message:
+            return  # the grader has gone
+        request = json.loads(message)
+        for session, pid in list(students.items()):
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                del students[session]
+        if request["op"] == "student" and fds:
+            pid = os.fork()
+            if pid == 0:
+                control.close()
+                _student(fds[0], os.getppid())
+            os.close(fds[0])
+            students[request["session"]] = pid
+        elif request["op"] == "kill" and request["session"] in students:
+            pid = students.pop(request["session"])
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        for extra in fds[1:]:
+            os.close(extra)
 
 
 if __name__ == "__main__":

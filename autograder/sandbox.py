@@ -1,34 +1,44 @@
 """Run student code where it can do no harm, and get plain data back.
 
-The only module that starts processes. A ``Sandbox`` owns one worker: ``harness.py`` running in
+The only module that starts processes. A ``Sandbox`` owns one zygote: ``harness.py`` running in
 bubblewrap with no network, a read-only view of the Python installation and nothing else of this
 machine (no solutions, gradebook, other submissions or home directories), as an unprivileged
-user. The worker imports torch once and forks a limited child per job, so a job costs tens of
-milliseconds instead of the seconds a fresh Python with torch would. Whatever a child does, the
-reply is JSON data that the trusted side parses and checks; a worker that dies or hangs is
-replaced, and the job that killed it gets a status, not an exception.
+user. The zygote imports torch once and never runs student code; each ``Session`` (one student)
+is a process forked from it with a socket of its own, which forks a limited child per job, so a
+job costs tens of milliseconds instead of the seconds a fresh Python with torch would.
+
+The grader enforces every deadline from here: a reply that does not come in time, is too long or
+is not what the harness writes ends that student's process tree (the zygote kills it), and the
+job gets a status, not an exception. What a child sends back is data that ``replies.py`` parses
+and checks; nothing here believes it.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import queue
 import shutil
+import socket
 import subprocess
 import sys
-import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 HARNESS = Path(__file__).with_name("harness.py")
+# What the sandbox sees of this package: the harness and the two small modules it imports.
+BOUND_FILES = [Path(__file__).with_name(name) for name in
+               ("harness.py", "syscall_policy.py", "fingerprint.py")]  # fmt: skip
 SANDBOX_UID = 65534  # "nobody" inside the sandbox
 WORKER_START_SECONDS = 180
+# Beyond a job's wall-clock limit: the fork, the student's cells and the reply's way back.
+REPLY_MARGIN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-job limits, enforced inside the sandbox (rlimits) and by the worker (wall clock)."""
+    """Per-job limits: rlimits inside the sandbox, the wall clock inside and again from here."""
 
     wall_seconds: float = 10.0
     cpu_seconds: int = 10
@@ -43,7 +53,7 @@ class SandboxUnavailableError(RuntimeError):
     """bubblewrap cannot isolate code on this machine; grading refuses unless told otherwise."""
 
 
-def _bwrap_command(python: str) -> list[str]:
+def _bwrap_command(python: str, control_fd: int) -> list[str]:
     """The bubblewrap command line around the worker.
 
     Run by an ordinary user, bubblewrap maps that user to ``nobody`` in a user namespace. Run by
@@ -80,15 +90,9 @@ def _bwrap_command(python: str) -> list[str]:
         cmd += ["--perms", "0755", "--dir", parent]
     for path in ro_binds:
         cmd += ["--ro-bind", path, path]
-    cmd += [
-        "--perms",
-        "0755",
-        "--dir",
-        "/grader",
-        "--ro-bind",
-        str(HARNESS),
-        "/grader/harness.py",
-    ]
+    cmd += ["--perms", "0755", "--dir", "/grader"]
+    for path in BOUND_FILES:
+        cmd += ["--ro-bind", str(path), f"/grader/{path.name}"]
     if as_root:
         cmd += ["/usr/bin/setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}"]
         cmd += [
@@ -100,7 +104,7 @@ def _bwrap_command(python: str) -> list[str]:
         ]
     else:
         cmd += ["--cap-drop", "ALL"]
-    return [*cmd, python, "-I", "/grader/harness.py"]
+    return [*cmd, python, "-I", "/grader/harness.py", str(control_fd)]
 
 
 def sandbox_problem() -> str | None:
@@ -117,14 +121,33 @@ def sandbox_problem() -> str | None:
     return None
 
 
+def _crashed(why: str) -> dict:
+    return {"status": why, "child": "", "output": "", "seconds": 0.0}
+
+
+def _checked_reply(line: bytes) -> dict:
+    """The student process's reply, if it has the harness's shape; else a crash status."""
+    try:
+        reply = json.loads(line)
+    except (ValueError, RecursionError):
+        return _crashed("sent a reply that is not JSON")
+    fields = {"status": str, "child": str, "output": str, "seconds": float | int}
+    if not isinstance(reply, dict) or not all(
+        isinstance(reply.get(key), kind) for key, kind in fields.items()
+    ):
+        return _crashed("sent a reply of the wrong shape")
+    return {key: reply[key] for key in fields}
+
+
 class Sandbox:
-    """One sandboxed worker; ``run(job)`` returns the worker's reply or a failure status."""
+    """One zygote; ``session()`` gives a student a process tree of their own forked from it."""
 
     def __init__(self, limits: Limits | None = None, *, unsafe: bool = False) -> None:
         self.limits = limits or Limits()
         self.unsafe = unsafe
-        self._proc: subprocess.Popen[str] | None = None
-        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+        self._sessions = itertools.count(1)
 
     def __enter__(self) -> Sandbox:
         return self
@@ -133,68 +156,144 @@ class Sandbox:
         self.close()
 
     def _start(self) -> None:
-        if self.unsafe:
-            cmd = [sys.executable, "-I", str(HARNESS)]
-        else:
-            problem = sandbox_problem()
-            if problem:
-                raise SandboxUnavailableError(problem)
-            cmd = _bwrap_command(sys.executable)
+        if not self.unsafe and (problem := sandbox_problem()):
+            raise SandboxUnavailableError(problem)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fd = theirs.fileno()
+        cmd = (
+            [sys.executable, "-I", str(HARNESS), str(fd)]
+            if self.unsafe
+            else _bwrap_command(os.path.normpath(sys.executable), fd)
+        )
         self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, bufsize=1,
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, pass_fds=(fd,),
         )  # fmt: skip
-        self._lines = queue.Queue()
-        threading.Thread(
-            target=self._pump, args=(self._proc, self._lines), daemon=True
-        ).start()
-        ready = self._next_line(WORKER_START_SECONDS)
-        if ready is None or not json.loads(ready).get("ready"):
+        theirs.close()
+        self._control = ours
+        ours.settimeout(WORKER_START_SECONDS)
+        try:
+            ready = json.loads(ours.recv(4096) or b"{}").get("ready")
+        except (OSError, ValueError):
+            ready = False
+        if ready:  # and a student process can confine itself here
+            probe = {
+                "function": "_",
+                "setup": [],
+                "cells": [],
+                "cases": [],
+                "stand_ins": [],
+            }
+            with self.session() as session:
+                ready = session.run(probe)["status"] == "ok"
+        if not ready:
             self.close()
             raise SandboxUnavailableError(
-                "the sandboxed worker did not start (is torch installed?)"
+                "the sandboxed zygote did not start, or a student process could not confine "
+                "itself (user namespaces, seccomp)"
             )
 
-    @staticmethod
-    def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    def _next_line(self, timeout: float) -> str | None:
+    def _send(self, request: dict, fds: list[int] = ()) -> bool:
+        """A request to the zygote; False if it is gone (the caller starts a new one)."""
+        if self._control is None:
+            return False
         try:
-            return self._lines.get(timeout=timeout)
-        except queue.Empty:
-            return None
+            socket.send_fds(self._control, [json.dumps(request).encode()], list(fds))
+            return True
+        except OSError:
+            return False
+
+    def open_student(self) -> tuple[int, socket.socket]:
+        """Fork a student process from the zygote (starting one if needed); its id and socket."""
+        for _ in range(2):
+            if self._proc is None or self._proc.poll() is not None:
+                self.close()
+                self._start()
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            number = next(self._sessions)
+            sent = self._send({"op": "student", "session": number}, [theirs.fileno()])
+            theirs.close()
+            if sent:
+                return number, ours
+            ours.close()
+            self.close()
+        raise SandboxUnavailableError("the sandboxed zygote keeps failing")
+
+    def kill_student(self, number: int) -> None:
+        """SIGKILL that student's process; its PID namespace, and everything in it, dies too."""
+        self._send({"op": "kill", "session": number})
+
+    def session(self) -> Session:
+        return Session(self)
 
     def run(self, job: dict) -> dict:
-        """Run one job (see harness.py); never raises for anything the student's code does."""
-        if self._proc is None or self._proc.poll() is not None:
-            self._start()
-        assert self._proc is not None and self._proc.stdin is not None
-        job = {**job, "limits": asdict(self.limits)}
-        try:
-            self._proc.stdin.write(json.dumps(job) + "\n")
-            self._proc.stdin.flush()
-        except OSError:
-            self.close()
-            return {
-                "status": "the grader's worker died before the job",
-                "child": "",
-                "output": "",
-            }
-        line = self._next_line(self.limits.wall_seconds + 30)
-        if line is None:  # the child killed its worker, or the worker hung
-            self.close()
-            return {"status": "crashed the grader's worker", "child": "", "output": ""}
-        return json.loads(line)
+        """One job in a process of its own (tests, and the sandbox's probe)."""
+        with self.session() as session:
+            return session.run(job)
 
     def close(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         if self._proc is not None:
             self._proc.kill()
             self._proc.wait()
-            for stream in (self._proc.stdin, self._proc.stdout):
-                if stream is not None:
-                    stream.close()
             self._proc = None
+
+
+class Session:
+    """One student's process tree: jobs run one after another, each in a child of its own.
+
+    A job that ends the student process (a deadline missed, a reply too long or malformed) gets
+    a status, and the next job of the same student starts a fresh process.
+    """
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.limits = sandbox.limits
+        self._student: tuple[int, socket.socket] | None = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, job: dict) -> dict:
+        """Run one job (see harness.py); never raises for anything the student's code does."""
+        limits = self.sandbox.limits
+        if self._student is None:
+            self._student = self.sandbox.open_student()
+        _, sock = self._student
+        line = json.dumps({**job, "limits": asdict(limits)}).encode() + b"\n"
+        deadline = time.monotonic() + limits.wall_seconds + REPLY_MARGIN_SECONDS
+        cap = limits.result_bytes + limits.output_bytes + 65_536
+        reply = bytearray()
+        try:
+            sock.settimeout(limits.wall_seconds + REPLY_MARGIN_SECONDS)
+            sock.sendall(line)
+            while not reply.endswith(b"\n"):
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    self.close()
+                    return _crashed("crashed the grader's student process")
+                reply += chunk
+                if len(reply) > cap:
+                    self.close()
+                    return _crashed("sent a reply longer than the grader reads")
+        except TimeoutError:
+            self.close()
+            return _crashed("timeout")
+        except OSError:
+            self.close()
+            return _crashed("crashed the grader's student process")
+        return _checked_reply(bytes(reply))
+
+    def close(self) -> None:
+        """End the student's processes, whatever they are doing."""
+        if self._student is not None:
+            number, sock = self._student
+            sock.close()
+            self.sandbox.kill_student(number)
+            self._student = None

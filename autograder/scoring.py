@@ -26,7 +26,7 @@ class MalformedReplyError(ValueError):
 
 @dataclass(frozen=True)
 class Returned:
-    """What one call gave back, as plain data."""
+    """What one call gave back, as plain data (from ``replies.parse_case``, or a live call)."""
 
     error: str | None = None
     type_name: str = ""
@@ -36,47 +36,6 @@ class Returned:
     values: torch.Tensor | None = None  # flat float64 on the CPU
     inputs_unchanged: bool = True
     conv_calls: int = 0
-
-    @classmethod
-    def from_reply(cls, data: object) -> Returned:
-        """Parse one case of a sandbox reply strictly; anything odd is MalformedReplyError."""
-        if not isinstance(data, dict):
-            raise MalformedReplyError("a case is not an object")
-        unchanged = data.get("inputs_unchanged")
-        calls = data.get("conv_calls")
-        if not isinstance(unchanged, bool) or not isinstance(calls, int):
-            raise MalformedReplyError("a case lacks its bookkeeping")
-        if "error" in data:
-            return cls(
-                error=str(data["error"])[:300],
-                inputs_unchanged=unchanged,
-                conv_calls=calls,
-            )
-        shape = data.get("shape")
-        if shape is not None and not (
-            isinstance(shape, list)
-            and all(isinstance(n, int) and n >= 0 for n in shape)
-        ):
-            raise MalformedReplyError("a shape is not a list of sizes")
-        values = data.get("values")
-        tensor = None
-        if values is not None:
-            if not isinstance(values, list) or not all(
-                isinstance(v, float | int) and not isinstance(v, bool) for v in values
-            ):
-                raise MalformedReplyError("values are not numbers")
-            if shape is None or len(values) != math.prod(shape):
-                raise MalformedReplyError("values do not fill the shape")
-            tensor = torch.tensor(values, dtype=torch.float64)
-        return cls(
-            type_name=str(data.get("type", ""))[:100],
-            shape=tuple(shape) if shape is not None else None,
-            dtype=str(data["dtype"])[:40] if "dtype" in data else None,
-            device=str(data["device"])[:40] if "device" in data else None,
-            values=tensor,
-            inputs_unchanged=unchanged,
-            conv_calls=calls,
-        )
 
     @classmethod
     def from_call(cls, fn, X: torch.Tensor, K: torch.Tensor) -> Returned:

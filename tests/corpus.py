@@ -225,7 +225,8 @@ CORPUS: dict[str, Entry] = {
         {
             MULTI_IN: "\n    import os, signal\n    os.kill(os.getppid(), signal.SIGKILL)"
         },
-        lost(MULTI_IN, (0.0, "crashed"), (0.0, "crashed")),
+        # The syscall filter refuses a signal to any other process: PermissionError, a wrong answer.
+        lost(MULTI_IN, ZERO, ZERO),
     ),
     # Hostile to the machine.
     "hostile_endless_loop_ignoring_sigint": Entry(

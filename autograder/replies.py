@@ -1,0 +1,150 @@
+"""What comes back from the sandbox is hostile data: parse it with caps and a strict schema.
+
+A child that runs native code can write any bytes on its result pipe. Nothing here may raise
+anything but ``MalformedReplyError`` for them, allocate much for them, or let them carry text
+that would break a CSV file, an HTML page, a JSON file or a terminal further on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+
+import torch
+
+from autograder.exercises import Case, Exercise
+from autograder.fingerprint import digest
+from autograder.scoring import MalformedReplyError, Returned
+
+MAX_DEPTH = 8  # the harness writes {"cases": [{"values": [...]}]}: depth 3
+MAX_VALUES = 100_000  # per case, as the harness sends them
+MAX_DIMS, MAX_SIZE = 8, 1 << 20
+MAX_INT = (
+    1 << 63
+)  # no count in this course comes near; 10**400 is an attack, not an answer
+ERROR_CHARS, NAME_CHARS = 300, 100
+CASE_KEYS = {"type", "shape", "dtype", "device", "values", "error", "inputs_after"}
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def clean_text(value: object, limit: int) -> str:
+    """Printable text of at most ``limit`` characters: no lone surrogates, no control characters
+    (but newline and tab), whatever ``value`` was."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text[: limit * 2].encode("utf-8", "replace").decode("utf-8")
+    kept = (
+        ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else "\ufffd"
+        for ch in text
+    )
+    return "".join(kept)[:limit]
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deep JSON arrays and objects nest, counted without recursion (strings skipped)."""
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(_STRINGS.sub(b'""', raw)):
+        depth += 1 if match.group() in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > 19:
+        raise MalformedReplyError("a number is out of range")
+    return int(digits)
+
+
+def load(raw: bytes | str, max_bytes: int) -> object:
+    """``json.loads`` with a size cap, a depth cap and bounded integers."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if len(raw) > max_bytes:
+        raise MalformedReplyError("the reply is too long")
+    if nesting_depth(raw) > MAX_DEPTH:
+        raise MalformedReplyError("the reply nests too deep")
+    try:
+        return json.loads(raw, parse_int=_bounded_int)
+    except (ValueError, RecursionError) as error:
+        raise MalformedReplyError(
+            f"the reply is not JSON ({clean_text(error, 80)})"
+        ) from None
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MalformedReplyError("values are not numbers")
+    if isinstance(value, int) and abs(value) >= MAX_INT:
+        raise MalformedReplyError("a number is out of range")
+    return float(value)
+
+
+def parse_case(data: object, expected_inputs: str | None) -> Returned:
+    """One case of the reply. ``expected_inputs``: the fingerprint of the untouched inputs."""
+    if not isinstance(data, dict) or not set(data) <= CASE_KEYS:
+        raise MalformedReplyError("a case is not what the harness writes")
+    unchanged = True
+    if expected_inputs is not None:  # a tensor case: did the inputs survive the call?
+        after = data.get("inputs_after")
+        if not isinstance(after, str):
+            raise MalformedReplyError("a case lacks its inputs' fingerprint")
+        unchanged = after == expected_inputs
+    if "error" in data:
+        return Returned(
+            error=clean_text(data["error"], ERROR_CHARS), inputs_unchanged=unchanged
+        )
+    shape = data.get("shape")
+    if shape is not None and not (
+        isinstance(shape, list)
+        and len(shape) <= MAX_DIMS
+        and all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_SIZE
+            for n in shape
+        )
+    ):
+        raise MalformedReplyError("a shape is not a list of sizes")
+    values = data.get("values")
+    tensor = None
+    if values is not None:
+        if not isinstance(values, list) or len(values) > MAX_VALUES:
+            raise MalformedReplyError("values are not a list of numbers")
+        if shape is None or len(values) != math.prod(shape):
+            raise MalformedReplyError("values do not fill the shape")
+        tensor = torch.tensor([_number(v) for v in values], dtype=torch.float64)
+    texts = {key: data.get(key) for key in ("type", "dtype", "device")}
+    if not all(value is None or isinstance(value, str) for value in texts.values()):
+        raise MalformedReplyError("a type name is not text")
+    return Returned(
+        type_name=clean_text(texts["type"] or "", NAME_CHARS),
+        shape=tuple(shape) if shape is not None else None,
+        dtype=clean_text(texts["dtype"], 40) if texts["dtype"] is not None else None,
+        device=clean_text(texts["device"], 40) if texts["device"] is not None else None,
+        values=tensor,
+        inputs_unchanged=unchanged,
+    )
+
+
+def parse_child(
+    text: str, ex: Exercise, max_bytes: int
+) -> tuple[list[Returned], list[str]]:
+    """The child's whole reply for exercise ``ex`` (cases in ``ex.cases`` order), and the
+    errors its cells raised."""
+    reply = load(text, max_bytes)
+    if not isinstance(reply, dict) or set(reply) != {"cell_errors", "cases"}:
+        raise MalformedReplyError("the reply is not what the harness writes")
+    cases, errors = reply["cases"], reply["cell_errors"]
+    if not isinstance(cases, list) or len(cases) != len(ex.cases):
+        raise MalformedReplyError("wrong number of cases")
+    if not isinstance(errors, list) or not all(isinstance(e, str) for e in errors):
+        raise MalformedReplyError("cell errors are not text")
+    returned = [
+        parse_case(data, None if case.params else _untouched(case))
+        for data, case in zip(cases, ex.cases, strict=True)
+    ]
+    return returned, [clean_text(e, ERROR_CHARS) for e in errors[:3]]
+
+
+def _untouched(case: Case) -> str:
+    return digest(*case.inputs())
