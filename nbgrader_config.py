@@ -2,7 +2,8 @@
 
 solutions/channels/*.ipynb  source notebooks (reference solutions, visible and hidden tests)
 chapters/channels/*.ipynb   student release (`make release` regenerates it)
-submitted/<student>/channels/, autograded/, feedback/, gradebook.db   instructor-side, git-ignored
+submitted/<student>/channels/, autograded/, feedback/, gradebook.db, .autograder-secret
+                            instructor-side, git-ignored
 """
 
 c = get_config()  # noqa: F821  (nbgrader injects get_config)
@@ -29,11 +30,14 @@ c.Autograde.exporter_class = "autograder.nbgrader_plugin.TolerantNotebookExporte
 # Course-wide policy for a hand-written function that calls torch's convolution:
 # "zero" (no points for that function) or "report" (a note, points kept).
 c.TrustedAutograde.conv_policy = "zero"
-# The hidden random inputs come from the public seeds of autograder/exercises.py, reseeded with
-# this course secret. Set your own string before a real course and keep this file away from
-# students (with the practice check, the package is in their environment); the grade command
-# takes the same value as --seed-salt or $AUTOGRADER_SEED_SALT. "" grades on the public seeds.
-c.TrustedAutograde.seed_salt = ""
+# The hidden random inputs are the public seeds of autograder/exercises.py (students have the
+# package, for the practice check) reseeded with a course secret. Left unset, the secret is made
+# on first use in .autograder-secret beside this file (mode 0600, git-ignored); stock nbgrader and
+# the grade command both read it. Back it up, and keep this directory away from students, the
+# site build and chapters/. Or set your own (then keep this file private):
+# c.TrustedAutograde.seed_salt = "..."
+# Tests and demos only: grade on the public seeds, which students can read.
+# c.TrustedAutograde.public_seeds = True
 c.TrustedAutograde.wall_seconds = 10.0
 # Only if bubblewrap is unavailable and every submission is trusted:
 # c.TrustedAutograde.unsafe = True

@@ -8,9 +8,13 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from autograder import notebooks, release
-from autograder.sandbox import SandboxUnavailableError
+from autograder import course_config, notebooks, release
+from autograder.sandbox import Limits, SandboxUnavailableError
+
+if TYPE_CHECKING:
+    from autograder.grader import Policy
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -31,16 +35,34 @@ def main_parser() -> argparse.ArgumentParser:
     )
     grade.add_argument("--workers", type=int, default=1, help="sandboxes in parallel")
     grade.add_argument(
-        "--builtin-conv",
-        choices=["zero", "report"],
-        default="zero",
-        help="what a hand-written function that calls torch's convolution gets (default: zero)",
+        "--course",
+        type=Path,
+        default=Path("."),
+        help="the course root: its nbgrader_config.py (c.TrustedAutograde) and "
+        ".autograder-secret set the policy and the graded inputs, as for nbgrader "
+        "(default: .)",
     )
     grade.add_argument(
+        "--builtin-conv",
+        choices=["zero", "report"],
+        default=None,
+        help="what a hand-written function that calls torch's convolution gets "
+        "(default: c.TrustedAutograde.conv_policy)",
+    )
+    seeds = grade.add_mutually_exclusive_group()
+    seeds.add_argument(
         "--seed-salt",
-        default=os.environ.get("AUTOGRADER_SEED_SALT", ""),
+        type=_non_empty,
+        default=None,
         help="course secret that picks the graded random inputs (default: "
-        "$AUTOGRADER_SEED_SALT, else the public seeds); use the value in nbgrader_config.py",
+        "$AUTOGRADER_SEED_SALT, else c.TrustedAutograde.seed_salt, else the course's "
+        ".autograder-secret, created on first use)",
+    )
+    seeds.add_argument(
+        "--public-seeds",
+        action="store_true",
+        help="grade on the public seeds of exercises.py, which students can read "
+        "(tests and demos only)",
     )
     grade.add_argument(
         "--unsafe-no-sandbox",
@@ -52,6 +74,32 @@ def main_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("notebooks", nargs="+", type=Path)
     return parser
+
+
+def _non_empty(value: str) -> str:
+    if not value:
+        raise argparse.ArgumentTypeError(
+            "an empty salt would grade on the public seeds; say --public-seeds for that"
+        )
+    return value
+
+
+def grade_settings(args: argparse.Namespace) -> tuple[Policy, Limits]:
+    """The course's policy, salt and limits, with the options given explicitly on top.
+
+    The same reading as stock nbgrader's (``course_config``), so both grade on the same inputs.
+    """
+    from autograder.grader import Policy  # imports torch: only when grading
+
+    settings = course_config.load_settings(args.course)
+    if args.public_seeds:
+        salt = ""
+    else:
+        salt = args.seed_salt or os.environ.get("AUTOGRADER_SEED_SALT") or None
+        if salt is None:
+            salt = course_config.course_secret(args.course, settings)
+    policy = Policy(conv=args.builtin_conv or settings.conv_policy, seed_salt=salt)
+    return policy, Limits(wall_seconds=settings.wall_seconds)
 
 
 def _progress(done: int, total: int) -> None:
@@ -68,18 +116,29 @@ def _progress(done: int, total: int) -> None:
 
 def _grade(args: argparse.Namespace) -> int:
     # Imports torch: only when grading.
-    from autograder.grader import Policy, grade_batch
+    from autograder.grader import grade_batch
 
     if not args.submitted.is_dir():
         print(f"error: {args.submitted} is not a folder", file=sys.stderr)
         return 2
+    try:
+        policy, limits = grade_settings(args)
+    except course_config.CourseConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not policy.seed_salt:
+        print(
+            "warning: grading on the public seeds, which students can read",
+            file=sys.stderr,
+        )
     try:
         results = grade_batch(
             args.submitted,
             args.out,
             workers=args.workers,
             unsafe=args.unsafe_no_sandbox,
-            policy=Policy(conv=args.builtin_conv, seed_salt=args.seed_salt),
+            policy=policy,
+            limits=limits,
             progress=_progress,
         )
     except SandboxUnavailableError as error:

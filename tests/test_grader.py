@@ -20,7 +20,7 @@ from nbgrader.api import Gradebook
 from autograder import EXERCISES, reference, report, sandbox
 from autograder import __main__ as cli
 from autograder.grader import Policy, grade_batch, grade_notebook
-from autograder.release import ASSIGNMENT
+from autograder.release import ASSIGNMENT, ROOT
 from autograder.sandbox import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
@@ -114,9 +114,12 @@ def test_grade_command_refuses_without_a_sandbox(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(
         sandbox, "sandbox_problem", lambda: "bubblewrap is not installed"
     )
+    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
     code = cli.main(
         [
             "grade",
+            "--course",
+            str(tmp_path),
             "--submitted",
             str(tmp_path / "submitted"),
             "--out",
@@ -133,12 +136,16 @@ def test_grade_command_writes_csv_and_feedback(tmp_path, capsys):
         tmp_path, "alice", {name: solution_source(name) for name in GRADED}
     )
     out = tmp_path / "out"
-    assert (
-        cli.main(
-            ["grade", "--submitted", str(tmp_path / "submitted"), "--out", str(out)]
-        )
-        == 0
-    )
+    # A course of its own, so the secret it creates lands there.
+    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
+    command = [
+        "grade",
+        "--course",
+        str(tmp_path),
+        "--submitted",
+        str(tmp_path / "submitted"),
+    ]
+    assert cli.main([*command, "--out", str(out)]) == 0
     lines = (out / "grades.csv").read_text().splitlines()
     assert lines[0] == "student,assignment,notebook,item,score,max_score,status,message"
     assert len(lines) == 1 + len(full_marks())
