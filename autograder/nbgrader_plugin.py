@@ -11,48 +11,128 @@ formgrader and generate_feedback then work unchanged.
 from __future__ import annotations
 
 import atexit
+import os
+import secrets
+import stat
 from pathlib import Path
 
 import nbformat
 from nbconvert.exporters import NotebookExporter
 from nbconvert.exporters.exporter import ResourcesDict
+from nbgrader.converters import base as nbgrader_base
+from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Bool, Float, Unicode
+from traitlets import Bool, Enum, Float, Unicode
 
 from autograder import notebooks
-from autograder.grader import Policy, grade_notebook_node, unreadable_notebook
+from autograder.course_config import course_secret, settings_of
+from autograder.grader import (
+    NotebookResult,
+    Policy,
+    grade_notebook_node,
+    log,
+    unreadable_notebook,
+)
 from autograder.release import RELEASE_DIR
-from autograder.sandbox import Limits, Sandbox
+from autograder.replies import clean_text
+from autograder.sandbox import Limits, Sandbox, SandboxUnavailableError
 from autograder.scoring import cell_totals
 from autograder.submission import Problem, read_notebook
 
 _sandboxes: dict[tuple, Sandbox] = {}
 # Notebook metadata key: the submitted file could not be read (see TolerantNotebookExporter).
 UNREADABLE = "autograder_unreadable"
+# Proves a mark is this process's own (nbgrader's two passes run in one process), not a
+# student's: a notebook that carries an UNREADABLE mark without it loses the mark.
+_MARK_KEY = secrets.token_hex(16)
 
 
 class TolerantNotebookExporter(NotebookExporter):
     """Reads each submitted file as the grade command does (``c.Autograde.exporter_class``).
 
     Stock nbgrader reads a file itself and, on one that is not a notebook, drops the student's
-    whole submission. Here an unreadable file becomes the release notebook marked with the
-    problem, so only that notebook's items score zero, with the reason as their status.
+    whole submission. Here an unreadable file (also a link, FIFO or device, never opened) becomes
+    the release notebook marked with the problem, so only that notebook's items score zero, with
+    the reason as their status. A readable one is handed over as checked: nbgrader never reads
+    the file a second time. Making one also hardens nbgrader's copying (``harden_nbgrader``).
     """
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        harden_nbgrader()
 
     def from_filename(self, filename: str, resources=None, **kw):
         path = Path(filename)
-        nb = read_notebook(path)
-        stand_in = RELEASE_DIR / path.name
-        if not isinstance(nb, Problem) or not stand_in.exists():
-            return super().from_filename(filename, resources, **kw)
         if resources is None:
             resources = ResourcesDict()
         if not resources.get("metadata"):
             resources["metadata"] = ResourcesDict()
         resources["metadata"].update(name=path.stem, path=str(path.parent))
+        nb = read_notebook(path)
+        if not isinstance(nb, Problem):
+            mark = nb.metadata.pop(UNREADABLE, None)
+            if isinstance(mark, dict) and mark.pop("key", None) == _MARK_KEY:
+                nb.metadata[UNREADABLE] = mark  # ours, from nbgrader's first pass
+            return self.from_notebook_node(nb, resources, **kw)
+        stand_in = RELEASE_DIR / path.name
+        if not stand_in.exists():  # not one of this course's: fail, as nbgrader would
+            raise ValueError(f"{path.name}: {nb.status}: {nb.message}")
         marked = notebooks.read(stand_in)
-        marked.metadata[UNREADABLE] = {"status": nb.status, "message": nb.message}
+        marked.metadata[UNREADABLE] = {
+            "status": nb.status,
+            "message": nb.message,
+            "key": _MARK_KEY,
+        }
         return self.from_notebook_node(marked, resources, **kw)
+
+
+def _plain_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _in_linked_folder(folder: str) -> bool:
+    """Whether a student's assignment folder, or the student's folder above it, is a link."""
+    folder = os.path.normpath(folder)
+    return os.path.islink(folder) or os.path.islink(os.path.dirname(folder))
+
+
+def harden_nbgrader() -> None:
+    """Make nbgrader, in this process, touch only a submission's regular files (idempotent).
+
+    Before any notebook is read, nbgrader's ``BaseConverter.init_assignment`` copies every other
+    file of ``submitted/<student>/<assignment>/`` into ``autograded/`` with ``shutil.copy``, which
+    follows links and reads FIFOs and devices: a link to ``.autograder-secret``, ``solutions/`` or
+    the gradebook would be copied, and ``generate_feedback`` hands ``autograded/``'s files back to
+    the student; a FIFO or ``/dev/zero`` hangs the run or fills the disk. Likewise
+    ``CourseDirectory.get_existing_timestamp`` opens the student's ``timestamp.txt``. Both now
+    skip what is not a regular file in an unlinked folder. The notebooks themselves nbgrader only
+    lists; this exporter reads them.
+    """
+    if getattr(nbgrader_base.find_all_files, "hardened", False):
+        return
+    find_all_files = nbgrader_base.find_all_files
+    get_existing_timestamp = CourseDirectory.get_existing_timestamp
+
+    def regular_files(path: str, exclude=None) -> list[str]:
+        if _in_linked_folder(path):
+            return []
+        return [f for f in find_all_files(path, exclude) if _plain_file(f)]
+
+    def plain_timestamp(self, dest_path: str):
+        timestamp = os.path.join(dest_path, "timestamp.txt")
+        if not os.path.lexists(timestamp):
+            return None
+        if _in_linked_folder(dest_path) or not _plain_file(timestamp):
+            self.log.warning("Ignoring %s: not a regular file", timestamp)
+            return None
+        return get_existing_timestamp(self, dest_path)
+
+    regular_files.hardened = True  # type: ignore[attr-defined]
+    nbgrader_base.find_all_files = regular_files
+    CourseDirectory.get_existing_timestamp = plain_timestamp
 
 
 def _shared_sandbox(limits: Limits, unsafe: bool) -> Sandbox:
@@ -64,15 +144,39 @@ def _shared_sandbox(limits: Limits, unsafe: bool) -> Sandbox:
     return _sandboxes[key]
 
 
+def _grade_guarded(nb, name: str, sandbox: Sandbox, policy: Policy) -> NotebookResult:
+    """One notebook in a student process of its own; a failure of the grader's own code is
+    that notebook's ``grader-error``, logged, and nbgrader goes on with the next."""
+    try:
+        with sandbox.session() as session:
+            return grade_notebook_node(nb, name, session, policy)
+    except SandboxUnavailableError:
+        raise
+    except Exception as error:
+        log.error("grader-error in %s: %s", name, clean_text(repr(error), 500))
+        return unreadable_notebook(
+            name, Problem("grader-error", "the grader failed on this notebook; "
+                          "your instructor has been told")
+        )  # fmt: skip
+
+
 class TrustedAutograde(NbGraderPreprocessor):
     """Grade in the sandbox and write the scores where nbgrader's SaveAutoGrades reads them."""
 
-    conv_policy = Unicode(
-        "zero", help="'zero' or 'report': torch's conv in a by-hand answer"
+    conv_policy = Enum(
+        ["zero", "report"],
+        "zero",
+        help="torch's conv in a by-hand answer: no points, or a note",
     ).tag(config=True)
     seed_salt = Unicode(
         "",
-        help="A course secret that picks the graded random inputs ('' = the public seeds)",
+        help="A course secret that picks the graded random inputs; unset, the one in "
+        ".autograder-secret at the course root (created on first use)",
+    ).tag(config=True)
+    public_seeds = Bool(
+        False,
+        help="Grade on the public seeds of exercises.py, which students can read "
+        "(tests and demos only)",
     ).tag(config=True)
     wall_seconds = Float(10.0, help="Wall-clock limit per graded function").tag(
         config=True
@@ -81,17 +185,25 @@ class TrustedAutograde(NbGraderPreprocessor):
         False, help="Run student code without the sandbox (trusted code only)"
     ).tag(config=True)
 
+    def policy(self) -> Policy:
+        """The course's policy and salt, as the grade command reads them.
+
+        nbgrader's converter runs in the course root (CourseDirectory.root), where the secret is.
+        """
+        salt = course_secret(os.getcwd(), settings_of(self))
+        return Policy(conv=self.conv_policy, seed_salt=salt)
+
     def preprocess(self, nb, resources):
         name = resources["nbgrader"]["notebook"] + ".ipynb"
         if not (RELEASE_DIR / name).exists():
             return nb, resources
         sandbox = _shared_sandbox(Limits(wall_seconds=self.wall_seconds), self.unsafe)
-        policy = Policy(conv=self.conv_policy, seed_salt=self.seed_salt)
+        policy = self.policy()
         unreadable = nb.metadata.get(UNREADABLE)
         result = (
             unreadable_notebook(name, Problem(**unreadable))
             if unreadable
-            else grade_notebook_node(nb, name, sandbox, policy)
+            else _grade_guarded(nb, name, sandbox, policy)
         )
         totals = cell_totals(result.items)
         release = {

@@ -58,7 +58,7 @@ def test_answer_typed_by_a_student_is_returned_verbatim(tmp_path):
         (b"", "not-a-notebook"),
         (b"def corr2d_multi_in(X, K): ...", "not-a-notebook"),
         (b"\xff\xfe\x00garbage", "not-a-notebook"),
-        (b"[" * 200_000, "not-a-notebook"),
+        (b"[" * 200_000, "malformed-notebook"),
         (b"[1, 2, 3]", "wrong-format"),
         (json.dumps({"nbformat": 3, "worksheets": []}).encode(), "wrong-format"),
         (json.dumps({"nbformat": 4, "cells": "none"}).encode(), "wrong-format"),
