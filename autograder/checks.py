@@ -18,12 +18,12 @@ from collections.abc import Callable
 import torch
 
 from autograder.exercises import EXERCISES, Case, reseeded
+from autograder.policy import check_policy
 from autograder.scoring import (
     Returned,
     judge,
     modified_input_message,
     score_exercise,
-    uses_builtin_convolution,
 )
 
 # Practice inputs are the graded shapes drawn from other seeds, so the check cell cannot be used
@@ -81,7 +81,8 @@ def practice(name: str, fn: Callable, device: torch.device | str = "cpu") -> Non
     items, notes = score_exercise(
         ex,
         [got for _, got, _ in calls],
-        static_conv=uses_builtin_convolution(_source(fn), ex.forbidden),
+        # Feedback only: the function's own source (the grader reads every cell of the notebook).
+        policy_verdict=check_policy([_source(fn)], ex.forbidden),
         input_device=calls[0][2],  # where the inputs were (all cases share a device)
     )
     for item in items:

@@ -15,13 +15,38 @@ import torch.nn.functional as F
 
 from autograder import reference
 
-# Torch routines that compute a convolution for you. An exercise that asks for the computation
+# Library routines that compute a convolution for you. An exercise that asks for the computation
 # by hand loses its points for calling one (course policy: ``TrustedAutograde.conv_policy``).
+# As ``policy.check_policy`` reads them: a plain name matches any name or attribute so called
+# (as the student wrote it, or a component of the dotted path it resolves to); a dotted entry is
+# an fnmatch pattern over the resolved path (``xcorr`` from ``from torch.nn.functional import
+# conv2d as xcorr`` is ``torch.nn.functional.conv2d``); ``!`` marks an exception to the patterns.
 BUILTIN_CONVOLUTIONS = frozenset(
-    {"conv1d", "conv2d", "conv3d", "conv_transpose2d", "Conv2d", "LazyConv2d"}
+    {
+        *("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d"),
+        *("conv_transpose3d", "Conv1d", "Conv2d", "Conv3d", "LazyConv1d", "LazyConv2d"),
+        *("LazyConv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"),
+        *("LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d"),
+        # Whatever else a library calls a convolution: torch.convolution, torch._convolution,
+        # torch.conv_tbc, torch._C._nn.thnn_conv2d, torch.nn.grad.conv2d_weight,
+        # torch.ops.aten.convolution, scipy.signal.convolve2d, numpy.convolve, ...
+        "*conv*",
+        "!*convert*",
+        "*correlate*",  # scipy.signal.correlate2d, numpy.correlate: the exercise itself
+    }
 )
-# im2col by the library: F.unfold / nn.Unfold (a tensor's own .unfold makes windows, and is fine).
-LIBRARY_IM2COL = frozenset({"F.unfold", "functional.unfold", "Unfold"})
+# im2col by the library: F.unfold (wherever it is re-exported, d2l.F.unfold too), nn.Unfold,
+# torch._C._nn.im2col. A tensor's own .unfold makes windows, and is fine, by any name.
+LIBRARY_IM2COL = frozenset(
+    {
+        "Unfold",
+        "*.unfold",
+        "*im2col*",
+        "!*Tensor*.unfold",
+        "!torch.ops.aten.unfold",
+        "!torch.ops.aten.unfold.*",
+    }
+)
 
 # The worked examples of the chapters (Fig. 7.4.1 and the K, K + 1, K + 2 stack).
 X_FIG_7_4_1 = (

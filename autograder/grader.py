@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from pathlib import Path
 from autograder import notebooks, report
 from autograder.exercises import EXERCISES, Exercise, reseeded
 from autograder.gradebook import write_gradebook
+from autograder.policy import check_policy, student_sources
 from autograder.release import ASSIGNMENT, RELEASE_DIR
 from autograder.replies import clean_text, parse_child
 from autograder.sandbox import Limits, Sandbox, SandboxUnavailableError, Session
@@ -27,7 +29,6 @@ from autograder.scoring import (
     ItemScore,
     MalformedReplyError,
     score_exercise,
-    uses_builtin_convolution,
 )
 from autograder.submission import (
     Answer,
@@ -35,6 +36,7 @@ from autograder.submission import (
     edited_locked_cells,
     find_answer,
     read_notebook,
+    submitted_names,
     written_answer,
 )
 
@@ -44,6 +46,8 @@ log = logging.getLogger("autograder")
 # exercises give (grade_id ``given_*``), always from the release, whatever the submission says.
 SETUP_CELL = "setup_imports"
 GIVEN_PREFIX = "given_"
+# Notebooks of unknown names listed in a student's results (the student chooses how many).
+MAX_STRAY_NAMES = 20
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,13 @@ def grade_exercise(
     items, score_notes = score_exercise(
         ex,
         returned,
-        static_conv=uses_builtin_convolution(answer.source, ex.forbidden),
+        # The policy, from every cell the student wrote here: never from the sandbox's reply.
+        policy_verdict=check_policy(
+            student_sources(nb, release_nb),
+            ex.forbidden,
+            function=ex.name,
+            preamble=setup,
+        ),
         conv_policy=policy.conv,
     )
     return items, notes + score_notes
@@ -223,7 +233,12 @@ def grade_student(
             for name in graded_notebooks()
         ]
     known = {p.name for p in RELEASE_DIR.glob("*.ipynb")}
-    stray = sorted(p.name for p in student_dir.glob("*.ipynb") if p.name not in known)
+    # Listed, never followed; a few, in printable names (the student chose them).
+    stray = [
+        name
+        for name in submitted_names(student_dir)
+        if name.endswith(".ipynb") and name not in known
+    ][:MAX_STRAY_NAMES]
     return {
         "student": student_dir.parent.name,
         "assignment": ASSIGNMENT,
@@ -278,9 +293,14 @@ def grader_error_result(student: str, error: BaseException, policy: Policy) -> d
 
 
 def student_dirs(submitted: Path) -> list[Path]:
-    """nbgrader's layout: submitted/<student>/<assignment>/<notebook>.ipynb."""
+    """nbgrader's layout: submitted/<student>/<assignment>/<notebook>.ipynb.
+
+    A student or assignment folder that is a link (to another student, to ``solutions/``) is
+    still listed, so that the student appears in grades.csv: ``read_notebook`` never follows it,
+    and every notebook there is graded ``not-a-regular-file``, with the link named.
+    """
     return sorted(
-        p / ASSIGNMENT for p in submitted.iterdir() if (p / ASSIGNMENT).is_dir()
+        p / ASSIGNMENT for p in submitted.iterdir() if os.path.lexists(p / ASSIGNMENT)
     )
 
 

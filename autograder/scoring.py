@@ -8,13 +8,19 @@ the trusted grader use the same two functions, so a student sees the grader's di
 
 from __future__ import annotations
 
-import ast
 import math
 from dataclasses import dataclass
 
 import torch
 
-from autograder.exercises import BUILTIN_CONVOLUTIONS, Case, Exercise
+from autograder.exercises import Case, Exercise
+from autograder.policy import (
+    CLEAN,
+    CLEAN_VERDICT,
+    FORBIDDEN,
+    NEEDS_REVIEW,
+    PolicyVerdict,
+)
 
 FLOAT_DTYPES = {"torch.float16": torch.float16, "torch.bfloat16": torch.bfloat16}
 FLOAT_DTYPES |= {"torch.float32": torch.float32, "torch.float64": torch.float64}
@@ -35,7 +41,6 @@ class Returned:
     device: str | None = None
     values: torch.Tensor | None = None  # flat float64 on the CPU
     inputs_unchanged: bool = True
-    conv_calls: int = 0
 
     @classmethod
     def from_call(cls, fn, X: torch.Tensor, K: torch.Tensor) -> Returned:
@@ -315,29 +320,6 @@ def judge(
     return Verdict(True, f"{tried}: correct.", tuple(notes))
 
 
-def uses_builtin_convolution(
-    source: str, forbidden: frozenset[str] = BUILTIN_CONVOLUTIONS
-) -> bool:
-    """Does the code name one of the ``forbidden`` routines (``conv2d``, ``F.unfold``, ...)?
-
-    A plain name matches any use of it; a dotted name (``F.unfold``) matches only that
-    attribute of that module, so a tensor's own ``X.unfold`` is not ``F.unfold``.
-    """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return False
-    names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
-    names |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
-    names |= {
-        f"{node.value.id if isinstance(node.value, ast.Name) else node.value.attr}.{node.attr}"
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name | ast.Attribute)
-    }
-    return bool(names & forbidden)
-
-
 # The status of a written answer: the instructor grades it in formgrader.
 MANUAL = "needs-manual-grade"
 
@@ -376,7 +358,7 @@ def score_exercise(
     ex: Exercise,
     returned: list[Returned],
     *,
-    static_conv: bool = False,
+    policy_verdict: PolicyVerdict = CLEAN_VERDICT,
     conv_policy: str = "zero",
     input_device: str = "cpu",
 ) -> tuple[list[ItemScore], list[str]]:
@@ -384,6 +366,12 @@ def score_exercise(
 
     Returns the items and the notes that cost no points (dtype or device not kept), one per kind.
     ``input_device`` is where the inputs were (the sandbox: the CPU; a notebook: its device).
+    ``policy_verdict`` is ``policy.check_policy``'s reading of the student's source, the only
+    judge of the library-convolution policy (nothing the sandbox reports counts for it). Under
+    ``conv_policy`` "zero", an item that would pass scores 0 with status ``builtin-convolution``
+    (forbidden) or ``needs-review`` (an instructor must look: provisional 0); under "report",
+    both keep their points and say so in a note, needs-review as much as forbidden, since what
+    it may hide is at worst a forbidden call.
     """
     judged = [
         (case, got, judge(ex, case, got, input_device=input_device))
@@ -394,9 +382,9 @@ def score_exercise(
     computes = any(
         v.correct for case, _, v in judged if not case.tags & {"example", "invalid"}
     )
-    used_conv = bool(ex.forbidden) and (
-        static_conv or any(got.conv_calls for got in returned)
-    )
+    flagged = policy_verdict if ex.forbidden else CLEAN_VERDICT
+    zero = conv_policy == "zero"
+    policy_status, policy_message = _policy_outcome(ex, flagged, zero)
     items = []
     for item in ex.rubric:
         if item.tag == "untouched":
@@ -420,17 +408,40 @@ def score_exercise(
                 f"{ex.name}: the worked example is right but no other input is: "
                 "is the answer written out instead of computed?"
             )
-        if status == "passed" and used_conv and conv_policy == "zero":
-            status = "builtin-convolution"
-            message = (
-                f"{ex.name} calls one of PyTorch's convolutions"
-                + (" or F.unfold" if "F.unfold" in ex.forbidden else "")
-                + "; this exercise asks you to write the computation yourself"
-            )
+        if status == "passed" and flagged.kind != CLEAN and zero:
+            status, message = policy_status, policy_message
         if status == "failed" and not message:
             message = f"{ex.name}: no input was computed correctly"
         score = item.points if status == "passed" else 0.0
         items.append(
             ItemScore(item.cell, item.description, score, item.points, status, message)
         )
-    return items, list(dict.fromkeys(note for _, _, v in judged for note in v.notes))
+    notes = list(dict.fromkeys(note for _, _, v in judged for note in v.notes))
+    if flagged.kind != CLEAN and not zero:
+        notes.append(policy_message)
+    return items, notes
+
+
+def _policy_outcome(
+    ex: Exercise, verdict: PolicyVerdict, zero: bool
+) -> tuple[str, str]:
+    """The status of an item that passes but breaks (or may break) the policy, and why.
+
+    With ``zero`` false (course policy "report") the message is a note and the points stay.
+    """
+    if verdict.kind == FORBIDDEN:
+        unfold = " or F.unfold" if "*.unfold" in ex.forbidden else ""
+        return "builtin-convolution", (
+            f"{ex.name} calls one of PyTorch's convolutions{unfold} ({verdict.found}); "
+            "this exercise asks you to write the computation yourself"
+            + ("" if zero else " (this course keeps the points)")
+        )
+    return NEEDS_REVIEW, (
+        f"{ex.name} uses {verdict.found}: the grader cannot tell from the code whether it "
+        "calls a library convolution, so "
+        + (
+            "an instructor will review this answer (0 points until then)"
+            if zero
+            else "an instructor may review it (this course keeps the points)"
+        )
+    )
