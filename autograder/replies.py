@@ -86,11 +86,13 @@ def parse_case(data: object, expected_inputs: str | None) -> Returned:
     if not isinstance(data, dict) or not set(data) <= CASE_KEYS:
         raise MalformedReplyError("a case is not what the harness writes")
     unchanged = True
+    after = data.get("inputs_after")
     if expected_inputs is not None:  # a tensor case: did the inputs survive the call?
-        after = data.get("inputs_after")
-        if not isinstance(after, str):
+        # A value needs the fingerprint; an error may come without one (a function that was
+        # never defined was never called), and earns nothing either way.
+        if not isinstance(after, str) and not (after is None and "error" in data):
             raise MalformedReplyError("a case lacks its inputs' fingerprint")
-        unchanged = after == expected_inputs
+        unchanged = after is None or after == expected_inputs
     if "error" in data:
         return Returned(
             error=clean_text(data["error"], ERROR_CHARS), inputs_unchanged=unchanged

@@ -120,6 +120,11 @@ CORPUS: dict[str, Entry] = {
         },
         lost(MULTI_IN, (1.0, "passed"), (1.5, "failed")),
     ),
+    # The cell does not compile, so the function is never defined: a wrong answer, not a crash.
+    "mistake_syntax_error": Entry(
+        {MULTI_IN: "\n    return sum(d2l.corr2d(x, k) for x, k in zip(X, K)"},
+        lost(MULTI_IN, ZERO, ZERO),
+    ),
     "mistake_numpy_result": Entry(
         {MULTI_IN: "\n    return sum(d2l.corr2d(x, k) for x, k in zip(X, K)).numpy()"},
         lost(MULTI_IN, ZERO, ZERO),
