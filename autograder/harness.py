@@ -318,16 +318,18 @@ def _student(fd: int, zygote: int) -> None:
     pid = os.fork()  # the first process of the new PID namespace: its init
     if pid == 0:
         try:
-            _prctl(
-                PR_SET_PDEATHSIG, signal.SIGKILL
-            )  # this student ends when its parent does
+            # This student's processes end when their parent does: PID 1 takes the rest along.
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             _drop_capabilities()
             _prctl(PR_SET_DUMPABLE, 0)
             _serve(socket.socket(fileno=fd))
         finally:
             os._exit(0)
     os.close(fd)
-    os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF)
+    try:
+        _drop_capabilities()  # this process only waits from now on
+    finally:
+        os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF)
 
 
 def main() -> None:
@@ -347,10 +349,11 @@ def main() -> None:
             if os.waitpid(pid, os.WNOHANG)[0]:
                 del students[session]
         if request["op"] == "student" and fds:
+            zygote = os.getpid()
             pid = os.fork()
             if pid == 0:
                 control.close()
-                _student(fds[0], os.getppid())
+                _student(fds[0], zygote)
             os.close(fds[0])
             students[request["session"]] = pid
         elif request["op"] == "kill" and request["session"] in students:

@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from autograder.replies import clean_text
 from autograder.scoring import MANUAL, ItemScore, cell_totals
 
 COLUMNS = [
@@ -64,7 +65,7 @@ def rows(result: dict) -> list[dict]:
             "score": None if status == MANUAL else score,
             "max_score": max_score,
             "status": status,
-            "message": message[:MESSAGE_CHARS],
+            "message": clean_text(message, MESSAGE_CHARS),
         }
         for nb in result["notebooks"]
         for cell, (score, max_score, status, message) in cell_totals(
@@ -111,16 +112,19 @@ def feedback_html(result: dict) -> str:
         for item in nb["items"]:
             css = "passed" if item["status"] in ("passed", MANUAL) else "lost"
             points = "?" if item["status"] == MANUAL else f"{item['score']:g}"
+            message = esc(clean_text(item["message"], MESSAGE_CHARS))
             parts.append(
                 f"<tr class='{css}'><td>{esc(item['cell'])}: {esc(item['item'])}</td>"
                 f"<td>{points} / {item['max_score']:g}</td>"
-                f"<td>{esc(item['status'])}. {esc(item['message'][:MESSAGE_CHARS])}</td></tr>"
+                f"<td>{esc(item['status'])}. {message}</td></tr>"
             )
         parts.append("</table>")
         if nb["notes"]:
             parts.append(
                 "<ul>"
-                + "".join(f"<li>{esc(n[:MESSAGE_CHARS])}</li>" for n in nb["notes"])
+                + "".join(
+                    f"<li>{esc(clean_text(n, MESSAGE_CHARS))}</li>" for n in nb["notes"]
+                )
                 + "</ul>"
             )
     if result.get("unrecognised_files"):

@@ -267,7 +267,8 @@ class Session:
         _, sock = self._student
         line = json.dumps({**job, "limits": asdict(limits)}).encode() + b"\n"
         deadline = time.monotonic() + limits.wall_seconds + REPLY_MARGIN_SECONDS
-        cap = limits.result_bytes + limits.output_bytes + 65_536
+        # JSON writes a character as at most 6 bytes (\uXXXX); the rest is a few fields.
+        cap = 6 * (limits.result_bytes + limits.output_bytes) + 65_536
         reply = bytearray()
         try:
             sock.settimeout(limits.wall_seconds + REPLY_MARGIN_SECONDS)
