@@ -24,6 +24,15 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+# nbgrader's sanitizing steps, with DeduplicateIds replaced: a graded cell copied in Jupyter
+# costs that answer's points (duplicated-cell), not the student's whole submission.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "autograder.nbgrader_plugin.SetDuplicatesAside",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
 # A submitted file that is not a notebook costs that notebook's points only (stock nbgrader would
 # drop the student's whole submission): it is read as the grade command reads it.
 c.Autograde.exporter_class = "autograder.nbgrader_plugin.TolerantNotebookExporter"

@@ -11,6 +11,7 @@ formgrader and generate_feedback then work unchanged.
 from __future__ import annotations
 
 import atexit
+import copy
 import os
 import secrets
 import stat
@@ -42,9 +43,12 @@ from autograder.submission import Problem, read_notebook
 _sandboxes: dict[tuple, Sandbox] = {}
 # Notebook metadata key: the submitted file could not be read (see TolerantNotebookExporter).
 UNREADABLE = "autograder_unreadable"
+# Notebook metadata key: grade_ids that appeared more than once (see SetDuplicatesAside).
+DUPLICATED = "autograder_duplicated"
 # Proves a mark is this process's own (nbgrader's two passes run in one process), not a
-# student's: a notebook that carries an UNREADABLE mark without it loses the mark.
+# student's: a notebook that carries one of these marks without it loses the mark.
 _MARK_KEY = secrets.token_hex(16)
+_MARKS = (UNREADABLE, DUPLICATED)
 
 
 class TolerantNotebookExporter(NotebookExporter):
@@ -70,9 +74,10 @@ class TolerantNotebookExporter(NotebookExporter):
         resources["metadata"].update(name=path.stem, path=str(path.parent))
         nb = read_notebook(path)
         if not isinstance(nb, Problem):
-            mark = nb.metadata.pop(UNREADABLE, None)
-            if isinstance(mark, dict) and mark.pop("key", None) == _MARK_KEY:
-                nb.metadata[UNREADABLE] = mark  # ours, from nbgrader's first pass
+            for name in _MARKS:
+                mark = nb.metadata.pop(name, None)
+                if isinstance(mark, dict) and mark.pop("key", None) == _MARK_KEY:
+                    nb.metadata[name] = mark  # ours, from nbgrader's first pass
             return self.from_notebook_node(nb, resources, **kw)
         stand_in = RELEASE_DIR / path.name
         if not stand_in.exists():  # not one of this course's: fail, as nbgrader would
@@ -144,6 +149,53 @@ def _shared_sandbox(limits: Limits, unsafe: bool) -> Sandbox:
     return _sandboxes[key]
 
 
+class SetDuplicatesAside(NbGraderPreprocessor):
+    """nbgrader's ``DeduplicateIds`` minus its batch-stopper (in ``sanitize_preprocessors``).
+
+    A student who copies a graded cell in Jupyter copies its nbgrader metadata too. nbgrader's own
+    step empties the copy's metadata, which its next step, ``CheckCellMetadata``, rejects as an
+    outdated schema: that student's whole submission fails. Here, as there, the last copy keeps
+    the metadata; the others lose it entirely, and the notebook is marked with the grade_ids, so
+    that ``TrustedAutograde`` gives those answers ``duplicated-cell``, as the grade command does.
+    """
+
+    def preprocess(self, nb, resources):
+        seen: set[str] = set()
+        duplicated: set[str] = set()
+        for cell in reversed(nb.cells):
+            meta = cell.metadata.get("nbgrader")
+            if not isinstance(meta, dict) or not (
+                meta.get("grade") or meta.get("solution") or meta.get("locked")
+            ):
+                continue
+            grade_id = str(meta.get("grade_id"))
+            if grade_id in seen:
+                del cell.metadata["nbgrader"]
+                duplicated.add(grade_id)
+            seen.add(grade_id)
+        if duplicated:
+            nb.metadata[DUPLICATED] = {
+                "grade_ids": sorted(duplicated),
+                "key": _MARK_KEY,
+            }
+        return nb, resources
+
+
+def _as_submitted(nb) -> nbformat.NotebookNode:
+    """The notebook as the student submitted it, for grading: the copies that
+    ``SetDuplicatesAside`` stripped count again (a copy of the kept cell stands for them)."""
+    duplicated = set(nb.metadata.get(DUPLICATED, {}).get("grade_ids", ()))
+    if not duplicated:
+        return nb
+    graded = copy.deepcopy(nb)
+    graded.cells += [
+        copy.deepcopy(cell)
+        for cell in nb.cells
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in duplicated
+    ]
+    return graded
+
+
 def _grade_guarded(nb, name: str, sandbox: Sandbox, policy: Policy) -> NotebookResult:
     """One notebook in a student process of its own; a failure of the grader's own code is
     that notebook's ``grader-error``, logged, and nbgrader goes on with the next."""
@@ -203,7 +255,7 @@ class TrustedAutograde(NbGraderPreprocessor):
         result = (
             unreadable_notebook(name, Problem(**unreadable))
             if unreadable
-            else _grade_guarded(nb, name, sandbox, policy)
+            else _grade_guarded(_as_submitted(nb), name, sandbox, policy)
         )
         totals = cell_totals(result.items)
         release = {

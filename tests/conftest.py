@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 
 from autograder import EXERCISES, notebooks
 from autograder.grader import manual_items
-from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
+from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR, nbgrader_env
 from autograder.scoring import MANUAL
 
 GRADED = tuple(EXERCISES)  # every graded function, in the order of the chapters
@@ -122,3 +124,40 @@ def build_course(course: Path, students: dict[str, dict[str, str]]) -> None:
 def gradebook_view(rows: list[dict]) -> dict[str, tuple[float, bool]]:
     """grades.csv as nbgrader's gradebook shows it: a written answer is 0 and awaits a grader."""
     return {row["item"]: (row["score"] or 0.0, row["status"] == MANUAL) for row in rows}
+
+
+def nbgrader(course: Path, *args: str) -> str:
+    """Run a stock nbgrader command in ``course``, as an instructor would; its log, if it worked."""
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course,
+        env=nbgrader_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, (
+        f"nbgrader {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    )
+    return done.stdout + done.stderr
+
+
+def resume_after_a_kill(
+    out: Path, scratch: Path, killed_before: list[str], limits
+) -> Path:
+    """Copy a graded batch's ``out`` as if the run had been killed before ``killed_before``
+    were graded (their results and grades.csv gone), grade it again, and return the copy."""
+    from autograder.grader import grade_batch
+
+    resumed = scratch / "resumed"
+    shutil.copytree(out, resumed)
+    for student in killed_before:
+        (resumed / "results" / f"{student}.json").unlink()
+    (resumed / "grades.csv").unlink()
+    grade_batch(out.parent / "submitted", resumed, workers=1, limits=limits)
+    return resumed
+
+
+def same_files(a: Path, b: Path) -> bool:
+    """Every file under ``a`` has a byte-identical twin under ``b``."""
+    files = [p for p in a.rglob("*") if p.is_file() and p.name != "gradebook.db"]
+    return all((b / p.relative_to(a)).read_bytes() == p.read_bytes() for p in files)

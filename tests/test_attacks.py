@@ -20,13 +20,21 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import build_course, full_marks, write_submission
+from conftest import (
+    NOTEBOOK_OF,
+    build_course,
+    full_marks,
+    nbgrader,
+    resume_after_a_kill,
+    same_files,
+    write_submission,
+)
 from corpus import MULTI_IN, MULTS, ZERO, Entry, lost, typed
 from nbgrader.api import Gradebook
 
-from autograder import EXERCISES, report, sandbox
-from autograder.grader import grade_batch
-from autograder.release import ASSIGNMENT, ROOT, nbgrader_env
+from autograder import EXERCISES, grader, nbgrader_plugin, notebooks, report, sandbox
+from autograder.grader import Policy, grade_batch
+from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT
 from autograder.sandbox import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
@@ -159,6 +167,27 @@ ATTACKERS: dict[str, Entry] = {
         },
         lost(MULTI_IN, (0.0, "timeout"), (0.0, "timeout")),
     ),
+    # Class 4: the course policy, evaded by an alias in an added cell or a computed name.
+    "attack_alias_in_an_added_cell": Entry(
+        {MULTI_IN: "\n    return xcorr(X[None], K[None])[0, 0]"},
+        lost(MULTI_IN, *[(0.0, "builtin-convolution")] * 2),
+        extra_cells=("from torch.nn.functional import conv2d as xcorr",),
+    ),
+    "attack_computed_name": Entry(
+        {MULTI_IN: "\n    return getattr(F, 'con' + 'v2d')(X[None], K[None])[0, 0]"},
+        lost(MULTI_IN, *[(0.0, "needs-review")] * 2),
+    ),
+    # Class 3, in the notebook: a sum too long for the static check's parser, and nbgrader
+    # metadata that is a string (the whole notebook is then malformed).
+    # The sandbox's compiler gives up on it too: never defined, so a wrong answer (the policy
+    # check's verdict, needs-review, would only replace a pass).
+    "attack_5000_term_sum": Entry(
+        {MULTI_IN: "\n    zero = " + " + ".join(["0"] * 5000) + HONEST},
+        lost(MULTI_IN, ZERO, ZERO),
+    ),
+    "attack_metadata_a_string": Entry(
+        {}, lost(MULTI_IN, *[(0.0, "malformed-notebook")] * 2)
+    ),
 }
 # Graded after the attackers on the same worker (names sort after "attack_").
 BYSTANDERS: dict[str, Entry] = {
@@ -188,7 +217,20 @@ def honest_scores(student: str) -> dict[str, tuple[float | None, str]]:
 def write_students(course: Path) -> None:
     for student, entry in STUDENTS.items():
         answers = {} if student == "bystander_untouched" else typed(entry)
-        write_submission(course, student, answers)
+        folder = write_submission(course, student, answers)
+        path = folder / NOTEBOOK_OF[MULTI_IN]
+        nb = json.loads(path.read_text())
+        at = next(
+            i for i, cell in enumerate(nb["cells"])
+            if cell["metadata"].get("nbgrader", {}).get("grade_id") == MULTI_IN
+        )  # fmt: skip
+        if student == "attack_metadata_a_string":
+            nb["cells"][at]["metadata"]["nbgrader"] = "corr2d_multi_in"
+        for i, source in enumerate(entry.extra_cells):
+            cell = {"cell_type": "code", "id": f"added-{i}", "metadata": {},
+                    "execution_count": None, "outputs": [], "source": source}  # fmt: skip
+            nb["cells"].insert(at + i, cell)
+        path.write_text(json.dumps(nb))
 
 
 def cell_scores(result: dict) -> dict[str, tuple[float | None, str]]:
@@ -241,19 +283,57 @@ def test_a_reply_full_of_errors_costs_kilobytes_not_megabytes(graded):
 
 def test_the_attacked_batch_resumes_to_identical_files(graded, tmp_path):
     out, _ = graded
-    resumed = tmp_path / "out"
-    shutil.copytree(out, resumed)
-    for student in (
+    killed_before = [
         "attack_takeover",
         "attack_closes_pipes_and_sleeps",
         "bystander_solved",
-    ):
-        (resumed / "results" / f"{student}.json").unlink()
-    (resumed / "grades.csv").unlink()
-    grade_batch(out.parent / "submitted", resumed, workers=1, limits=LIMITS)
-    assert (resumed / "grades.csv").read_bytes() == (out / "grades.csv").read_bytes()
-    for page in (out / "results").glob("*.json"):
-        assert (resumed / "results" / page.name).read_bytes() == page.read_bytes()
+    ]
+    assert same_files(out, resume_after_a_kill(out, tmp_path, killed_before, LIMITS))
+
+
+def test_a_grader_exception_costs_one_student_and_is_logged(
+    tmp_path, monkeypatch, caplog
+):
+    """Whatever input makes the grader's own code raise (none is known: each found so far is a
+    test above) costs that student alone, as grader-error, and the resumed batch agrees."""
+    write_submission(tmp_path, "a_breaks_the_grader", typed(Entry({})))
+    write_submission(tmp_path, "b_bystander", typed(Entry({})))
+    real = grader.grade_notebook
+
+    def fails_for_one_student(path, *args, **kwargs):
+        if path.parent.parent.name == "a_breaks_the_grader":
+            raise RecursionError("a case nobody foresaw")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(grader, "grade_notebook", fails_for_one_student)
+    out = tmp_path / "out"
+    results = {
+        r["student"]: r for r in grade_batch(tmp_path / "submitted", out, limits=LIMITS)
+    }
+    assert cell_scores(results["b_bystander"]) == FULL
+    broken = cell_scores(results["a_breaks_the_grader"])
+    assert (
+        set(broken.values()) == {(0.0, "grader-error")} and broken.keys() == FULL.keys()
+    )
+    assert "grader-error for a_breaks_the_grader: RecursionError" in caplog.text
+    assert same_files(out, resume_after_a_kill(out, tmp_path, ["b_bystander"], LIMITS))
+
+
+def test_a_grader_exception_under_stock_nbgrader_costs_that_notebook(
+    monkeypatch, caplog
+):
+    name = NOTEBOOK_OF[MULTI_IN]
+
+    def raises(*args, **kwargs):
+        raise ValueError("a case nobody foresaw")
+
+    monkeypatch.setattr(nbgrader_plugin, "grade_notebook_node", raises)
+    with sandbox.Sandbox(LIMITS) as box:
+        nb = notebooks.read(RELEASE_DIR / name)
+        result = nbgrader_plugin._grade_guarded(nb, name, box, Policy())
+    assert result.notebook == name
+    assert {(i.score, i.status) for i in result.items} == {(0.0, "grader-error")}
+    assert f"grader-error in {name}: ValueError" in caplog.text
 
 
 def test_state_left_by_one_student_is_gone_for_the_next(tmp_path):
@@ -379,19 +459,6 @@ def test_a_child_that_closes_its_pipes_and_sleeps_is_killed_at_its_wall_limit():
     assert reply["status"] == "timeout"
     assert reply["seconds"] < LIMITS.wall_seconds + 1.0
     assert after["status"] == "ok" and after["output"] == "still here\n"
-
-
-def nbgrader(course_dir: Path, *args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
-        cwd=course_dir,
-        env=nbgrader_env(),
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, (
-        f"nbgrader {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    )
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,18 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import GRADED, build_course, full_marks, solution_source, stub_answered
+from conftest import (
+    GRADED,
+    build_course,
+    full_marks,
+    nbgrader,
+    solution_source,
+    stub_answered,
+)
 from nbgrader.api import Gradebook
 from traitlets.config.loader import PyFileConfigLoader
 
@@ -33,7 +39,7 @@ from autograder.course_config import (
     secret_file,
 )
 from autograder.nbgrader_plugin import TrustedAutograde
-from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT, nbgrader_env
+from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT
 
 # The functions graded on seeded random inputs (the counting ones take fixed sizes).
 SEEDED = [name for name, ex in EXERCISES.items() if ex.kind in ("conv", "compose")]
@@ -212,18 +218,6 @@ def memorised(name: str) -> str:
     )
 
 
-def run_nbgrader(course: Path, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
-        cwd=course,
-        env=nbgrader_env(),
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, f"nbgrader {args} failed:\n{done.stdout}{done.stderr}"
-    return done.stdout + done.stderr
-
-
 def grade_command(course: Path, out: str, *options: str) -> str:
     """``python -m autograder grade`` run in the course root, as an instructor would."""
     logs = io.StringIO()
@@ -254,8 +248,8 @@ def attacked_course(tmp_path_factory) -> tuple[Path, str, str]:
         patch.chdir(course)
         logs = grade_command(course, "ours")
         secret = (course / SECRET_FILE).read_text().strip()
-        logs += run_nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
-        logs += run_nbgrader(course, "autograde", ASSIGNMENT)
+        logs += nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+        logs += nbgrader(course, "autograde", ASSIGNMENT)
         logs += grade_command(course, "public", "--public-seeds")
     assert (course / SECRET_FILE).read_text().strip() == secret  # read, not remade
     return course, secret, logs

@@ -10,6 +10,8 @@ from conftest import (
     GRADED,
     full_marks,
     gradebook_view,
+    resume_after_a_kill,
+    same_files,
     solution_source,
     stub_answered,
     write_submission,
@@ -93,20 +95,8 @@ def test_feedback_shows_shapes_never_hidden_values_or_sources(graded):
 
 def test_interrupted_batch_resumes_to_identical_files(graded, tmp_path):
     out, _ = graded
-    resumed = tmp_path / "out"
-    shutil.copytree(out, resumed)
-    for student in (
-        "honest_loops",
-        "mistake_flipped_kernel",
-    ):  # as if killed before these
-        (resumed / "results" / f"{student}.json").unlink()
-    (resumed / "grades.csv").unlink()
-    course = out.parent
-    again = grade_batch(course / "submitted", resumed, workers=1, limits=LIMITS)
-    assert len(again) == len(CORPUS) + len(BROKEN_FILES) + 2
-    assert (resumed / "grades.csv").read_bytes() == (out / "grades.csv").read_bytes()
-    for page in (out / "feedback").glob("*.html"):
-        assert (resumed / "feedback" / page.name).read_bytes() == page.read_bytes()
+    killed_before = ["honest_loops", "mistake_flipped_kernel"]
+    assert same_files(out, resume_after_a_kill(out, tmp_path, killed_before, LIMITS))
 
 
 def test_grade_command_refuses_without_a_sandbox(tmp_path, monkeypatch, capsys):

@@ -25,6 +25,7 @@ from conftest import (
     NOTEBOOK_OF,
     build_course,
     full_marks,
+    nbgrader,
     write_submission,
     written_answer_ids,
 )
@@ -472,7 +473,6 @@ def test_stock_nbgrader_autograde_with_hostile_submissions(tmp_path):
     that would stop nbgrader's whole batch costs its notebook, and the bystander keeps
     every point."""
     from nbgrader.api import Gradebook
-    from test_stock_nbgrader import nbgrader
 
     from autograder.nbgrader_plugin import UNREADABLE
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import copy
 import csv
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,17 @@ from conftest import (
     GRADED,
     NOTEBOOK_OF,
     build_course,
+    cell_by_grade_id,
     full_marks,
     gradebook_view,
+    nbgrader,
 )
 from corpus import BROKEN_FILES, CORPUS, MULTI_IN, solved, typed
 from nbgrader.api import Gradebook
 
-from autograder import report
+from autograder import notebooks, report
 from autograder.grader import grade_batch
-from autograder.release import ASSIGNMENT, RELEASE_DIR, differences, nbgrader_env
+from autograder.release import ASSIGNMENT, RELEASE_DIR, differences
 from autograder.sandbox import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
@@ -57,21 +58,10 @@ STUDENTS = {
     # Notebook 01 replaced by a file that is not JSON (tests/corpus.py BROKEN_FILES): only its
     # function loses its points; stock nbgrader alone would drop the whole submission.
     "not_a_notebook": (SOLVED, {**FULL, "corr2d_multi_in": (0, 0)}),
+    # The answer cell of 01 copied in Jupyter (metadata and all): that answer is
+    # duplicated-cell, as in the grade command; nbgrader alone would fail the whole submission.
+    "duplicated_cell": (SOLVED, {**FULL, "corr2d_multi_in": (0, 0)}),
 }
-
-
-def nbgrader(course_dir: Path, *args: str) -> None:
-    env = nbgrader_env()
-    done = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
-        cwd=course_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, (
-        f"nbgrader {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +73,15 @@ def graded_course(tmp_path_factory) -> Path:
         course / "submitted" / "not_a_notebook" / ASSIGNMENT / NOTEBOOK_OF[MULTI_IN]
     )
     broken.write_bytes(BROKEN_FILES["broken_not_json"][0])
+    copied = (
+        course / "submitted" / "duplicated_cell" / ASSIGNMENT / NOTEBOOK_OF[MULTI_IN]
+    )
+    nb = notebooks.read(copied)
+    answer = cell_by_grade_id(nb, MULTI_IN)
+    twin = copy.deepcopy(answer)
+    twin.id = "copied"
+    nb.cells.insert(nb.cells.index(answer) + 1, twin)
+    notebooks.write(nb, copied)
     nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
     nbgrader(course, "autograde", ASSIGNMENT)
     nbgrader(course, "export")
