@@ -184,20 +184,30 @@ def reseeded(cases: tuple[Case, ...], salt: str) -> tuple[Case, ...]:
     """The same cases with their random inputs drawn from seeds derived from ``salt``.
 
     The grader uses the course's secret salt (``TrustedAutograde.seed_salt``), so that nobody can
-    reproduce the graded inputs from this public file; the practice check uses a public salt. The
-    worked examples stay as written, and no salt ("") keeps the seeds above.
+    reproduce the graded inputs from this public file; the practice check uses a public salt. A
+    counting case keeps its geometry (the edge it tests) and gets channel counts derived from
+    the salt, so a table of answers to the sizes above is no answer either. The worked examples
+    stay as written, and no salt ("") keeps everything above.
     """
     if not salt:
         return cases
 
-    def seed(case: Case) -> int:
-        digest = hashlib.sha256(f"{salt}/{case.seed}".encode()).digest()
+    def derived(key: str) -> int:
+        digest = hashlib.sha256(f"{salt}/{key}".encode()).digest()
         return int.from_bytes(digest[:4], "big")
+
+    def reseed(case: Case) -> Case:
+        if not case.params:
+            return dataclasses.replace(case, seed=derived(str(case.seed)))
+        params = dict(case.params)
+        for name in ("c_i", "c_o"):
+            params[name] = 1 + derived(f"{case.params}/{name}") % 64
+        return dataclasses.replace(case, params=tuple(params.items()))
 
     return tuple(
         case
-        if case.values is not None or case.params
-        else dataclasses.replace(case, seed=seed(case))
+        if case.values is not None or ("example" in case.tags and case.params)
+        else reseed(case)
         for case in cases
     )
 

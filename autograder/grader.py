@@ -63,6 +63,18 @@ class Policy:
         """The exercise with the inputs this course grades on."""
         return dataclasses.replace(ex, cases=reseeded(ex.cases, self.seed_salt))
 
+    def inputs_log(self) -> dict[str, list]:
+        """What each exercise was graded on, after the course's salt (never the salt itself):
+        the seed of each random case, the sizes of each counting case. Enough to reproduce
+        every input."""
+        return {
+            ex.name: [
+                dict(case.params) if case.params else case.seed
+                for case in self.exercise(ex).cases
+            ]
+            for ex in EXERCISES.values()
+        }
+
 
 @dataclass(frozen=True)
 class NotebookResult:
@@ -251,11 +263,7 @@ def grade_student(
             for r in results
         ],
         "unrecognised_files": stray,
-        # The seeds graded on (after the course's salt): enough to reproduce every input.
-        "seeds": {
-            ex.name: [case.seed for case in policy.exercise(ex).cases]
-            for ex in EXERCISES.values()
-        },
+        "seeds": policy.inputs_log(),
     }
 
 
@@ -285,10 +293,7 @@ def grader_error_result(student: str, error: BaseException, policy: Policy) -> d
         "assignment": ASSIGNMENT,
         "notebooks": notebooks_,
         "unrecognised_files": [],
-        "seeds": {
-            ex.name: [case.seed for case in policy.exercise(ex).cases]
-            for ex in EXERCISES.values()
-        },
+        "seeds": policy.inputs_log(),
     }
 
 

@@ -189,3 +189,24 @@ def test_a_course_salt_defeats_answers_memorised_from_the_public_seeds(tmp_path)
     assert sum(item.score for item in public.items) == 3.0
     assert sum(item.score for item in salted.items) == 0.0
     assert {item.status for item in salted.items} == {"failed", "hard-coded"}
+
+
+def test_a_course_salt_defeats_counts_memorised_from_the_public_sizes(tmp_path):
+    """The counting exercises take sizes, not seeds: the salt changes their channel counts."""
+    ex = EXERCISES["conv2d_multiplications"]
+    table = {tuple(dict(case.params).values()): ex.count(case) for case in ex.cases}
+    memorised = stub_answered(
+        ex.name,
+        f"    TABLE = {table!r}\n"
+        "    answer = TABLE.get((c_i, c_o, h, w, k_h, k_w, padding, stride))\n"
+        "    if answer is None:\n"
+        "        raise ValueError('sizes that do not fit')\n"
+        "    return answer",
+    )
+    path = write_submission(tmp_path, "mallory", {ex.name: memorised})
+    with sandbox.Sandbox(LIMITS) as box:
+        public = grade_notebook(path / ex.notebook, box)
+        salted = grade_notebook(path / ex.notebook, box, Policy(seed_salt="s3cret"))
+    points = {name: sum(i.score for i in r.items if ex.name in i.cell) for name, r in
+              (("public", public), ("salted", salted))}  # fmt: skip
+    assert points == {"public": 2.0, "salted": 0.0}
