@@ -193,7 +193,7 @@ class Sandbox:
                 "itself (user namespaces, seccomp)"
             )
 
-    def _send(self, request: dict, fds: list[int] = ()) -> bool:
+    def _send(self, request: dict, fds: tuple[int, ...] = ()) -> bool:
         """A request to the zygote; False if it is gone (the caller starts a new one)."""
         if self._control is None:
             return False
@@ -211,7 +211,7 @@ class Sandbox:
                 self._start()
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             number = next(self._sessions)
-            sent = self._send({"op": "student", "session": number}, [theirs.fileno()])
+            sent = self._send({"op": "student", "session": number}, (theirs.fileno(),))
             theirs.close()
             if sent:
                 return number, ours
