@@ -33,9 +33,8 @@ import fingerprint
 import syscall_policy
 import torch
 
-torch.set_num_threads(
-    1
-)  # before any parallel op: no thread pool that a forked child inherits
+# Before any parallel op: no thread pool that a forked child would inherit.
+torch.set_num_threads(1)
 import torch.nn.functional as F  # noqa: E402
 from d2l import torch as d2l  # noqa: E402  (imported once here, so each child starts warm)
 from torch import nn  # noqa: E402
@@ -94,9 +93,8 @@ def _describe(value) -> dict:
     kind = type(value)
     info = {"type": f"{kind.__module__}.{kind.__qualname__}"}
     if isinstance(value, torch.Tensor):
-        plain = torch.Tensor.as_subclass(
-            value, torch.Tensor
-        )  # no __torch_function__ tricks
+        # A plain tensor: no __torch_function__ tricks.
+        plain = torch.Tensor.as_subclass(value, torch.Tensor)
         info.update(
             shape=list(plain.shape), dtype=str(plain.dtype), device=str(plain.device)
         )
@@ -137,9 +135,8 @@ def _run_cases(job: dict, namespace: dict) -> list[dict]:
             X = torch.tensor(case["values"]["X"], dtype=dtype)
             K = torch.tensor(case["values"]["K"], dtype=dtype)
         info = _call(fn, X, K)
-        info["inputs_after"] = fingerprint.digest(
-            X, K
-        )  # a fact the grader checks, not a verdict
+        # A fact the grader checks, not a verdict.
+        info["inputs_after"] = fingerprint.digest(X, K)
         results.append(info)
     return results
 
@@ -147,16 +144,13 @@ def _run_cases(job: dict, namespace: dict) -> list[dict]:
 def _limit(memory_bytes: int, cpu_seconds: int) -> None:
     with open("/proc/self/statm") as f:
         mapped = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    resource.setrlimit(
-        resource.RLIMIT_AS, (mapped + memory_bytes, mapped + memory_bytes)
-    )
+    limit = mapped + memory_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-    resource.setrlimit(
-        resource.RLIMIT_FSIZE, (0, 0)
-    )  # no file writes (pipes are not files)
-    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no processes, no threads
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
+    # No file writes (pipes are not files), no processes or threads, no core files, no POSIX
+    # message queues (the syscall filter refuses them too).
+    for kind in ("FSIZE", "NPROC", "CORE", "MSGQUEUE"):
+        resource.setrlimit(getattr(resource, f"RLIMIT_{kind}"), (0, 0))
 
 
 def _child(job: dict, result_fd: int, output_fd: int) -> None:
@@ -334,9 +328,8 @@ def _student(fd: int, zygote: int) -> None:
 
 def main() -> None:
     """The zygote: fork a process per student on request, kill it on request, nothing else."""
-    _prctl(
-        PR_SET_DUMPABLE, 0
-    )  # no ptrace, no /proc/<pid>/mem or fd, for anyone of its uid
+    # No ptrace, no /proc/<pid>/mem or fd, for anyone of its uid.
+    _prctl(PR_SET_DUMPABLE, 0)
     control = socket.socket(fileno=int(sys.argv[1]))
     students: dict[int, int] = {}  # the grader's session number -> pid
     control.send(json.dumps({"ready": True, "torch": torch.__version__}).encode())

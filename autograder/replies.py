@@ -21,9 +21,8 @@ from autograder.scoring import MalformedReplyError, Returned
 MAX_DEPTH = 8  # the harness writes {"cases": [{"values": [...]}]}: depth 3
 MAX_VALUES = 100_000  # per case, as the harness sends them
 MAX_DIMS, MAX_SIZE = 8, 1 << 20
-MAX_INT = (
-    1 << 63
-)  # no count in this course comes near; 10**400 is an attack, not an answer
+# No count in this course comes near; 10**400 is an attack, not an answer.
+MAX_INT = 1 << 63
 ERROR_CHARS, NAME_CHARS = 300, 100
 CASE_KEYS = {"type", "shape", "dtype", "device", "values", "error", "inputs_after"}
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')

@@ -42,9 +42,8 @@ class Limits:
 
     wall_seconds: float = 10.0
     cpu_seconds: int = 10
-    memory_bytes: int = (
-        1 << 30
-    )  # address space on top of what the warm worker already maps
+    # Address space on top of what the warm process already maps.
+    memory_bytes: int = 1 << 30
     output_bytes: int = 16_384  # of the student's prints kept for feedback
     result_bytes: int = 8 << 20
 
