@@ -8,6 +8,7 @@ the trusted grader use the same two functions, so a student sees the grader's di
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -109,6 +110,24 @@ def error_bound(
     """
     n_terms = K.shape[-3] * K.shape[-2] * K.shape[-1]
     return (n_terms + 2) * torch.finfo(dtype).eps * ex.oracle(X.abs(), K.abs())
+
+
+@functools.lru_cache(maxsize=4096)
+def _reference(
+    ex: Exercise, case: Case
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A case's inputs and right answer, the same for every student of a batch: computed once.
+
+    Shared between calls, so nothing may change these tensors in place.
+    """
+    X, K = case.inputs()
+    return X, K, ex.oracle(X, K)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bound(ex: Exercise, case: Case, dtype: torch.dtype) -> torch.Tensor:
+    X, K, _ = _reference(ex, case)
+    return error_bound(ex, X, K, dtype)
 
 
 def _within(got: torch.Tensor, expected: torch.Tensor, bound: torch.Tensor) -> bool:
@@ -276,8 +295,7 @@ def judge(
         )
         short = got.type_name.rsplit(".", 1)[-1]
         return Verdict(False, f"{tried}: expected a torch.Tensor, got {short}.{hint}")
-    X, K = case.inputs()
-    expected = ex.oracle(X, K)
+    X, K, expected = _reference(ex, case)
     if got.shape != tuple(expected.shape):
         hint = _shape_hint(ex, X, tuple(expected.shape), got.shape or ())
         return Verdict(
@@ -292,7 +310,7 @@ def judge(
     values = got.values.reshape(expected.shape)
     if not bool(torch.isfinite(values).all()):
         return Verdict(False, f"{tried}: the result contains NaN or infinity.")
-    bound = error_bound(ex, X, K, dtype)
+    bound = _bound(ex, case, dtype)
     if not _within(values, expected, bound):
         worst = (values - expected).abs().max().item()
         diagnosis = next(
