@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 import unicodedata
 
 import torch
@@ -18,6 +17,7 @@ import torch
 from autograder.exercises import Case, Exercise
 from autograder.fingerprint import digest
 from autograder.scoring import MalformedReplyError, Returned
+from autograder.submission import json_depth
 
 MAX_DEPTH = 8  # the harness writes {"cases": [{"values": [...]}]}: depth 3
 MAX_VALUES = 100_000  # per case, as the harness sends them
@@ -26,8 +26,6 @@ MAX_DIMS, MAX_SIZE = 8, 1 << 20
 MAX_INT = 1 << 63
 ERROR_CHARS, NAME_CHARS = 300, 100
 CASE_KEYS = {"type", "shape", "dtype", "device", "values", "error", "inputs_after"}
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_BRACKETS = re.compile(rb"[\[\]{}]")
 
 
 def clean_text(value: object, limit: int) -> str:
@@ -42,31 +40,21 @@ def clean_text(value: object, limit: int) -> str:
     return "".join(kept)[:limit]
 
 
-def nesting_depth(raw: bytes) -> int:
-    """How deep JSON arrays and objects nest, counted without recursion (strings skipped)."""
-    depth = deepest = 0
-    for match in _BRACKETS.finditer(_STRINGS.sub(b'""', raw)):
-        depth += 1 if match.group() in b"[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
-
-
 def _bounded_int(digits: str) -> int:
     if len(digits.lstrip("-")) > 19:
         raise MalformedReplyError("a number is out of range")
     return int(digits)
 
 
-def load(raw: bytes | str, max_bytes: int) -> object:
-    """``json.loads`` with a size cap, a depth cap and bounded integers."""
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogatepass")
-    if len(raw) > max_bytes:
+def load(text: str, max_bytes: int) -> object:
+    """``json.loads`` with a size cap, a depth cap (the notebooks' own count, which needs no
+    recursion) and bounded integers."""
+    if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise MalformedReplyError("the reply is too long")
-    if nesting_depth(raw) > MAX_DEPTH:
+    if json_depth(text) > MAX_DEPTH:
         raise MalformedReplyError("the reply nests too deep")
     try:
-        return json.loads(raw, parse_int=_bounded_int)
+        return json.loads(text, parse_int=_bounded_int)
     except (ValueError, RecursionError) as error:
         raise MalformedReplyError(
             f"the reply is not JSON ({clean_text(error, 80)})"
