@@ -251,8 +251,18 @@ def grade_student(
         for name in submitted_names(student_dir)
         if name.endswith(".ipynb") and name not in known
     ][:MAX_STRAY_NAMES]
+    return student_result(student_dir.parent.name, results, policy, stray)
+
+
+def student_result(
+    student: str,
+    results: list[NotebookResult],
+    policy: Policy,
+    stray: list[str] | None = None,
+) -> dict:
+    """One student's notebooks as the plain data ``report`` writes out and reads back."""
     return {
-        "student": student_dir.parent.name,
+        "student": student,
         "assignment": ASSIGNMENT,
         "notebooks": [
             {
@@ -262,39 +272,29 @@ def grade_student(
             }
             for r in results
         ],
-        "unrecognised_files": stray,
+        "unrecognised_files": stray or [],
         "seeds": policy.inputs_log(),
     }
+
+
+def grader_error(where: str, error: BaseException, scope: str) -> Problem:
+    """The grader's own failure ``where`` (``for <student>``, ``in <notebook>``) on one ``scope``.
+
+    The exception is the grader's bug or a case it did not foresee: the instructor's log names
+    it, the student's items get status ``grader-error``, and the rest of the batch goes on.
+    """
+    log.error("grader-error %s: %s", where, clean_text(repr(error), 500))
+    return Problem(
+        "grader-error",
+        f"the grader failed on this {scope}; your instructor has been told",
+    )
 
 
 def grader_error_result(student: str, error: BaseException, policy: Policy) -> dict:
-    """Every item of a student whose grading raised: zero, status ``grader-error``.
-
-    The exception is the grader's bug or a case it did not foresee, never the student's fault
-    to be silently hidden: the instructor's log names it, and the rest of the batch goes on.
-    """
-    log.error("grader-error for %s: %s", student, clean_text(repr(error), 500))
-    problem = Problem(
-        "grader-error",
-        "the grader failed on this submission; your instructor has been told",
-    )
-    notebooks_ = [
-        {
-            "notebook": result.notebook,
-            "items": [asdict(i) for i in result.items],
-            "notes": [],
-        }
-        for result in (
-            unreadable_notebook(name, problem) for name in graded_notebooks()
-        )
-    ]
-    return {
-        "student": student,
-        "assignment": ASSIGNMENT,
-        "notebooks": notebooks_,
-        "unrecognised_files": [],
-        "seeds": policy.inputs_log(),
-    }
+    """Every item of a student whose grading raised: zero, status ``grader-error``."""
+    problem = grader_error(f"for {student}", error, "submission")
+    failed = [unreadable_notebook(name, problem) for name in graded_notebooks()]
+    return student_result(student, failed, policy)
 
 
 def student_dirs(submitted: Path) -> list[Path]:

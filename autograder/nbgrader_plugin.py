@@ -31,11 +31,10 @@ from autograder.grader import (
     NotebookResult,
     Policy,
     grade_notebook_node,
-    log,
+    grader_error,
     unreadable_notebook,
 )
 from autograder.release import RELEASE_DIR
-from autograder.replies import clean_text
 from autograder.sandbox import Limits, Sandbox, SandboxUnavailableError
 from autograder.scoring import cell_totals
 from autograder.submission import Problem, read_notebook
@@ -205,11 +204,7 @@ def _grade_guarded(nb, name: str, sandbox: Sandbox, policy: Policy) -> NotebookR
     except SandboxUnavailableError:
         raise
     except Exception as error:
-        log.error("grader-error in %s: %s", name, clean_text(repr(error), 500))
-        return unreadable_notebook(
-            name, Problem("grader-error", "the grader failed on this notebook; "
-                          "your instructor has been told")
-        )  # fmt: skip
+        return unreadable_notebook(name, grader_error(f"in {name}", error, "notebook"))
 
 
 class TrustedAutograde(NbGraderPreprocessor):
