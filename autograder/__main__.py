@@ -33,7 +33,24 @@ def main_parser() -> argparse.ArgumentParser:
     grade.add_argument(
         "--out", type=Path, required=True, help="grades.csv, feedback/, results/"
     )
-    grade.add_argument("--workers", type=int, default=1, help="sandboxes in parallel")
+    grade.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="grade on N worker processes of this machine, one sandbox each (default 1)",
+    )
+    grade.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="grade on the Dask cluster whose scheduler is at ADDRESS "
+        "(tcp://HOST:8786); each worker needs this course's environment and bubblewrap",
+    )
+    grade.add_argument(
+        "--resume",
+        action="store_true",
+        help="OUT holds an interrupted run: grade only the students without a results file",
+    )
     grade.add_argument(
         "--course",
         type=Path,
@@ -76,6 +93,12 @@ def main_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError("give a whole number of workers, at least 1")
+    return int(value)
+
+
 def _non_empty(value: str) -> str:
     if not value:
         raise argparse.ArgumentTypeError(
@@ -116,6 +139,8 @@ def _progress(done: int, total: int) -> None:
 
 def _grade(args: argparse.Namespace) -> int:
     # Imports torch: only when grading.
+    from autograder import report
+    from autograder.cluster import ClusterUnavailableError
     from autograder.grader import grade_batch
 
     if not args.submitted.is_dir():
@@ -125,6 +150,14 @@ def _grade(args: argparse.Namespace) -> int:
         policy, limits = grade_settings(args)
     except course_config.CourseConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    # Results from another run would be kept as they are: only when asked to resume.
+    if not args.resume and report.graded_students(args.out):
+        print(
+            f"error: {args.out} already holds results; pass --resume to finish that run, "
+            "or choose another --out",
+            file=sys.stderr,
+        )
         return 2
     if not policy.seed_salt:
         print(
@@ -136,11 +169,15 @@ def _grade(args: argparse.Namespace) -> int:
             args.submitted,
             args.out,
             workers=args.workers,
+            dask=args.dask,
             unsafe=args.unsafe_no_sandbox,
             policy=policy,
             limits=limits,
             progress=_progress,
         )
+    except ClusterUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except SandboxUnavailableError as error:
         print(
             f"error: {error}\nRefusing to run student code unconfined; pass "

@@ -10,11 +10,8 @@ import dataclasses
 import functools
 import logging
 import os
-import queue
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import notebooks, report
@@ -35,7 +32,8 @@ from autograder.submission import (
     Problem,
     edited_locked_cells,
     find_answer,
-    read_notebook,
+    parse_notebook,
+    read_submitted,
     submitted_names,
     written_answer,
 )
@@ -185,10 +183,17 @@ def grade_notebook(
     path: Path, sandbox: Sandbox | Session, policy: Policy = Policy()
 ) -> NotebookResult:
     """Grade one submitted file (a file that is not a notebook costs its own items only)."""
-    nb = read_notebook(path)
+    return grade_file(path.name, read_submitted(path), sandbox, policy)
+
+
+def grade_file(
+    name: str, data: bytes | Problem, sandbox: Sandbox | Session, policy: Policy
+) -> NotebookResult:
+    """Grade the submitted bytes of release notebook ``name`` (or the problem reading them)."""
+    nb = data if isinstance(data, Problem) else parse_notebook(data, name)
     if isinstance(nb, Problem):
-        return unreadable_notebook(path.name, nb)
-    return grade_notebook_node(nb, path.name, sandbox, policy)
+        return unreadable_notebook(name, nb)
+    return grade_notebook_node(nb, name, sandbox, policy)
 
 
 def unreadable_notebook(name: str, problem: Problem) -> NotebookResult:
@@ -235,15 +240,19 @@ def graded_notebooks() -> tuple[str, ...]:
     )
 
 
-def grade_student(
-    student_dir: Path, sandbox: Sandbox, policy: Policy = Policy()
-) -> dict:
-    """All of one student's results as plain data (what ``report`` writes out)."""
-    with sandbox.session() as session:  # this student's processes, and no one else's
-        results = [
-            grade_notebook(student_dir / name, session, policy)
-            for name in graded_notebooks()
-        ]
+@dataclass(frozen=True)
+class Submission:
+    """One student's submission as data: what a worker needs, with no path to follow."""
+
+    student: str
+    # Each graded notebook's bytes, or why there are none (missing, a link, too large).
+    files: dict[str, bytes | Problem]
+    # Notebooks of names the release does not have: listed in the results, never read.
+    stray: list[str] = field(default_factory=list)
+
+
+def read_submission(student_dir: Path) -> Submission:
+    """Read ``submitted/<student>/<assignment>/`` without following links (on the client)."""
     known = {p.name for p in RELEASE_DIR.glob("*.ipynb")}
     # Listed, never followed; a few, in printable names (the student chose them).
     stray = [
@@ -251,7 +260,38 @@ def grade_student(
         for name in submitted_names(student_dir)
         if name.endswith(".ipynb") and name not in known
     ][:MAX_STRAY_NAMES]
-    return student_result(student_dir.parent.name, results, policy, stray)
+    files = {name: read_submitted(student_dir / name) for name in graded_notebooks()}
+    return Submission(student_dir.parent.name, files, stray)
+
+
+def grade_submission(
+    submission: Submission, sandbox: Sandbox, policy: Policy = Policy()
+) -> dict:
+    """All of one student's results as plain data (what ``report`` writes out).
+
+    Never raises for the grader's own failure on this student (that student gets
+    ``grader-error``), only SandboxUnavailableError: that machine can grade no one.
+    """
+    try:
+        with (
+            sandbox.session() as session
+        ):  # this student's processes, and no one else's
+            results = [
+                grade_file(name, submission.files[name], session, policy)
+                for name in graded_notebooks()
+            ]
+        return student_result(submission.student, results, policy, submission.stray)
+    except SandboxUnavailableError:
+        raise
+    except Exception as error:  # one student's grading failed: the batch goes on
+        return grader_error_result(submission.student, error, policy)
+
+
+def grade_student(
+    student_dir: Path, sandbox: Sandbox, policy: Policy = Policy()
+) -> dict:
+    """``grade_submission`` of the files in ``student_dir``."""
+    return grade_submission(read_submission(student_dir), sandbox, policy)
 
 
 def student_result(
@@ -314,43 +354,40 @@ def grade_batch(
     out: Path,
     *,
     workers: int = 1,
+    dask: str | None = None,
     unsafe: bool = False,
     policy: Policy = Policy(),
     limits: Limits | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict]:
-    """Grade every student not graded yet (resumable), then write grades.csv and feedback."""
+    """Grade every student not graded yet (resumable), then write grades.csv and feedback.
+
+    One worker grades here, in this process; more (``workers``), or a Dask cluster at
+    ``dask``, grade through Dask (``cluster.py``). The files are the same either way.
+    """
+    limits = limits or Limits()
     done = report.graded_students(out)
     todo = [d for d in student_dirs(submitted) if d.parent.name not in done]
-    total, finished = len(todo), 0
-    lock = threading.Lock()
-    sandboxes: queue.Queue[Sandbox] = queue.Queue()
-    for _ in range(max(1, min(workers, total))):
-        sandboxes.put(Sandbox(limits, unsafe=unsafe))
+    finished = 0
 
-    def one(student_dir: Path) -> None:
+    def save(result: dict) -> None:
         nonlocal finished
-        sandbox = sandboxes.get()
-        try:
-            result = grade_student(student_dir, sandbox, policy)
-        except SandboxUnavailableError:
-            raise  # this machine cannot grade anyone: not one student's fault
-        except Exception as error:  # one student's grading failed: the batch goes on
-            result = grader_error_result(student_dir.parent.name, error, policy)
-        finally:
-            sandboxes.put(sandbox)
         report.save_result(out, result)
-        with lock:
-            finished += 1
-            if progress:
-                progress(finished, total)
+        finished += 1
+        if progress:
+            progress(finished, len(todo))
 
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            list(pool.map(one, todo))
-    finally:
-        while not sandboxes.empty():
-            sandboxes.get().close()
+    if dask or workers > 1:
+        from autograder.cluster import grade_on_cluster  # imports Dask: only here
+
+        grade_on_cluster(
+            todo, save, address=dask, workers=workers, policy=policy, limits=limits,
+            unsafe=unsafe,
+        )  # fmt: skip
+    elif todo:
+        with Sandbox(limits, unsafe=unsafe) as sandbox:
+            for student_dir in todo:
+                save(grade_student(student_dir, sandbox, policy))
     results = report.load_results(out)
     report.write_grades_csv(out, results)
     report.write_feedback(out, results)

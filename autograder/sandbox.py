@@ -154,6 +154,12 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def start(self) -> None:
+        """Start the zygote now, not at the first student (a worker joining a cluster)."""
+        if self._proc is None or self._proc.poll() is not None:
+            self.close()
+            self._start()
+
     def _start(self) -> None:
         if not self.unsafe and (problem := sandbox_problem()):
             raise SandboxUnavailableError(problem)
@@ -205,9 +211,7 @@ class Sandbox:
     def open_student(self) -> tuple[int, socket.socket]:
         """Fork a student process from the zygote (starting one if needed); its id and socket."""
         for _ in range(2):
-            if self._proc is None or self._proc.poll() is not None:
-                self.close()
-                self._start()
+            self.start()
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             number = next(self._sessions)
             sent = self._send({"op": "student", "session": number}, (theirs.fileno(),))

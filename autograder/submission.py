@@ -261,6 +261,13 @@ def read_notebook(path: Path) -> nbformat.NotebookNode | Problem:
     (over a nesting, cell or source cap, a repeated key, a lone surrogate, or nbgrader metadata
     that nbgrader itself would reject).
     """
+    data = read_submitted(path)
+    return data if isinstance(data, Problem) else parse_notebook(data, path.name)
+
+
+def read_submitted(path: Path) -> bytes | Problem:
+    """A submitted file's bytes, read without following a link and never past the size cap:
+    what the grader sends to a worker, which needs no access to the submissions folder."""
     name = path.name
     try:
         fd = _open_owned(path, OWNED_NAMES)
@@ -277,6 +284,11 @@ def read_notebook(path: Path) -> nbformat.NotebookNode | Problem:
             "too-large",
             f"{name} is over {MAX_NOTEBOOK_BYTES:,d} bytes; clear its outputs and submit again",
         )
+    return data
+
+
+def parse_notebook(data: bytes, name: str) -> nbformat.NotebookNode | Problem:
+    """The notebook in a submitted file's bytes (``read_notebook`` lists the statuses)."""
     if not data.strip():
         return Problem("not-a-notebook", f"{name} is empty")
     try:
