@@ -128,37 +128,42 @@ def _student_cells(nb, release_nb, answer: Answer) -> list[str]:
     return cells
 
 
-def grade_exercise(
-    ex: Exercise, nb, release_nb, sandbox: Sandbox | Session, policy: Policy
-) -> tuple[list[ItemScore], list[str]]:
-    ex = policy.exercise(ex)
-    answer = find_answer(nb, ex.name)
-    if isinstance(answer, Problem):
-        return _failed(ex, answer.status, answer.message), []
-    setup = [
+def _setup_cells(release_nb) -> list[str]:
+    return [
         c.source
         for c in release_nb.cells
         if (grade_id := c.metadata.get("nbgrader", {}).get("grade_id", ""))
         == SETUP_CELL
         or grade_id.startswith(GIVEN_PREFIX)
     ]
-    job = {
+
+
+def exercise_job(ex: Exercise, nb, release_nb) -> dict | Problem:
+    """What the sandbox runs for ``ex`` (``ex`` with the course's inputs), or the problem
+    that leaves nothing to run (the answer cell missing, duplicated or changed)."""
+    answer = find_answer(nb, ex.name)
+    if isinstance(answer, Problem):
+        return answer
+    return {
         "function": ex.name,
-        "setup": setup,
+        "setup": _setup_cells(release_nb),
         "cells": _student_cells(nb, release_nb, answer),
         "stand_ins": list(ex.stand_ins),
         "cases": [case.as_job() for case in ex.cases],
     }
-    reply = sandbox.run(job)
+
+
+def score_reply(
+    ex: Exercise, nb, release_nb, reply: dict, limits: Limits, policy: Policy
+) -> tuple[list[ItemScore], list[str]]:
+    """Points for what the sandbox sent back for ``ex``, read as hostile data."""
     if reply["status"] != "ok":
         status = clean_text(reply["status"], 100)
         return _failed(
             ex, "timeout" if status == "timeout" else "crashed", f"{ex.name}: {status}"
         ), []
     try:
-        returned, cell_errors = parse_child(
-            reply["child"], ex, sandbox.limits.result_bytes
-        )
+        returned, cell_errors = parse_child(reply["child"], ex, limits.result_bytes)
     except MalformedReplyError as error:
         return _failed(
             ex, "crashed", f"{ex.name}: the grader got no usable answer ({error})"
@@ -172,7 +177,7 @@ def grade_exercise(
             student_sources(nb, release_nb),
             ex.forbidden,
             function=ex.name,
-            preamble=setup,
+            preamble=_setup_cells(release_nb),
         ),
         conv_policy=policy.conv,
     )
@@ -211,12 +216,24 @@ def unreadable_notebook(name: str, problem: Problem) -> NotebookResult:
 def grade_notebook_node(
     nb, name: str, sandbox: Sandbox | Session, policy: Policy = Policy()
 ) -> NotebookResult:
-    """Grade a parsed notebook that stands for the release notebook ``name``."""
+    """Grade a parsed notebook that stands for the release notebook ``name``: its answers run
+    as one batch (one child, as one kernel would run them), then each is scored."""
     release_nb = notebooks.read(RELEASE_DIR / name)
     notes = [problem.message for problem in edited_locked_cells(nb, release_nb)]
+    exercises = [
+        policy.exercise(ex) for ex in EXERCISES.values() if ex.notebook == name
+    ]
+    jobs = [exercise_job(ex, nb, release_nb) for ex in exercises]
+    runnable = [job for job in jobs if not isinstance(job, Problem)]
+    replies = iter(sandbox.run_all(runnable) if runnable else [])
     items: list[ItemScore] = []
-    for ex in (ex for ex in EXERCISES.values() if ex.notebook == name):
-        ex_items, ex_notes = grade_exercise(ex, nb, release_nb, sandbox, policy)
+    for ex, job in zip(exercises, jobs, strict=True):
+        if isinstance(job, Problem):
+            items += _failed(ex, job.status, job.message)
+            continue
+        ex_items, ex_notes = score_reply(
+            ex, nb, release_nb, next(replies), sandbox.limits, policy
+        )
         items += ex_items
         notes += ex_notes
     return NotebookResult(name, items + manual_items(release_nb, nb), notes)

@@ -1,4 +1,4 @@
-"""The only code that runs next to student code: zygote, student process, child per answer.
+"""The only code that runs next to student code: zygote, student process, child per notebook.
 
 Bound into the sandbox with ``syscall_policy.py`` alone (never the rest of the package: no
 reference solution and no hidden test logic is visible there) and run as a script.
@@ -9,11 +9,14 @@ reference solution and no hidden test logic is visible there) and run as a scrip
 * The **student process** leaves the zygote behind: every inherited descriptor but its socket
   closed, a user, IPC, mount and PID namespace of its own (so its keyring, System V objects and
   /tmp start empty and vanish with it, and it cannot see a pid it could signal), no capabilities.
-  It reads one job per line on its socket, forks a child per job and writes one reply per line.
+  It reads one notebook's jobs per line on its socket, forks a child for them and writes their
+  replies on one line.
 * The **child** closes everything but its two pipes, applies resource limits and the seccomp
-  filter, and only then runs the student's cells and calls the function on the job's inputs. It
-  reports what came back as plain data. It decides nothing: the grader outside checks every
-  field of every reply.
+  filter, and only then runs each job: the release's setup, the student's cells, the function
+  on the job's inputs, in a namespace of its own, one job after another as one kernel runs a
+  notebook (the policy reads the notebook's cells as one program, too). It reports what came
+  back as plain data and decides nothing: the grader outside checks every field of every reply.
+  A job that runs out of time or kills the child costs that job; a fresh child takes the rest.
 """
 
 from __future__ import annotations
@@ -157,20 +160,30 @@ def _limit(memory_bytes: int, cpu_seconds: int) -> None:
         resource.setrlimit(getattr(resource, f"RLIMIT_{kind}"), (0, 0))
 
 
-def _child(job: dict, result_fd: int, output_fd: int) -> None:
-    """Confine this process, then run the student's cells and the cases (never returns)."""
+def _child(jobs: list[dict], limits: dict, result_fd: int, output_fd: int) -> None:
+    """Confine this process, then run each job's cells and cases in a namespace of its own,
+    one line of reply per job on the result pipe (never returns)."""
     try:
         _close_all_but(result_fd, output_fd)
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         sys.stdout = os.fdopen(1, "w", buffering=1)
         sys.stderr = sys.stdout
-        _limit(job["limits"]["memory_bytes"], job["limits"]["cpu_seconds"])
+        # The CPU limit backs up the wall clock, which the student process keeps per job.
+        _limit(limits["memory_bytes"], limits["cpu_seconds"] * len(jobs))
         if _FILTER is None:
             raise OSError("no seccomp filter")
         _FILTER.install(os.getpid())
     except OSError:
         os._exit(SETUP_FAILED)  # never run student code unconfined
+    for job in jobs:
+        line = json.dumps(_run_job_here(job)).encode() + b"\n"
+        while line:
+            line = line[os.write(result_fd, line) :]
+    os._exit(0)
+
+
+def _run_job_here(job: dict) -> dict:
     namespace = {"__name__": "__main__", "torch": torch, "F": F, "nn": nn, "d2l": d2l}
     namespace["device"] = torch.device("cpu")
     cell_errors = []
@@ -182,32 +195,7 @@ def _child(job: dict, result_fd: int, output_fd: int) -> None:
     for name, stand_in in STAND_INS.items():
         if name != job["function"] and name in job.get("stand_ins", ()):
             namespace[name] = stand_in
-    reply = {"cell_errors": cell_errors, "cases": _run_cases(job, namespace)}
-    os.write(result_fd, json.dumps(reply).encode())
-    os._exit(0)
-
-
-def _drain(
-    buffers: dict[int, bytearray], caps: dict[int, int], deadline: float
-) -> bool:
-    """Read the child's pipes until both close or the deadline passes (False on timeout).
-
-    Everything is read, so a child that prints without end never blocks on a full pipe; only
-    the first ``caps[fd]`` bytes are kept.
-    """
-    open_fds = set(buffers)
-    while open_fds:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        ready, _, _ = select.select(list(open_fds), [], [], remaining)
-        for fd in ready:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                open_fds.discard(fd)
-            else:
-                buffers[fd].extend(chunk[: max(0, caps[fd] - len(buffers[fd]))])
-    return True
+    return {"cell_errors": cell_errors, "cases": _run_cases(job, namespace)}
 
 
 def _reap(pid: int, deadline: float) -> tuple[bool, int]:
@@ -225,41 +213,101 @@ def _reap(pid: int, deadline: float) -> tuple[bool, int]:
     return in_time, os.waitpid(pid, 0)[1]
 
 
-def run_job(job: dict) -> dict:
-    """Fork a child for one job; return its reply with how it ended, whatever it did."""
+def run_jobs(jobs: list[dict], limits: dict) -> list[dict]:
+    """One reply per job, whatever the jobs do: in one child (one notebook's answers, as one
+    kernel would run them), and in a fresh child after each job that times out or dies."""
+    replies: list[dict] = []
+    while len(replies) < len(jobs):
+        replies += _run_in_a_child(jobs[len(replies) :], limits)
+    return replies
+
+
+def _run_in_a_child(jobs: list[dict], limits: dict) -> list[dict]:
+    """Fork a child for ``jobs``; the replies of the jobs it finished, and of the one it was
+    running when it died or ran out of time (at least one reply).
+
+    Each job has the wall-clock limit from the moment the previous reply came; everything
+    the child writes is read, only ``result_bytes`` of each reply and ``output_bytes`` of its
+    prints are kept.
+    """
     result_r, result_w = os.pipe()
     output_r, output_w = os.pipe()
-    start = time.monotonic()
+    job_start = time.monotonic()
     pid = os.fork()
     if pid == 0:
         try:
-            _child(job, result_w, output_w)
+            _child(jobs, limits, result_w, output_w)
         finally:
             os._exit(70)
     os.close(result_w)
     os.close(output_w)
-    limits = job["limits"]
-    deadline = start + limits["wall_seconds"]
-    buffers = {result_r: bytearray(), output_r: bytearray()}
-    caps = {result_r: limits["result_bytes"], output_r: limits["output_bytes"]}
-    drained = _drain(buffers, caps, deadline)
+    replies: list[dict] = []
+    line, output = bytearray(), bytearray()
+    open_fds = {result_r, output_r}
+    os.set_blocking(output_r, False)
+
+    def read_output() -> None:
+        """What the child printed so far (before the reply it wrote: that job's prints)."""
+        nonlocal output
+        while output_r in open_fds:
+            try:
+                chunk = os.read(output_r, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                open_fds.discard(output_r)
+            output += chunk[: max(0, limits["output_bytes"] - len(output))]
+
+    drained = True
+    while open_fds and len(replies) < len(jobs):
+        remaining = job_start + limits["wall_seconds"] - time.monotonic()
+        if remaining <= 0:
+            drained = False
+            break
+        for fd in select.select(list(open_fds), [], [], remaining)[0]:
+            if fd == output_r:
+                read_output()
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                open_fds.discard(fd)
+            else:
+                read_output()
+                while len(replies) < len(jobs):
+                    head, newline, chunk = chunk.partition(b"\n")
+                    line += head[: max(0, limits["result_bytes"] - len(line))]
+                    if not newline:
+                        break
+                    now = time.monotonic()
+                    replies.append(_reply("ok", line, output, now - job_start))
+                    line, output, job_start = bytearray(), bytearray(), now
     for fd in (result_r, output_r):
         os.close(fd)
-    in_time, status = _reap(pid, deadline if drained else 0.0)
-    reply = {
-        "output": buffers[output_r].decode("utf-8", "replace"),
-        "seconds": round(time.monotonic() - start, 3),
-    }
+    deadline = job_start + limits["wall_seconds"] if drained else 0.0
+    in_time, status = _reap(pid, deadline)
+    if len(replies) == len(jobs):
+        return replies  # all answered; how the child then ended changes none of them
+    seconds = time.monotonic() - job_start
     if not (drained and in_time):
-        reply["status"] = "timeout"
+        why = "timeout"
     elif os.WIFSIGNALED(status):
-        reply["status"] = f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+        why = f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
     elif os.WEXITSTATUS(status) != 0:
-        reply["status"] = f"exited with code {os.WEXITSTATUS(status)}"
+        why = f"exited with code {os.WEXITSTATUS(status)}"
     else:
-        reply["status"] = "ok"
-    reply["child"] = buffers[result_r].decode("utf-8", "replace")
-    return reply
+        why = (
+            "ok"  # ended without its reply: whatever it wrote fails the grader's check
+        )
+    return [*replies, _reply(why, line, output, seconds)]
+
+
+def _reply(status: str, child: bytes, output: bytes, seconds: float) -> dict:
+    return {
+        "status": status,
+        "child": child.decode("utf-8", "replace"),
+        "output": output.decode("utf-8", "replace"),
+        "seconds": round(seconds, 3),
+    }
 
 
 def _own_namespaces() -> None:
@@ -299,10 +347,13 @@ def _drop_capabilities() -> None:
 
 
 def _serve(sock: socket.socket) -> None:
-    """The student process (pid 1 of its namespace): one job per line in, one reply per line out."""
-    with sock.makefile("rb") as jobs:
-        for line in jobs:
-            sock.sendall(json.dumps(run_job(json.loads(line))).encode() + b"\n")
+    """The student process (pid 1 of its namespace): one batch of jobs per line in (one
+    notebook's answers), one line with their replies out."""
+    with sock.makefile("rb") as batches:
+        for line in batches:
+            batch = json.loads(line)
+            replies = run_jobs(batch["jobs"], batch["limits"])
+            sock.sendall(json.dumps({"replies": replies}).encode() + b"\n")
 
 
 def _student(fd: int, zygote: int) -> None:

@@ -13,6 +13,7 @@ instructor looks. Pure: it parses, never runs or imports, the student's code.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -254,9 +255,8 @@ def _check(
         raise _UncheckableError(
             _review(f"{size:,d} characters of code, more than the grader reads")
         )
-    trees = [tree for tree in map(_parse, sources) if tree is not None]
-    trusted = [tree for tree in map(_parse_quietly, preamble) if tree is not None]
-    program = _Program(trees, trusted)
+    program = _program(tuple(sources), tuple(preamble))
+    trees = program.trees
     live = program.live_statements(function)
     matcher = _Matcher(forbidden)
     for statement in live:
@@ -272,6 +272,14 @@ def _check(
         if escaped:
             return _review(f"the module {escaped} passed around as a value")
     return CLEAN_VERDICT
+
+
+@functools.lru_cache(maxsize=4)
+def _program(sources: tuple[str, ...], preamble: tuple[str, ...]) -> _Program:
+    """The cells read once for all the functions of a notebook (five in the exercises')."""
+    trees = [tree for tree in map(_parse, sources) if tree is not None]
+    trusted = [tree for tree in map(_parse_quietly, preamble) if tree is not None]
+    return _Program(trees, trusted)
 
 
 def _parse(source: str) -> ast.Module | None:

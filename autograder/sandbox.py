@@ -4,7 +4,7 @@ The only module that starts processes. A ``Sandbox`` owns one zygote: ``harness.
 bubblewrap with no network, a read-only view of the Python installation and nothing else of this
 machine (no solutions, gradebook, other submissions or home directories), as an unprivileged
 user. The zygote imports torch once and never runs student code; each ``Session`` (one student)
-is a process forked from it with a socket of its own, which forks a limited child per job, so a
+is a process forked from it with a socket of its own, which forks a limited child per notebook, so a
 job costs tens of milliseconds instead of the seconds a fresh Python with torch would.
 
 The grader enforces every deadline from here: a reply that does not come in time, is too long or
@@ -124,18 +124,26 @@ def _crashed(why: str) -> dict:
     return {"status": why, "child": "", "output": "", "seconds": 0.0}
 
 
-def _checked_reply(line: bytes) -> dict:
-    """The student process's reply, if it has the harness's shape; else a crash status."""
+def _checked_replies(line: bytes, count: int) -> list[dict]:
+    """The student process's ``count`` replies, each of the harness's shape; else a crash
+    status for each."""
     try:
-        reply = json.loads(line)
+        batch = json.loads(line)
     except (ValueError, RecursionError):
-        return _crashed("sent a reply that is not JSON")
+        return [_crashed("sent a reply that is not JSON") for _ in range(count)]
+    replies = batch.get("replies") if isinstance(batch, dict) else None
     fields = {"status": str, "child": str, "output": str, "seconds": float | int}
-    if not isinstance(reply, dict) or not all(
-        isinstance(reply.get(key), kind) for key, kind in fields.items()
+    if not (
+        isinstance(replies, list)
+        and len(replies) == count
+        and all(
+            isinstance(reply, dict)
+            and all(isinstance(reply.get(key), kind) for key, kind in fields.items())
+            for reply in replies
+        )
     ):
-        return _crashed("sent a reply of the wrong shape")
-    return {key: reply[key] for key in fields}
+        return [_crashed("sent a reply of the wrong shape") for _ in range(count)]
+    return [{key: reply[key] for key in fields} for reply in replies]
 
 
 class Sandbox:
@@ -231,8 +239,12 @@ class Sandbox:
 
     def run(self, job: dict) -> dict:
         """One job in a process of its own (tests, and the sandbox's probe)."""
+        return self.run_all([job])[0]
+
+    def run_all(self, jobs: list[dict]) -> list[dict]:
+        """One notebook's jobs in a student process of their own."""
         with self.session() as session:
-            return session.run(job)
+            return session.run_all(jobs)
 
     def close(self) -> None:
         if self._control is not None:
@@ -264,35 +276,42 @@ class Session:
 
     def run(self, job: dict) -> dict:
         """Run one job (see harness.py); never raises for anything the student's code does."""
+        return self.run_all([job])[0]
+
+    def run_all(self, jobs: list[dict]) -> list[dict]:
+        """Run one notebook's jobs in order, in one child while it lasts (harness.run_jobs);
+        a reply per job, never an exception for anything the student's code does."""
         limits = self.sandbox.limits
         if self._student is None:
             self._student = self.sandbox.open_student()
         _, sock = self._student
-        line = json.dumps({**job, "limits": asdict(limits)}).encode() + b"\n"
-        deadline = time.monotonic() + limits.wall_seconds + REPLY_MARGIN_SECONDS
+        line = json.dumps({"jobs": jobs, "limits": asdict(limits)}).encode() + b"\n"
+        wait = len(jobs) * limits.wall_seconds + REPLY_MARGIN_SECONDS
+        deadline = time.monotonic() + wait
         # JSON writes a character as at most 6 bytes (\uXXXX); the rest is a few fields.
-        cap = 6 * (limits.result_bytes + limits.output_bytes) + 65_536
+        cap = len(jobs) * (6 * (limits.result_bytes + limits.output_bytes) + 65_536)
         reply = bytearray()
         try:
-            sock.settimeout(limits.wall_seconds + REPLY_MARGIN_SECONDS)
+            sock.settimeout(wait)
             sock.sendall(line)
             while not reply.endswith(b"\n"):
                 sock.settimeout(max(0.001, deadline - time.monotonic()))
                 chunk = sock.recv(1 << 20)
                 if not chunk:
-                    self.close()
-                    return _crashed("crashed the grader's student process")
+                    return self._lost(jobs, "crashed the grader's student process")
                 reply += chunk
                 if len(reply) > cap:
-                    self.close()
-                    return _crashed("sent a reply longer than the grader reads")
+                    return self._lost(jobs, "sent a reply longer than the grader reads")
         except TimeoutError:
-            self.close()
-            return _crashed("timeout")
+            return self._lost(jobs, "timeout")
         except OSError:
-            self.close()
-            return _crashed("crashed the grader's student process")
-        return _checked_reply(bytes(reply))
+            return self._lost(jobs, "crashed the grader's student process")
+        return _checked_replies(bytes(reply), len(jobs))
+
+    def _lost(self, jobs: list[dict], why: str) -> list[dict]:
+        """The student process is ended; every job of the batch gets ``why``."""
+        self.close()
+        return [_crashed(why) for _ in jobs]
 
     def close(self) -> None:
         """End the student's processes, whatever they are doing."""

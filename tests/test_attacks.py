@@ -296,16 +296,19 @@ def test_a_grader_exception_costs_one_student_and_is_logged(
 ):
     """Whatever input makes the grader's own code raise (none is known: each found so far is a
     test above) costs that student alone, as grader-error, and the resumed batch agrees."""
-    write_submission(tmp_path, "a_breaks_the_grader", typed(Entry({})))
+    unforeseen = HONEST + "  # the input that breaks the grader"
+    write_submission(
+        tmp_path, "a_breaks_the_grader", typed(Entry({MULTI_IN: unforeseen}))
+    )
     write_submission(tmp_path, "b_bystander", typed(Entry({})))
-    real = grader.grade_notebook
+    real = grader.grade_file
 
-    def fails_for_one_student(path, *args, **kwargs):
-        if path.parent.parent.name == "a_breaks_the_grader":
+    def fails_for_one_student(name, data, *args, **kwargs):
+        if b"breaks the grader" in data:
             raise RecursionError("a case nobody foresaw")
-        return real(path, *args, **kwargs)
+        return real(name, data, *args, **kwargs)
 
-    monkeypatch.setattr(grader, "grade_notebook", fails_for_one_student)
+    monkeypatch.setattr(grader, "grade_file", fails_for_one_student)
     out = tmp_path / "out"
     results = {
         r["student"]: r for r in grade_batch(tmp_path / "submitted", out, limits=LIMITS)
