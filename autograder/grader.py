@@ -10,13 +10,15 @@ import dataclasses
 import functools
 import logging
 import os
+import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import notebooks, report
 from autograder.exercises import EXERCISES, Exercise, reseeded
-from autograder.gradebook import write_gradebook
+from autograder.gradebook import assignment_gradebook, write_gradebook
 from autograder.policy import check_policy, student_sources
 from autograder.release import ASSIGNMENT, RELEASE_DIR
 from autograder.replies import clean_text, parse_child
@@ -209,7 +211,7 @@ def unreadable_notebook(name: str, problem: Problem) -> NotebookResult:
         for ex in exercises
         for item in _failed(ex, problem.status, problem.message)
     ]
-    items += manual_items(notebooks.read(RELEASE_DIR / name), problem=problem)
+    items += manual_items(release_notebook(name), problem=problem)
     return NotebookResult(name, items, [])
 
 
@@ -218,7 +220,7 @@ def grade_notebook_node(
 ) -> NotebookResult:
     """Grade a parsed notebook that stands for the release notebook ``name``: its answers run
     as one batch (one child, as one kernel would run them), then each is scored."""
-    release_nb = notebooks.read(RELEASE_DIR / name)
+    release_nb = release_notebook(name)
     notes = [problem.message for problem in edited_locked_cells(nb, release_nb)]
     exercises = [
         policy.exercise(ex) for ex in EXERCISES.values() if ex.notebook == name
@@ -237,6 +239,13 @@ def grade_notebook_node(
         items += ex_items
         notes += ex_notes
     return NotebookResult(name, items + manual_items(release_nb, nb), notes)
+
+
+@functools.cache
+def release_notebook(name: str):
+    """The release's notebook ``name``, read once per process: every student's is compared
+    with it, and nothing here changes it."""
+    return notebooks.read(RELEASE_DIR / name)
 
 
 @functools.cache
@@ -394,19 +403,25 @@ def grade_batch(
         if progress:
             progress(finished, len(todo))
 
-    if dask or workers > 1:
-        from autograder.cluster import grade_on_cluster  # imports Dask: only here
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        ThreadPoolExecutor(max_workers=1) as background,
+    ):
+        # nbgrader's record of the assignment, made while the students are graded.
+        assignment_db = background.submit(assignment_gradebook, Path(scratch))
+        if dask or workers > 1:
+            from autograder.cluster import grade_on_cluster  # imports Dask: only here
 
-        grade_on_cluster(
-            todo, save, address=dask, workers=workers, policy=policy, limits=limits,
-            unsafe=unsafe,
-        )  # fmt: skip
-    elif todo:
-        with Sandbox(limits, unsafe=unsafe) as sandbox:
-            for student_dir in todo:
-                save(grade_student(student_dir, sandbox, policy))
-    results = report.load_results(out)
-    report.write_grades_csv(out, results)
-    report.write_feedback(out, results)
-    write_gradebook(out, results)
+            grade_on_cluster(
+                todo, save, address=dask, workers=workers, policy=policy,
+                limits=limits, unsafe=unsafe,
+            )  # fmt: skip
+        elif todo:
+            with Sandbox(limits, unsafe=unsafe) as sandbox:
+                for student_dir in todo:
+                    save(grade_student(student_dir, sandbox, policy))
+        results = report.load_results(out)
+        report.write_grades_csv(out, results)
+        report.write_feedback(out, results)
+        write_gradebook(out, results, assignment_db.result())
     return results

@@ -194,6 +194,13 @@ def _nbgrader_metadata_error(meta: object) -> str | None:
         return f"it is {type(meta).__name__}, not an object"
     if meta.get("schema_version") != MetadataValidator.schema_version:
         return f"schema_version is {_short(repr(meta.get('schema_version')))}"
+    # Most cells carry the release's metadata unchanged: each distinct one is checked once.
+    return _schema_error(json.dumps(meta, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema_error(meta_json: str) -> str | None:
+    meta = json.loads(meta_json)
     error = jsonschema.exceptions.best_match(_nbgrader_schema().iter_errors(meta))
     return _short(error.message) if error else None
 

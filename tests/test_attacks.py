@@ -29,7 +29,7 @@ from conftest import (
     same_files,
     write_submission,
 )
-from corpus import MULTI_IN, MULTS, ZERO, Entry, lost, typed
+from corpus import ADDS, MULTI_IN, MULTS, ZERO, Entry, lost, typed
 from nbgrader.api import Gradebook
 
 from autograder import EXERCISES, grader, nbgrader_plugin, notebooks, report, sandbox
@@ -491,3 +491,28 @@ def test_stock_autograde_gives_attackers_and_bystanders_the_grade_commands_score
         cell: score or 0.0 for cell, (score, _) in honest_scores(student).items()
     }
     assert stock_scores(stock_graded, student) == expected
+
+
+def test_an_answer_that_hangs_or_kills_its_child_costs_only_itself(tmp_path):
+    """The exercises notebook's five answers run in one child, one after another, as one
+    kernel would run them. One that never returns, and the next that ends the child, cost
+    their own points: a fresh child grades each answer after them."""
+    entry = Entry(
+        {
+            ADDS: "\n    while True:\n        pass",
+            "conv2d_memory": "\n    import os\n    os._exit(0)",
+        }
+    )
+    write_submission(tmp_path, "a_hangs_then_dies", typed(entry))
+    write_submission(tmp_path, "b_bystander", typed(Entry({})))
+    results = {
+        r["student"]: r
+        for r in grade_batch(tmp_path / "submitted", tmp_path / "out", limits=LIMITS)
+    }
+    lost_cells = {
+        item.cell: (0.0, status)
+        for name, status in ((ADDS, "timeout"), ("conv2d_memory", "crashed"))
+        for item in EXERCISES[name].rubric
+    }
+    assert cell_scores(results["a_hangs_then_dies"]) == FULL | lost_cells
+    assert cell_scores(results["b_bystander"]) == FULL
