@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: build test setup release check-release site solutions grade lint bench bench-grading clean
+.PHONY: build test setup release check-release site solutions grade lint bench bench-grading bench-scale clean
 
 build: setup release site  ## set up, regenerate the student release, build the site into _build/html
 
@@ -82,6 +82,10 @@ bench: setup  ## print build and nbval timings (see README)
 
 bench-grading: setup  ## stock nbgrader vs the sandboxed grader on N=200 submissions (slow: ~2 h)
 	$(PY) benchmarks/grading_speed.py --n 200
+
+bench-scale: setup  ## 1,000 submissions on this machine's cores and on a local Dask cluster (~8 min)
+	$(PY) benchmarks/grading_speed.py --n 1000 --ours-only --dask
+	$(PY) benchmarks/grading_profile.py --n 100
 
 clean:
 	rm -rf _build artifacts
