@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
+import nbgrader
 from nbgrader.api import (
     Assignment,
     Comment,
@@ -16,18 +19,30 @@ from nbgrader.api import (
     SubmittedNotebook,
 )
 
-from autograder.release import ASSIGNMENT, generate_release
+from autograder.release import ASSIGNMENT, ROOT, SOURCE_DIR, generate_release
 from autograder.scoring import MANUAL, ItemScore, cell_totals
 
+ASSIGNMENT_CACHE = ROOT / "_build" / "assignment-gradebooks"
 
-def assignment_gradebook(folder: Path) -> Path:
-    """A gradebook that nbgrader itself fills with the assignment, its notebooks and grade
-    cells (``generate_assignment`` into a scratch folder), in ``folder``: about 7 s, so the
-    grade command starts it in the background while it grades."""
-    path = folder / "assignment.db"
-    with tempfile.TemporaryDirectory() as scratch:
-        generate_release(Path(scratch), db_url=f"sqlite:///{path.resolve()}")
-    return path
+
+def assignment_gradebook() -> Path:
+    """A gradebook in which nbgrader itself has recorded the assignment, its notebooks and
+    grade cells (``generate_assignment`` into a scratch folder, about 7 s): made once per
+    version of the sources, nbgrader and its configuration, and kept in ``_build``."""
+    digest = hashlib.sha256(nbgrader.__version__.encode())
+    for source in [ROOT / "nbgrader_config.py", *sorted(SOURCE_DIR.rglob("*"))]:
+        if source.is_file():
+            digest.update(str(source.relative_to(ROOT)).encode() + source.read_bytes())
+    cached = ASSIGNMENT_CACHE / f"{digest.hexdigest()[:32]}.db"
+    if not cached.exists():
+        ASSIGNMENT_CACHE.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=ASSIGNMENT_CACHE) as scratch:
+            made = Path(scratch) / "assignment.db"
+            generate_release(Path(scratch) / "release", db_url=f"sqlite:///{made}")
+            os.replace(
+                made, cached
+            )  # whole or not at all, also for a run beside this one
+    return cached
 
 
 def write_gradebook(
@@ -38,8 +53,7 @@ def write_gradebook(
     test cell's auto score is the trusted score of the grade command."""
     path = out / "gradebook.db"
     path.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        shutil.copyfile(assignment_db or assignment_gradebook(Path(scratch)), path)
+    shutil.copyfile(assignment_db or assignment_gradebook(), path)
     with Gradebook(f"sqlite:///{path.resolve()}") as gb, gb.db.no_autoflush:
         assignment = gb.find_assignment(ASSIGNMENT)
         for result in sorted(results, key=lambda r: r["student"]):

@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -403,12 +402,9 @@ def grade_batch(
         if progress:
             progress(finished, len(todo))
 
-    with (
-        tempfile.TemporaryDirectory() as scratch,
-        ThreadPoolExecutor(max_workers=1) as background,
-    ):
-        # nbgrader's record of the assignment, made while the students are graded.
-        assignment_db = background.submit(assignment_gradebook, Path(scratch))
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # nbgrader's record of the assignment, made (once) while the students are graded.
+        assignment_db = background.submit(assignment_gradebook)
         if dask or workers > 1:
             from autograder.cluster import grade_on_cluster  # imports Dask: only here
 

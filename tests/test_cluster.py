@@ -24,6 +24,7 @@ from conftest import same_files, write_submission
 from corpus import BROKEN_FILES, CORPUS, typed, write_corpus
 from distributed import Client
 
+from autograder import __main__ as cli
 from autograder import report
 from autograder.grader import grade_batch
 from autograder.release import ROOT
@@ -50,12 +51,13 @@ def wait_for(condition: Callable[[], object], seconds: float, what: str):
 class DaskCluster:
     """A scheduler and two nanny-supervised workers as separate processes, and an observer."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, workers: int = 2, worker_path: str = "") -> None:
         env = os.environ | {
             "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(ALLOWED_FAILURES)
         }
+        self.workers = workers
         logs = folder / "logs"
-        logs.mkdir()
+        logs.mkdir(parents=True)
         scheduler_file = folder / "scheduler.json"
         self.processes = [
             self._start(
@@ -70,14 +72,16 @@ class DaskCluster:
             60,
             "scheduler address",
         )
-        for i in range(2):
+        # A worker machine's PATH (without bubblewrap on it, for one test).
+        worker_env = env | {"PATH": worker_path} if worker_path else env
+        for i in range(workers):
             self.processes.append(
                 self._start(
                     [DASK, "worker", self.address, "--name", f"worker{i}",
                      "--nthreads", "1", "--nworkers", "1", "--memory-limit", "0",
                      "--dashboard-address", ":0", "--local-directory",
                      str(folder / f"worker{i}")],
-                    env, logs / f"worker{i}.log",
+                    worker_env, logs / f"worker{i}.log",
                 )
             )  # fmt: skip
         self.observer = Client(self.address, timeout="60s")
@@ -91,8 +95,8 @@ class DaskCluster:
             )
 
     def ready(self) -> None:
-        """Both workers up (a killed one is restarted by its nanny)."""
-        self.observer.wait_for_workers(2, timeout=180)
+        """Every worker up (a killed one is restarted by its nanny)."""
+        self.observer.wait_for_workers(self.workers, timeout=180)
 
     def kill_worker_running(self, key_part: str, not_on: str = "") -> str:
         """SIGKILL the worker process (not its nanny) that is grading a task whose key
@@ -254,3 +258,23 @@ def test_a_student_who_keeps_killing_workers_costs_only_that_student(cluster, tm
     statuses = {i["status"] for nb in victim["notebooks"] for i in nb["items"]}
     assert statuses == {"grader-error"}
     cluster.ready()
+
+
+def test_a_worker_without_bubblewrap_grades_no_one(course, tmp_path, capsys):
+    """A worker machine without bubblewrap: the grade command stops with the sandbox's
+    refusal, as on one machine, and no student is graded unconfined."""
+    no_tools = tmp_path / "bin"
+    no_tools.mkdir()
+    bare = DaskCluster(tmp_path / "dask", workers=1, worker_path=str(no_tools))
+    try:
+        out = tmp_path / "out"
+        code = cli.main(
+            ["grade", "--course", str(course), "--submitted", str(course / "submitted"),
+             "--out", str(out), "--public-seeds", "--dask", bare.address]
+        )  # fmt: skip
+    finally:
+        bare.close()
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "bubblewrap" in error and "--unsafe-no-sandbox" in error
+    assert graded_count(out) == 0
