@@ -19,14 +19,12 @@ import pstats
 import sys
 import tempfile
 import time
-from itertools import cycle, islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import write_submission  # noqa: E402
-from corpus import CORPUS, typed  # noqa: E402
+from corpus import write_generated  # noqa: E402
 
 from autograder.grader import Policy, grade_batch  # noqa: E402
 
@@ -62,15 +60,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=100, help="number of submissions")
     args = parser.parse_args()
-    styles = [
-        entry
-        for name, entry in CORPUS.items()
-        if name.startswith(("honest", "mistake"))
-    ]
     with tempfile.TemporaryDirectory() as scratch:
         course = Path(scratch)
-        for i, entry in enumerate(islice(cycle(styles), args.n)):
-            write_submission(course, f"student{i:04d}", typed(entry))
+        write_generated(course, args.n)
         profile = cProfile.Profile()
         start = time.perf_counter()
         profile.enable()

@@ -22,7 +22,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import cycle, islice
 from pathlib import Path
 
 from distributed import Client
@@ -30,8 +29,7 @@ from distributed import Client
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import write_submission  # noqa: E402
-from corpus import CORPUS, typed  # noqa: E402
+from corpus import write_generated  # noqa: E402
 
 from autograder.grader import Policy, grade_batch  # noqa: E402
 from autograder.release import nbgrader_env  # noqa: E402
@@ -70,19 +68,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     stock_n = 0 if args.ours_only else min(args.stock_n or args.n, args.n)
-    styles = [
-        entry
-        for name, entry in CORPUS.items()
-        if name.startswith(("honest", "mistake"))
-    ]
     with tempfile.TemporaryDirectory() as scratch:
         course = Path(scratch)
         shutil.copy(ROOT / "nbgrader_config.py", course)
         with open(course / "nbgrader_config.py", "a") as f:
             f.write(STOCK)
         shutil.copytree(ROOT / "solutions", course / "solutions")
-        for i, entry in enumerate(islice(cycle(styles), args.n)):
-            write_submission(course, f"student{i:04d}", typed(entry))
+        write_generated(course, args.n)
         # Stock grades the first K of the same submissions, in a folder of its own.
         shutil.copytree(course / "submitted", course / "all")
         for extra in sorted((course / "submitted").iterdir())[stock_n:]:

@@ -15,14 +15,12 @@ import os
 import subprocess
 import sys
 import tempfile
-from itertools import cycle, islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import write_submission  # noqa: E402
-from corpus import CORPUS, typed  # noqa: E402
+from corpus import write_generated  # noqa: E402
 
 # Run in a fresh interpreter whose autograder package is the given tree's.
 GRADE = """
@@ -62,7 +60,6 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="number of submissions")
     parser.add_argument("--workers", type=int, default=2, help="sandboxes in parallel")
     args = parser.parse_args()
-    styles = [e for name, e in CORPUS.items() if name.startswith(("honest", "mistake"))]
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         before = scratch / "before"
@@ -70,8 +67,7 @@ def main() -> None:
         subprocess.run([*git, "worktree", "add", "--detach", str(before), args.commit],
                        check=True, capture_output=True)  # fmt: skip
         try:
-            for i, entry in enumerate(islice(cycle(styles), args.n)):
-                write_submission(scratch, f"student{i:04d}", typed(entry))
+            write_generated(scratch, args.n)
             seconds = {
                 label: grade(
                     tree,

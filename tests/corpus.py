@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from itertools import cycle, islice
 from pathlib import Path
 
 import nbformat
@@ -286,6 +287,17 @@ def typed(entry: Entry) -> dict[str, str]:
     return solved() | {
         name: stub_answered(name, body) for name, body in entry.answers.items()
     }
+
+
+def write_generated(course: Path, n: int) -> None:
+    """``n`` submissions for benchmarks: the honest styles and common mistakes, in turn."""
+    styles = [
+        entry
+        for name, entry in CORPUS.items()
+        if name.startswith(("honest", "mistake"))
+    ]
+    for i, entry in enumerate(islice(cycle(styles), n)):
+        write_submission(course, f"student{i:04d}", typed(entry))
 
 
 def write_corpus(course: Path, broken: dict[str, tuple[bytes, str]]) -> None:
