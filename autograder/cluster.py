@@ -32,15 +32,13 @@ from autograder.sandbox import Limits, Sandbox, SandboxUnavailableError
 
 PLUGIN = "autograder-sandbox"
 CONNECT_TIMEOUT = "30s"
+# Students sent ahead of the results per worker thread: enough to keep every worker busy while
+# results travel back, few enough that the client never holds a MOOC's notebooks at once.
+AHEAD_PER_THREAD = 4
 
 
 class ClusterUnavailableError(RuntimeError):
     """No Dask scheduler answers at the address given."""
-
-
-# Students sent ahead of the results per worker thread: enough to keep every worker busy while
-# results travel back, few enough that the client never holds a MOOC's notebooks at once.
-AHEAD_PER_THREAD = 4
 
 
 class SandboxPlugin(WorkerPlugin):
@@ -54,6 +52,9 @@ class SandboxPlugin(WorkerPlugin):
         self.limits = limits
         self.unsafe = unsafe
         self.sandbox: Sandbox | None = None
+        self.lock: threading.Lock | None = (
+            None  # made on the worker: a lock cannot travel
+        )
 
     async def setup(self, worker) -> None:
         self.lock = threading.Lock()

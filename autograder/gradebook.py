@@ -39,9 +39,8 @@ def assignment_gradebook() -> Path:
         with tempfile.TemporaryDirectory(dir=ASSIGNMENT_CACHE) as scratch:
             made = Path(scratch) / "assignment.db"
             generate_release(Path(scratch) / "release", db_url=f"sqlite:///{made}")
-            os.replace(
-                made, cached
-            )  # whole or not at all, also for a run beside this one
+            # Whole or not at all, also for a run beside this one.
+            os.replace(made, cached)
     return cached
 
 

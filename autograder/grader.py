@@ -129,7 +129,8 @@ def _student_cells(nb, release_nb, answer: Answer) -> list[str]:
     return cells
 
 
-def _setup_cells(release_nb) -> list[str]:
+def setup_cells(release_nb) -> list[str]:
+    """The release's own cells that run before the student's (imports, given helpers)."""
     return [
         c.source
         for c in release_nb.cells
@@ -139,15 +140,16 @@ def _setup_cells(release_nb) -> list[str]:
     ]
 
 
-def exercise_job(ex: Exercise, nb, release_nb) -> dict | Problem:
-    """What the sandbox runs for ``ex`` (``ex`` with the course's inputs), or the problem
-    that leaves nothing to run (the answer cell missing, duplicated or changed)."""
+def exercise_job(ex: Exercise, nb, release_nb, setup: list[str]) -> dict | Problem:
+    """What the sandbox runs for ``ex`` (``ex`` with the course's inputs) after the release's
+    ``setup`` cells, or the problem that leaves nothing to run (the answer cell missing,
+    duplicated or changed)."""
     answer = find_answer(nb, ex.name)
     if isinstance(answer, Problem):
         return answer
     return {
         "function": ex.name,
-        "setup": _setup_cells(release_nb),
+        "setup": setup,
         "cells": _student_cells(nb, release_nb, answer),
         "stand_ins": list(ex.stand_ins),
         "cases": [case.as_job() for case in ex.cases],
@@ -155,9 +157,15 @@ def exercise_job(ex: Exercise, nb, release_nb) -> dict | Problem:
 
 
 def score_reply(
-    ex: Exercise, nb, release_nb, reply: dict, limits: Limits, policy: Policy
+    ex: Exercise,
+    reply: dict,
+    sources: list[str],
+    setup: list[str],
+    limits: Limits,
+    policy: Policy,
 ) -> tuple[list[ItemScore], list[str]]:
-    """Points for what the sandbox sent back for ``ex``, read as hostile data."""
+    """Points for what the sandbox sent back for ``ex``, read as hostile data; the policy
+    from ``sources``, every cell the student wrote in the notebook."""
     if reply["status"] != "ok":
         status = clean_text(reply["status"], 100)
         return _failed(
@@ -175,10 +183,7 @@ def score_reply(
         returned,
         # The policy, from every cell the student wrote here: never from the sandbox's reply.
         policy_verdict=check_policy(
-            student_sources(nb, release_nb),
-            ex.forbidden,
-            function=ex.name,
-            preamble=_setup_cells(release_nb),
+            sources, ex.forbidden, function=ex.name, preamble=setup
         ),
         conv_policy=policy.conv,
     )
@@ -224,16 +229,18 @@ def grade_notebook_node(
     exercises = [
         policy.exercise(ex) for ex in EXERCISES.values() if ex.notebook == name
     ]
-    jobs = [exercise_job(ex, nb, release_nb) for ex in exercises]
+    setup = setup_cells(release_nb)
+    jobs = [exercise_job(ex, nb, release_nb, setup) for ex in exercises]
     runnable = [job for job in jobs if not isinstance(job, Problem)]
     replies = iter(sandbox.run_all(runnable) if runnable else [])
+    sources = student_sources(nb, release_nb)
     items: list[ItemScore] = []
     for ex, job in zip(exercises, jobs, strict=True):
         if isinstance(job, Problem):
             items += _failed(ex, job.status, job.message)
             continue
         ex_items, ex_notes = score_reply(
-            ex, nb, release_nb, next(replies), sandbox.limits, policy
+            ex, next(replies), sources, setup, sandbox.limits, policy
         )
         items += ex_items
         notes += ex_notes
@@ -298,9 +305,8 @@ def grade_submission(
     ``grader-error``), only SandboxUnavailableError: that machine can grade no one.
     """
     try:
-        with (
-            sandbox.session() as session
-        ):  # this student's processes, and no one else's
+        # This student's processes, and no one else's.
+        with sandbox.session() as session:
             results = [
                 grade_file(name, submission.files[name], session, policy)
                 for name in graded_notebooks()

@@ -4,8 +4,8 @@ The only module that starts processes. A ``Sandbox`` owns one zygote: ``harness.
 bubblewrap with no network, a read-only view of the Python installation and nothing else of this
 machine (no solutions, gradebook, other submissions or home directories), as an unprivileged
 user. The zygote imports torch once and never runs student code; each ``Session`` (one student)
-is a process forked from it with a socket of its own, which forks a limited child per notebook, so a
-job costs tens of milliseconds instead of the seconds a fresh Python with torch would.
+is a process forked from it with a socket of its own, which forks a limited child per notebook,
+so a job costs milliseconds instead of the seconds a fresh Python with torch would.
 
 The grader enforces every deadline from here: a reply that does not come in time, is too long or
 is not what the harness writes ends that student's process tree (the zygote kills it), and the

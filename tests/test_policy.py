@@ -26,7 +26,7 @@ from corpus import CORPUS, solved, typed
 
 from autograder import notebooks, report
 from autograder.exercises import EXERCISES
-from autograder.grader import GIVEN_PREFIX, SETUP_CELL, grade_batch
+from autograder.grader import grade_batch, release_notebook, setup_cells
 from autograder.policy import (
     CLEAN,
     CLEAN_VERDICT,
@@ -51,14 +51,8 @@ MULTI_IN, MULTI_OUT, MATMUL, COMPOSE = (
 
 @functools.cache
 def release_setup(notebook: str) -> tuple[str, ...]:
-    """The release's trusted cells that run first, as ``grader.grade_exercise`` passes them."""
-    return tuple(
-        cell.source
-        for cell in notebooks.read(RELEASE_DIR / notebook).cells
-        if (grade_id := cell.metadata.get("nbgrader", {}).get("grade_id", ""))
-        == SETUP_CELL
-        or grade_id.startswith(GIVEN_PREFIX)
-    )
+    """The release's trusted cells that run first, as the grader passes them."""
+    return tuple(setup_cells(release_notebook(notebook)))
 
 
 def verdict(*cells: str, function: str = MULTI_IN) -> PolicyVerdict:
