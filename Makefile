@@ -10,7 +10,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: build test setup release check-release site solutions grade lint bench bench-grading bench-scale clean
+.PHONY: build test setup release check-release site solutions grade lint bench bench-grading bench-scale \
+	gpu-kit gpu-dry-run clean
 
 build: setup release site  ## set up, regenerate the student release, build the site into _build/html
 
@@ -73,9 +74,10 @@ grade: setup  ## grade the sample submissions (tests/corpus.py) into _build/grad
 	cd tests && ../$(PY) corpus.py ../_build/samples
 	$(PY) -m autograder grade --submitted _build/samples/submitted --out _build/grades --workers 2
 
-lint: setup
+lint: setup  ## ruff, and actionlint over the GitHub workflow files
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check autograder tests _ext nbgrader_config.py
+	$(PY) -m ruff format --check autograder tests _ext nbgrader_config.py benchmarks
+	node .github/lint-workflows.mjs
 
 bench: setup  ## print build and nbval timings (see README)
 	$(PY) benchmarks/build_and_nbval.py
@@ -86,6 +88,41 @@ bench-grading: setup  ## stock nbgrader vs the sandboxed grader on N=200 submiss
 bench-scale: setup  ## 1,000 submissions on this machine's cores and on a local Dask cluster (~8 min)
 	$(PY) benchmarks/grading_speed.py --n 1000 --ours-only --dask
 	$(PY) benchmarks/grading_profile.py --n 100
+
+# The GPU run (README, "Re-executing on a GPU"). The kit: Python 3.12 wheels of what a bare CUDA
+# machine with torch lacks (benchmarks/gpu_kit.txt), under 64 MiB so that it travels with the
+# working tree. Needs only pip, not the project's environment.
+GPU_KIT := .gpu-kit
+GPU_WHEEL_TAGS := --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
+	$(foreach p,manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux1,--platform $(p)_x86_64)
+gpu-kit: $(GPU_KIT)/.complete  ## download the GPU kit into .gpu-kit/
+$(GPU_KIT)/.complete: benchmarks/gpu_kit.txt
+	rm -rf $(GPU_KIT) && mkdir -p $(GPU_KIT)
+	python3 -m pip download --quiet --no-deps $(GPU_WHEEL_TAGS) -d $(GPU_KIT) \
+		-r benchmarks/gpu_kit.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@size=$$(du -sm $(GPU_KIT) | cut -f1); echo "$(GPU_KIT): $$(ls $(GPU_KIT) | wc -l) wheels, $$size MiB"; \
+		test $$size -lt 64 || { echo "the kit must stay under 64 MiB"; exit 1; }
+	touch $@
+
+# The dry run: the whole GPU script on this CPU, in a Python 3.12 environment made like the GPU
+# machine's (benchmarks/gpu_image.txt: its torch 2.11, numpy 2, ...) and fed only the kit.
+# Without a python3.12 it runs in the project's environment instead (GPU_KIT=none).
+GPU_IMAGE := .gpu-image
+# The first python3.12 that runs (a pyenv shim can exist and refuse to run).
+PY312 := $(firstword $(foreach p,python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12),\
+	$(shell $(p) -c 'import sys; print(sys.executable)' 2>/dev/null)))
+$(GPU_IMAGE)/.installed: benchmarks/gpu_image.txt
+	test -x $(GPU_IMAGE)/bin/python || $(PY312) -m venv $(GPU_IMAGE)
+	$(GPU_IMAGE)/bin/python -m pip install --quiet -r benchmarks/gpu_image.txt
+	touch $@
+ifneq ($(PY312),)
+gpu-dry-run: gpu-kit $(GPU_IMAGE)/.installed  ## run benchmarks/gpu_run.sh here, on the CPU
+	GPU_RUN_CPU=1 PYTHON=$(GPU_IMAGE)/bin/python benchmarks/gpu_run.sh _build/gpu-dry-run
+else
+gpu-dry-run: setup
+	@echo "no python3.12 here: the dry run uses the project's environment, not the kit"
+	GPU_RUN_CPU=1 GPU_KIT=none PYTHON=$(PY) benchmarks/gpu_run.sh _build/gpu-dry-run
+endif
 
 clean:
 	rm -rf _build artifacts

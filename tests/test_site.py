@@ -214,16 +214,22 @@ def test_exercises_page_shows_its_demonstrations_computed(visit):
 
 def test_speed_page_labels_its_measurements_with_the_machine(visit):
     v = visit("chapters/channels/06-how-fast.html")
+    stored = sorted((RELEASE_DIR / "speed").glob("cuda-*.json"))
     tables = v.page.locator("main table")
-    assert (
-        tables.count() == 2
-    )  # time with ratios to conv2d; rate against the matmul limit
+    # Time with ratios to conv2d, and rate against the matmul limit: for the run made while
+    # the page was built, and for each stored GPU run.
+    assert tables.count() == 2 * (1 + len(stored))
     header = tables.nth(0).locator("thead").inner_text()
     for name in ("torch conv2d", "loop", "1×1 matmul", "im2col matmul"):
         assert name in header
     text = " ".join(v.main_text().split())
     assert f"torch {torch.__version__}" in text
-    assert "No GPU measurement has been recorded yet" in text
+    for path in stored:
+        run = json.loads(path.read_text())
+        assert f"stored in speed/{path.name}" in text
+        assert f"{run['device']} · torch {run['torch']} · {run['date']}" in text
+    if not stored:
+        assert "No GPU measurement has been recorded yet" in text
 
 
 def test_no_traceback_and_no_solution_is_shown(visit):
