@@ -132,7 +132,10 @@ def too_large(path: Path) -> None:
 
 def many_cells(path: Path) -> None:
     nb = notebooks.read(path)
-    nb.cells += [nbformat.v4.new_markdown_cell(f"cell {i}") for i in range(3_000)]
+    # Ids of our own: nbformat's random 8-hex ids collide about once in a thousand such notebooks.
+    nb.cells += [
+        nbformat.v4.new_markdown_cell(f"cell {i}", id=f"many-{i}") for i in range(3_000)
+    ]
     notebooks.write(nb, path)
 
 

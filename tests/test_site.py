@@ -85,8 +85,10 @@ def browser():
 class Visit:
     """One page load, with everything the browser complained about or tried to fetch."""
 
-    def __init__(self, browser, url: str) -> None:
+    def __init__(self, browser, url: str, mode: str = "light") -> None:
         self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        # The theme's colour mode, as a reader's earlier choice leaves it in localStorage.
+        self.page.add_init_script(f"localStorage.setItem('mode', '{mode}')")
         self.console_errors: list[str] = []
         self.outside_requests: list[str] = []
         self.failed: list[str] = []
@@ -123,8 +125,8 @@ class Visit:
 def visit(browser, base_url) -> Iterator:
     visits: list[Visit] = []
 
-    def open_page(path: str) -> Visit:
-        visits.append(Visit(browser, base_url + path))
+    def open_page(path: str, mode: str = "light") -> Visit:
+        visits.append(Visit(browser, base_url + path, mode))
         return visits[-1]
 
     yield open_page
@@ -141,6 +143,31 @@ def test_page_loads_cleanly_offline_and_is_screenshotted(visit, path):
     assert v.console_errors == []
     assert v.outside_requests == []
     assert v.failed == []
+
+
+# axe-core's rules for WCAG 2.0, 2.1 and 2.2 at levels A and AA (no rule is disabled).
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_page_has_no_wcag_2_2_aa_violation_in_axe(visit, path, mode):
+    v = visit(path, mode)
+    assert v.page.evaluate("document.documentElement.dataset.theme") == mode
+    v.page.add_script_tag(path=AXE)  # served by the test, from the pinned npm package
+    result = v.page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
+    )
+    problems = [
+        f"{rule['id']} ({rule['impact']}): {node['target']} {node['failureSummary']}"
+        for rule in result["violations"]
+        for node in rule["nodes"]
+    ]
+    assert problems == [], "\n".join(problems)
+    # A page that axe could not judge is not a page that passed.
+    assert [rule["id"] for rule in result["incomplete"]] == []
+    assert "color-contrast" in [rule["id"] for rule in result["passes"]]
 
 
 @pytest.mark.parametrize("path", sorted(PAGES))
