@@ -16,8 +16,10 @@ from urllib.parse import urlparse
 
 import pytest
 import torch
-from conftest import GRADED, NOTEBOOK_OF
+from conftest import GRADED, NOTEBOOK_OF, write_submission
+from corpus import CORPUS, typed
 
+from autograder.grader import grade_batch
 from autograder.release import RELEASE_DIR, ROOT
 
 pytestmark = pytest.mark.slow
@@ -150,13 +152,10 @@ WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 
-@pytest.mark.parametrize("mode", ["light", "dark"])
-@pytest.mark.parametrize("path", sorted(PAGES))
-def test_page_has_no_wcag_2_2_aa_violation_in_axe(visit, path, mode):
-    v = visit(path, mode)
-    assert v.page.evaluate("document.documentElement.dataset.theme") == mode
-    v.page.add_script_tag(path=AXE)  # served by the test, from the pinned npm package
-    result = v.page.evaluate(
+def assert_axe_finds_nothing(page) -> None:
+    """axe-core at WCAG 2.2 AA on the page as loaded: no violation, nothing left undecided."""
+    page.add_script_tag(path=AXE)  # served by the test, from the pinned npm package
+    result = page.evaluate(
         "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
     )
     problems = [
@@ -168,6 +167,85 @@ def test_page_has_no_wcag_2_2_aa_violation_in_axe(visit, path, mode):
     # A page that axe could not judge is not a page that passed.
     assert [rule["id"] for rule in result["incomplete"]] == []
     assert "color-contrast" in [rule["id"] for rule in result["passes"]]
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_page_has_no_wcag_2_2_aa_violation_in_axe(visit, path, mode):
+    v = visit(path, mode)
+    assert v.page.evaluate("document.documentElement.dataset.theme") == mode
+    assert_axe_finds_nothing(v.page)
+
+
+# The control that has keyboard focus: is it shown, and does it show that it has focus? A
+# ring is an outline, or a box-shadow that is not inset (the sidebar marks the current page
+# with an inset one, focused or not), of some width and a colour that is not transparent.
+FOCUSED = r"""() => {
+  const el = document.activeElement;
+  if (el === document.body || el === null) return null;
+  el.dataset.reachedByTab = "yes";
+  el.getAnimations().forEach(a => a.finish());  // a fade-in counts as shown: where it ends
+  const cs = getComputedStyle(el);
+  const box = el.getBoundingClientRect();
+  let opacity = 1;
+  for (let e = el; e; e = e.parentElement) opacity *= Number(getComputedStyle(e).opacity);
+  const seen = c => !/^(transparent|rgba\(.*, 0\))$/.test(c);
+  const outline = cs.outlineStyle !== "none" && parseFloat(cs.outlineWidth) > 0
+    && seen(cs.outlineColor);
+  const shadow = cs.boxShadow.split(/,(?![^(]*\))/).some(s => !s.includes("inset")
+    && /(\d+(\.\d+)?)px\s*$/.test(s.trim()) && parseFloat(s.trim().split(/\s+/).pop()) > 0
+    && seen(s));
+  const name = el.innerText || el.getAttribute("aria-label") || el.title || el.className;
+  return {what: `${el.tagName} ${String(name).trim().slice(0, 40)}`,
+          shown: opacity > 0 && box.width > 0 && box.height > 0 && cs.visibility === "visible",
+          ring: outline || shadow};
+}"""
+# Every control a reader could use, as shown on the page (hidden menus and the like excluded).
+UNREACHED = r"""() => [...document.querySelectorAll(
+    "a[href], button, summary, input, select, textarea, [tabindex]:not([tabindex='-1'])")]
+  .filter(el => el.checkVisibility({visibilityProperty: true})  // not in a closed <details>
+                && !el.closest("[inert], [aria-hidden='true']") && !el.disabled
+                && !el.dataset.reachedByTab)
+  .map(el => `${el.tagName} ${(el.innerText || el.getAttribute("aria-label") || "").trim()
+                .slice(0, 40)}`)"""
+
+
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_every_control_is_reached_by_tab_and_shows_its_focus(visit, path):
+    v = visit(path)
+    stops = []
+    for _ in range(1000):
+        v.page.keyboard.press("Tab")
+        stop = v.page.evaluate(FOCUSED)
+        if stop is None or (stops and stop == stops[0]):
+            break  # back at the start: every stop visited
+        stops.append(stop)
+    assert len(stops) > 10
+    invisible = [s["what"] for s in stops if not s["shown"]]
+    unringed = [s["what"] for s in stops if not s["ring"]]
+    assert (invisible, unringed) == ([], []), "focused while invisible, or with no ring"
+    assert v.page.evaluate(UNREACHED) == []
+
+
+@pytest.fixture(scope="module")
+def feedback_pages(tmp_path_factory) -> list[Path]:
+    """The grader's feedback for an honest student and for one who lost points."""
+    course = tmp_path_factory.mktemp("course")
+    for student in ("honest_loops", "mistake_flipped_kernel"):
+        write_submission(course, student, typed(CORPUS[student]))
+    grade_batch(course / "submitted", course / "out", workers=1)
+    return sorted((course / "out" / "feedback").glob("*.html"))
+
+
+@pytest.mark.sandbox
+def test_feedback_pages_have_no_wcag_2_2_aa_violation_in_axe(browser, feedback_pages):
+    students = [p.stem for p in feedback_pages]
+    assert students == ["honest_loops", "mistake_flipped_kernel"]
+    for path in feedback_pages:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(path.as_uri())
+        assert_axe_finds_nothing(page)
+        page.close()
 
 
 @pytest.mark.parametrize("path", sorted(PAGES))

@@ -1,4 +1,4 @@
-// The theme's buttons, named by what they show (see _ext/accessible_names.py).
+// The theme's buttons, named by what they show (see _ext/accessibility.py).
 function nameControlsByWhatTheyShow() {
   // The colour-mode icons are decoration: the button's label, "Color mode", names it. Font
   // Awesome turns each <i title="Light"> into an <svg> with a <title>, which counts as text
