@@ -87,8 +87,14 @@ def browser():
 class Visit:
     """One page load, with everything the browser complained about or tried to fetch."""
 
-    def __init__(self, browser, url: str, mode: str = "light") -> None:
-        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+    def __init__(
+        self,
+        browser,
+        url: str,
+        mode: str = "light",
+        size: tuple[int, int] = (1280, 900),
+    ) -> None:
+        self.page = browser.new_page(viewport={"width": size[0], "height": size[1]})
         # The theme's colour mode, as a reader's earlier choice leaves it in localStorage.
         self.page.add_init_script(f"localStorage.setItem('mode', '{mode}')")
         self.console_errors: list[str] = []
@@ -127,8 +133,10 @@ class Visit:
 def visit(browser, base_url) -> Iterator:
     visits: list[Visit] = []
 
-    def open_page(path: str, mode: str = "light") -> Visit:
-        visits.append(Visit(browser, base_url + path, mode))
+    def open_page(
+        path: str, mode: str = "light", size: tuple[int, int] = (1280, 900)
+    ) -> Visit:
+        visits.append(Visit(browser, base_url + path, mode, size))
         return visits[-1]
 
     yield open_page
@@ -246,6 +254,38 @@ def test_feedback_pages_have_no_wcag_2_2_aa_violation_in_axe(browser, feedback_p
         page.goto(path.as_uri())
         assert_axe_finds_nothing(page)
         page.close()
+
+
+# What overflows its box, and so scrolls sideways: only code and tables may.
+OVERFLOWING = r"""() => [...document.querySelectorAll("main *")]
+  .filter(e => e.scrollWidth > e.clientWidth + 1
+               && ["auto", "scroll"].includes(getComputedStyle(e).overflowX))
+  .map(e => e.matches("pre, .pst-scrollable-table-container") ? "code or table"
+                                                              : `${e.tagName}.${e.className}`)"""
+PHONE, LAPTOP = (390, 844), (1280, 800)
+
+
+@pytest.mark.parametrize("size", [PHONE, LAPTOP], ids=["phone", "laptop"])
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_page_fits_the_width_with_only_code_and_tables_scrolling(visit, path, size):
+    v = visit(path, size=size)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / f"{Path(path).stem}-{size[0]}px.png"
+    v.page.screenshot(path=shot, full_page=True)
+    width = v.page.evaluate(
+        "[document.documentElement.clientWidth, document.body.scrollWidth]"
+    )
+    assert width[1] <= width[0], (
+        f"the page scrolls sideways: {width[1]} px in {width[0]}"
+    )
+    assert set(v.page.evaluate(OVERFLOWING)) <= {"code or table"}
+    # MathJax 3 cannot break a display equation across lines: each must fit as written.
+    too_wide = v.page.evaluate(
+        """() => [...document.querySelectorAll("mjx-container[display='true']")]
+                 .filter(m => m.scrollWidth > m.clientWidth + 1)
+                 .map(m => m.textContent.slice(0, 40))"""
+    )
+    assert too_wide == []
 
 
 @pytest.mark.parametrize("path", sorted(PAGES))
