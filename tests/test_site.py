@@ -288,6 +288,16 @@ def test_page_fits_the_width_with_only_code_and_tables_scrolling(visit, path, si
     assert too_wide == []
 
 
+def test_one_print_is_one_output_box(visit):
+    v = visit("chapters/channels/01-multiple-input-channels.html")
+    # A kernel may send one print() in pieces; the page shows what the reader printed.
+    boxes = v.page.locator(".cell_output").evaluate_all(
+        "outs => outs.map(o => o.querySelectorAll(':scope > .output.stream').length)"
+    )
+    assert boxes and max(boxes) == 1
+    assert "X_batch: (1, 2, 3, 3)  K_batch: (1, 2, 2, 2)" in v.main_text()
+
+
 @pytest.mark.parametrize("path", sorted(PAGES))
 def test_math_is_typeset_with_no_raw_tex_left(visit, path):
     v = visit(path)
@@ -374,7 +384,7 @@ def test_speed_page_labels_its_measurements_with_the_machine(visit):
         assert f"stored in speed/{path.name}" in text
         assert f"{run['device']} · torch {run['torch']} · {run['date']}" in text
     if not stored:
-        assert "No GPU measurement has been recorded yet" in text
+        assert "No GPU run is stored with this course yet." in text
 
 
 def test_no_traceback_and_no_solution_is_shown(visit):
