@@ -1,11 +1,14 @@
-"""What the stock theme lacks for WCAG 2.2 AA: names that say what controls show, visible focus.
+"""What the stock theme lacks for WCAG 2.2 AA and for readers: names, focus, readable search.
 
 Names (success criterion 2.5.3, Label in Name): axe-core's ``label-content-name-mismatch`` fails
-every page of the stock theme. A screen reader
-user who says "click Show code cell source" or "click Search Control K" (what a sighted reader
-sees) finds no control of that name, because the theme and myst-nb name them otherwise. The
-code-cell toggles are fixed in the HTML; the theme's buttons exist only where JavaScript runs, so
-``static/accessibility.js`` fixes those when the page loads.
+every page of the stock theme. A screen reader user who says "click Show code cell source" or
+"click Search Control K" (what a sighted reader sees) finds no control of that name, because the
+theme and myst-nb name them otherwise. The code-cell toggles are fixed in the HTML; the theme's
+buttons exist only where JavaScript runs, so ``static/accessibility.js`` fixes those when the
+page loads.
+
+Search: the results quote each page's text, where inline math is still TeX; the script quotes
+it as readable text instead (a multiplication sign, not "\\times").
 
 Focus (2.4.7, Focus Visible): two of the theme's buttons, the sidebar toggle and the download
 menu, show no focus ring; ``static/accessibility.css`` gives them one. tests/test_site.py checks

@@ -298,6 +298,18 @@ def test_one_print_is_one_output_box(visit):
     assert "X_batch: (1, 2, 3, 3)  K_batch: (1, 2, 2, 2)" in v.main_text()
 
 
+def test_search_results_quote_math_as_text_not_tex(visit):
+    v = visit("search.html?q=kernel")
+    # Sphinx shows "Search finished, found 7 page(s) ..." once every snippet is in.
+    v.page.wait_for_selector("p.search-summary")
+    snippets = v.page.locator("p.context").all_inner_texts()
+    assert len(snippets) >= 5
+    for raw in ("\\(", "\\[", "\\times", "\\sum"):
+        assert not any(raw in s for s in snippets), raw
+    # The formula of 7.4.3, quoted as text.
+    assert any("c_o × c_i × 1 × 1" in s for s in snippets), snippets
+
+
 @pytest.mark.parametrize("path", sorted(PAGES))
 def test_math_is_typeset_with_no_raw_tex_left(visit, path):
     v = visit(path)

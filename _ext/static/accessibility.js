@@ -17,3 +17,33 @@ function nameControlsByWhatTheyShow() {
 // Before and after Font Awesome replaces the icons (it may do either first).
 document.addEventListener("DOMContentLoaded", nameControlsByWhatTheyShow);
 window.addEventListener("load", nameControlsByWhatTheyShow);
+
+// Search results quote each page's text, in which inline math is still TeX ("\(c_i \times
+// k_h\)"): quote it as text a reader can read ("c_i × k_h"). Sphinx's searchtools.js, loaded
+// before this script on the search page, turns a fetched page into that text.
+const TEX_WORDS = {
+  times: "×", cdot: "·", sum: "∑", epsilon: "ε", approx: "≈", le: "≤", leq: "≤", ge: "≥",
+  geq: "≥", neq: "≠", lfloor: "⌊", rfloor: "⌋", star: "⋆", to: "→", infty: "∞", in: "∈",
+};
+function readableTex(tex) {
+  return tex
+    .replace(/\\(?:textrm|mathrm|mathbf|operatorname|text)\{([^{}]*)\}/g, "$1")
+    .replace(/\\frac\{([^{}]*)\}\{([^{}]*)\}/g, "($1)/($2)")
+    .replace(/\\(left|right|Big|big|Bigg|bigg)\b/g, "")
+    .replace(/\\[,;:! ]|\\q?quad\b/g, " ")
+    .replace(/\\([A-Za-z]+)/g, (whole, word) => TEX_WORDS[word] ?? word)
+    .replace(/[{}]/g, "")
+    .replace(/\s+/g, " ")
+    .trim();
+}
+// `const Search` of a classic script is a global binding, not a property of window.
+if (typeof Search !== "undefined" && Search.htmlToText) {
+  const pageText = Search.htmlToText;
+  Search.htmlToText = (html, anchor) =>
+    pageText(
+      html.replace(/\\\((.*?)\\\)|\\\[(.*?)\\\]/gs, (_, inline, display) =>
+        readableTex(inline ?? display),
+      ),
+      anchor,
+    );
+}
