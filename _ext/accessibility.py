@@ -10,6 +10,9 @@ page loads.
 Search: the results quote each page's text, where inline math is still TeX; the script quotes
 it as readable text instead (a multiplication sign, not "\\times").
 
+Reflow (1.4.10): on a phone, long identifiers in the text wrap, and code or tables that scroll
+sideways inside their box show a shadow on the side that hides more.
+
 Focus (2.4.7, Focus Visible): two of the theme's buttons, the sidebar toggle and the download
 menu, show no focus ring; ``static/accessibility.css`` gives them one. tests/test_site.py checks
 every page with axe-core and walks it with the Tab key.

@@ -263,6 +263,22 @@ OVERFLOWING = r"""() => [...document.querySelectorAll("main *")]
   .map(e => e.matches("pre, .pst-scrollable-table-container") ? "code or table"
                                                               : `${e.tagName}.${e.className}`)"""
 PHONE, LAPTOP = (390, 844), (1280, 800)
+# For each box that scrolls sideways: its shadow, then the side with more after loading and
+# after scrolling to the end.
+SIDEWAYS_CUES = r"""async () => {
+  const cues = [];
+  const side = b => b.classList.contains("more-to-the-right") ? "right"
+                  : b.classList.contains("more-to-the-left") ? "left" : "none";
+  for (const box of document.querySelectorAll("main pre, .pst-scrollable-table-container")) {
+    if (box.scrollWidth <= box.clientWidth + 1 || !box.checkVisibility()) continue;
+    const shadow = getComputedStyle(box).boxShadow.includes("inset") ? "inset shadow" : "none";
+    const before = side(box);
+    box.scrollLeft = box.scrollWidth;
+    await new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)));
+    cues.push([shadow, before, side(box)]);
+  }
+  return cues;
+}"""
 
 
 @pytest.mark.parametrize("size", [PHONE, LAPTOP], ids=["phone", "laptop"])
@@ -279,6 +295,10 @@ def test_page_fits_the_width_with_only_code_and_tables_scrolling(visit, path, si
         f"the page scrolls sideways: {width[1]} px in {width[0]}"
     )
     assert set(v.page.evaluate(OVERFLOWING)) <= {"code or table"}
+    # Each box that scrolls shows it, by a shadow on the side that hides more, until the
+    # reader has scrolled to that side.
+    cues = v.page.evaluate(SIDEWAYS_CUES)
+    assert all(cue == ["inset shadow", "right", "left"] for cue in cues), cues
     # MathJax 3 cannot break a display equation across lines: each must fit as written.
     too_wide = v.page.evaluate(
         """() => [...document.querySelectorAll("mjx-container[display='true']")]

@@ -47,3 +47,19 @@ if (typeof Search !== "undefined" && Search.htmlToText) {
       anchor,
     );
 }
+
+// Code and tables wider than the page scroll sideways inside their box; a shadow on the side
+// that hides more content says so (accessibility.css), and goes once that side is reached.
+function markSideways(box) {
+  const hidden = box.scrollWidth - box.clientWidth;
+  box.classList.toggle("more-to-the-right", hidden > 1 && box.scrollLeft < hidden - 1);
+  box.classList.toggle("more-to-the-left", hidden > 1 && box.scrollLeft > 1);
+}
+document.addEventListener("DOMContentLoaded", () => {
+  // Whenever a box changes size (the window, a font arriving, a screenshot tool's resize).
+  const resized = new ResizeObserver((entries) => entries.forEach((e) => markSideways(e.target)));
+  for (const box of document.querySelectorAll("main pre, main .pst-scrollable-table-container")) {
+    resized.observe(box);
+    box.addEventListener("scroll", () => markSideways(box), { passive: true });
+  }
+});
