@@ -11,7 +11,8 @@ Search: the results quote each page's text, where inline math is still TeX; the 
 it as readable text instead (a multiplication sign, not "\\times").
 
 Reflow (1.4.10): on a phone, long identifiers in the text wrap, and code or tables that scroll
-sideways inside their box show a shadow on the side that hides more.
+sideways inside their box show a shadow on the side that hides more; on a laptop, a narrower
+contents column leaves code cells room for the 88 characters a line of the course's code.
 
 Focus (2.4.7, Focus Visible): two of the theme's buttons, the sidebar toggle and the download
 menu, show no focus ring; ``static/accessibility.css`` gives them one. tests/test_site.py checks

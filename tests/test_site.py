@@ -330,6 +330,27 @@ def test_search_results_quote_math_as_text_not_tex(visit):
     assert any("c_o × c_i × 1 × 1" in s for s in snippets), snippets
 
 
+@pytest.mark.parametrize(
+    "path", [p for p in sorted(PAGES) if p.startswith("chapters/")]
+)
+def test_a_line_of_88_characters_fits_a_code_cell_on_a_laptop(visit, path):
+    # The course's code is formatted at 88 characters a line (ruff): it should not scroll.
+    v = visit(path, size=LAPTOP)
+    room, line = v.page.evaluate(
+        """() => {
+          const pre = document.querySelector("main .cell_input pre");
+          const cs = getComputedStyle(pre);
+          const probe = pre.appendChild(document.createElement("span"));
+          probe.textContent = "x".repeat(88);
+          const line = probe.getBoundingClientRect().width;
+          probe.remove();
+          return [pre.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight),
+                  line];
+        }"""
+    )
+    assert room >= line, f"{room:.0f} px for a line of {line:.0f} px"
+
+
 @pytest.mark.parametrize("path", sorted(PAGES))
 def test_math_is_typeset_with_no_raw_tex_left(visit, path):
     v = visit(path)
