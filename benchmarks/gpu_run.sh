@@ -86,9 +86,7 @@ EOF
 	exit 2
 }
 note "$(grep '^device:' "$OUT/device.txt")"
-if ! grep -q '^device: no CUDA' "$OUT/device.txt"; then
-	:
-elif [[ ${GPU_RUN_CPU:-0} != 1 ]]; then
+if grep -q '^device: no CUDA' "$OUT/device.txt" && [[ ${GPU_RUN_CPU:-0} != 1 ]]; then
 	note "FAIL torch sees no CUDA device (set GPU_RUN_CPU=1 for a dry run on the CPU)"
 	exit 2
 fi
