@@ -52,9 +52,8 @@ class SandboxPlugin(WorkerPlugin):
         self.limits = limits
         self.unsafe = unsafe
         self.sandbox: Sandbox | None = None
-        self.lock: threading.Lock | None = (
-            None  # made on the worker: a lock cannot travel
-        )
+        # Made on the worker, in setup: a lock cannot travel.
+        self.lock: threading.Lock | None = None
 
     async def setup(self, worker) -> None:
         self.lock = threading.Lock()

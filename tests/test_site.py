@@ -133,10 +133,8 @@ class Visit:
 def visit(browser, base_url) -> Iterator:
     visits: list[Visit] = []
 
-    def open_page(
-        path: str, mode: str = "light", size: tuple[int, int] = (1280, 900)
-    ) -> Visit:
-        visits.append(Visit(browser, base_url + path, mode, size))
+    def open_page(path: str, **options) -> Visit:
+        visits.append(Visit(browser, base_url + path, **options))
         return visits[-1]
 
     yield open_page
@@ -180,7 +178,7 @@ def assert_axe_finds_nothing(page) -> None:
 @pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.parametrize("path", sorted(PAGES))
 def test_page_has_no_wcag_2_2_aa_violation_in_axe(visit, path, mode):
-    v = visit(path, mode)
+    v = visit(path, mode=mode)
     assert v.page.evaluate("document.documentElement.dataset.theme") == mode
     assert_axe_finds_nothing(v.page)
 
@@ -427,8 +425,8 @@ def test_speed_page_labels_its_measurements_with_the_machine(visit):
     v = visit("chapters/channels/06-how-fast.html")
     stored = sorted((RELEASE_DIR / "speed").glob("cuda-*.json"))
     tables = v.page.locator("main table")
-    # Time with ratios to conv2d, and rate against the matmul limit: for the run made while
-    # the page was built, and for each stored GPU run.
+    # Time with ratios to conv2d, and rate against the matmul yardstick: for the run made
+    # while the page was built, and for each stored GPU run.
     assert tables.count() == 2 * (1 + len(stored))
     header = tables.nth(0).locator("thead").inner_text()
     for name in ("torch conv2d", "loop", "1×1 matmul", "im2col matmul"):
