@@ -25,8 +25,10 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 # nbgrader's sanitizing steps, with DeduplicateIds replaced: a graded cell copied in Jupyter
-# costs that answer's points (duplicated-cell), not the student's whole submission.
+# costs that answer's points (duplicated-cell), not the student's whole submission. The first
+# step notes the locked cells the student edited before OverwriteCells restores them.
 c.Autograde.sanitize_preprocessors = [
+    "autograder.nbgrader_plugin.NoteEditedLockedCells",
     "nbgrader.preprocessors.ClearOutput",
     "autograder.nbgrader_plugin.SetDuplicatesAside",
     "nbgrader.preprocessors.OverwriteKernelspec",

@@ -32,22 +32,25 @@ from autograder.grader import (
     Policy,
     grade_notebook_node,
     grader_error,
+    release_notebook,
     unreadable_notebook,
 )
 from autograder.release import RELEASE_DIR
 from autograder.sandbox import Limits, Sandbox, SandboxUnavailableError
 from autograder.scoring import cell_totals
-from autograder.submission import Problem, read_notebook
+from autograder.submission import Problem, edited_locked_cells, read_notebook
 
 _sandboxes: dict[tuple, Sandbox] = {}
 # Notebook metadata key: the submitted file could not be read (see TolerantNotebookExporter).
 UNREADABLE = "autograder_unreadable"
 # Notebook metadata key: grade_ids that appeared more than once (see SetDuplicatesAside).
 DUPLICATED = "autograder_duplicated"
+# Notebook metadata key: the locked cells the student edited (see NoteEditedLockedCells).
+EDITED = "autograder_edited"
 # Proves a mark is this process's own (nbgrader's two passes run in one process), not a
 # student's: a notebook that carries one of these marks without it loses the mark.
 _MARK_KEY = secrets.token_hex(16)
-_MARKS = (UNREADABLE, DUPLICATED)
+_MARKS = (UNREADABLE, DUPLICATED, EDITED)
 
 
 class TolerantNotebookExporter(NotebookExporter):
@@ -180,6 +183,32 @@ class SetDuplicatesAside(NbGraderPreprocessor):
         return nb, resources
 
 
+class NoteEditedLockedCells(NbGraderPreprocessor):
+    """Records which locked cells the student edited, before nbgrader restores them.
+
+    First in ``sanitize_preprocessors``: ``OverwriteCells`` later puts the gradebook's copy of
+    every locked and test cell back (hidden tests included), after which an edit can no longer
+    be seen and a hidden-test cell no longer matches the release. The grade command compares
+    the submitted notebook itself; this gives ``TrustedAutograde`` the same evidence.
+    """
+
+    def preprocess(self, nb, resources):
+        name = resources["nbgrader"]["notebook"] + ".ipynb"
+        if (RELEASE_DIR / name).exists() and UNREADABLE not in nb.metadata:
+            edited = edited_locked_cells(nb, release_notebook(name))
+            nb.metadata[EDITED] = {
+                "problems": [[p.status, p.message] for p in edited],
+                "key": _MARK_KEY,
+            }
+        return nb, resources
+
+
+def _edits_noted(nb) -> list[Problem]:
+    """The edits ``NoteEditedLockedCells`` saw; none if it did not run (not configured)."""
+    mark = nb.metadata.get(EDITED, {})
+    return [Problem(status, message) for status, message in mark.get("problems", ())]
+
+
 def _as_submitted(nb) -> nbformat.NotebookNode:
     """The notebook as the student submitted it, for grading: the copies that
     ``SetDuplicatesAside`` stripped count again (a copy of the kept cell stands for them)."""
@@ -200,7 +229,9 @@ def _grade_guarded(nb, name: str, sandbox: Sandbox, policy: Policy) -> NotebookR
     that notebook's ``grader-error``, logged, and nbgrader goes on with the next."""
     try:
         with sandbox.session() as session:
-            return grade_notebook_node(nb, name, session, policy)
+            return grade_notebook_node(
+                nb, name, session, policy, locked_edits=_edits_noted(nb)
+            )
     except SandboxUnavailableError:
         raise
     except Exception as error:

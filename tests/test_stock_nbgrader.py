@@ -61,7 +61,14 @@ STUDENTS = {
     # The answer cell of 01 copied in Jupyter (metadata and all): that answer is
     # duplicated-cell, as in the grade command; nbgrader alone would fail the whole submission.
     "duplicated_cell": (SOLVED, {**FULL, "corr2d_multi_in": (0, 0)}),
+    # Changed the visible test of 01 to `pass`: the test runs as released anyway (full marks),
+    # and the feedback says once that the cell was edited.
+    "edited_locked_cell": (SOLVED, FULL),
 }
+# Every honest style of the corpus: full marks, and no note about cells they never touched.
+HONEST = sorted(name for name in CORPUS if name.startswith("honest_"))
+STUDENTS |= {name: ({**SOLVED, **answered(name)}, FULL) for name in HONEST}
+EDITED_CELL = f"test_{MULTI_IN}_example"
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +89,12 @@ def graded_course(tmp_path_factory) -> Path:
     twin.id = "copied"
     nb.cells.insert(nb.cells.index(answer) + 1, twin)
     notebooks.write(nb, copied)
+    edited = (
+        course / "submitted" / "edited_locked_cell" / ASSIGNMENT / NOTEBOOK_OF[MULTI_IN]
+    )
+    nb = notebooks.read(edited)
+    cell_by_grade_id(nb, EDITED_CELL).source = "pass"
+    notebooks.write(nb, edited)
     nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
     nbgrader(course, "autograde", ASSIGNMENT)
     nbgrader(course, "export")
@@ -152,6 +165,28 @@ def test_feedback_shows_the_trusted_status_and_no_hidden_test(graded_course):
         "01-*.html"
     )
     assert "kernel is flipped" in next(flipped).read_text()
+
+
+def edit_notes(course: Path, student: str) -> list[str]:
+    """The "locked cell ... edited" notes on a student's stock feedback pages."""
+    return [
+        line
+        for page in sorted((course / "feedback" / student / ASSIGNMENT).glob("*.html"))
+        for line in page.read_text().splitlines()
+        if "note: locked cell" in line
+    ]
+
+
+@pytest.mark.parametrize("student", ["solutions", *HONEST])
+def test_feedback_notes_no_edited_cell_that_the_student_left_alone(
+    graded_course, student
+):
+    assert edit_notes(graded_course, student) == []
+
+
+def test_feedback_notes_a_really_edited_locked_cell_once(graded_course):
+    notes = edit_notes(graded_course, "edited_locked_cell")
+    assert len(notes) == 1 and f"{EDITED_CELL!r} was edited" in notes[0], notes
 
 
 def test_a_file_that_is_not_a_notebook_costs_only_its_own_points(graded_course):
