@@ -38,6 +38,9 @@ c.Autograde.sanitize_preprocessors = [
 # A submitted file that is not a notebook costs that notebook's points only (stock nbgrader would
 # drop the student's whole submission): it is read as the grade command reads it.
 c.Autograde.exporter_class = "autograder.nbgrader_plugin.TolerantNotebookExporter"
+# Feedback pages carry their math typeset (the project's MathJax, run once here) instead of
+# asking a CDN for MathJax, which a student opening the page offline cannot reach.
+c.GenerateFeedback.exporter_class = "autograder.nbgrader_plugin.TypesetFeedbackExporter"
 # Course-wide policy for a hand-written function that calls torch's convolution:
 # "zero" (no points for that function) or "report" (a note, points kept).
 c.TrustedAutograde.conv_policy = "zero"

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import atexit
 import copy
+import functools
 import os
 import secrets
 import stat
 from pathlib import Path
 
 import nbformat
-from nbconvert.exporters import NotebookExporter
+from nbconvert.exporters import HTMLExporter, NotebookExporter
 from nbconvert.exporters.exporter import ResourcesDict
 from nbgrader.converters import base as nbgrader_base
 from nbgrader.coursedir import CourseDirectory
@@ -36,9 +37,12 @@ from autograder.grader import (
     unreadable_notebook,
 )
 from autograder.release import RELEASE_DIR
+from autograder.replies import clean_text
+from autograder.report import MESSAGE_CHARS
 from autograder.sandbox import Limits, Sandbox, SandboxUnavailableError
-from autograder.scoring import cell_totals
+from autograder.scoring import ItemScore, cell_totals
 from autograder.submission import Problem, edited_locked_cells, read_notebook
+from autograder.typeset import Typesetter
 
 _sandboxes: dict[tuple, Sandbox] = {}
 # Notebook metadata key: the submitted file could not be read (see TolerantNotebookExporter).
@@ -238,6 +242,38 @@ def _grade_guarded(nb, name: str, sandbox: Sandbox, policy: Policy) -> NotebookR
         return unreadable_notebook(name, grader_error(f"in {name}", error, "notebook"))
 
 
+def item_lines(items: list[ItemScore]) -> list[str]:
+    """One line per rubric item of a test cell: its points and what happened, for the feedback
+    (nbgrader itself shows only the cell's total)."""
+    return [
+        f"- {item.item}: {item.score:g} of {item.max_score:g} points"
+        + ("" if item.status == "passed" else f" ({item.status})")
+        + (f". {clean_text(item.message, MESSAGE_CHARS)}" if item.message else "")
+        for item in items
+    ]
+
+
+# nbgrader's feedback template, made to pass WCAG 2.2 AA (tests/test_site.py runs axe on it):
+# its code colours and links on the grey code background fall short of 4.5:1.
+FEEDBACK_CSS = (Path(__file__).with_name("feedback.css")).read_text()
+
+
+class TypesetFeedbackExporter(HTMLExporter):
+    """``generate_feedback``'s pages with their math typeset as they are written
+    (``c.GenerateFeedback.exporter_class``): nbgrader's template would ask a CDN for MathJax."""
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        output, resources = super().from_notebook_node(nb, resources, **kw)
+        return _typesetter().typeset(output, FEEDBACK_CSS, "en"), resources
+
+
+@functools.cache
+def _typesetter() -> Typesetter:
+    typesetter = Typesetter()
+    atexit.register(typesetter.close)
+    return typesetter
+
+
 class TrustedAutograde(NbGraderPreprocessor):
     """Grade in the sandbox and write the scores where nbgrader's SaveAutoGrades reads them."""
 
@@ -294,10 +330,11 @@ class TrustedAutograde(NbGraderPreprocessor):
             if cell.cell_type != "code" or not meta.get("grade"):
                 continue
             grade_id = meta["grade_id"]
-            score, _, status, message = totals.get(
+            score, max_score, status, _ = totals.get(
                 grade_id, (0.0, 0.0, "not graded", "")
             )
-            lines = [f"{status}: {message}" if message else status]
+            lines = [f"{status}: {score:g} of {max_score:g} points"]
+            lines += item_lines([i for i in result.items if i.cell == grade_id])
             lines += (
                 [f"note: {note}" for note in result.notes]
                 if grade_id.endswith("_example")

@@ -16,11 +16,11 @@ from urllib.parse import urlparse
 
 import pytest
 import torch
-from conftest import GRADED, NOTEBOOK_OF, write_submission
+from conftest import GRADED, NOTEBOOK_OF, build_course, nbgrader
 from corpus import CORPUS, typed
 
 from autograder.grader import grade_batch
-from autograder.release import RELEASE_DIR, ROOT
+from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -233,21 +233,96 @@ def test_every_control_is_reached_by_tab_and_shows_its_focus(visit, path):
     assert v.page.evaluate(UNREACHED) == []
 
 
+FEEDBACK_STUDENTS = ("honest_loops", "mistake_flipped_kernel")
+
+
 @pytest.fixture(scope="module")
-def feedback_pages(tmp_path_factory) -> list[Path]:
-    """The grader's feedback for an honest student and for one who lost points."""
+def graded_course(tmp_path_factory) -> Path:
+    """An honest student and one who lost points, graded by the grade command into out/ and
+    by stock nbgrader (autograde, generate_feedback) into feedback/, as the README says."""
     course = tmp_path_factory.mktemp("course")
-    for student in ("honest_loops", "mistake_flipped_kernel"):
-        write_submission(course, student, typed(CORPUS[student]))
+    build_course(
+        course, {student: typed(CORPUS[student]) for student in FEEDBACK_STUDENTS}
+    )
     grade_batch(course / "submitted", course / "out", workers=1)
-    return sorted((course / "out" / "feedback").glob("*.html"))
+    for command in ("generate_assignment", "autograde", "generate_feedback"):
+        nbgrader(
+            course,
+            command,
+            ASSIGNMENT,
+            *(["--force"] * (command == "generate_assignment")),
+        )
+    return course
+
+
+@pytest.fixture(scope="module")
+def feedback_pages(graded_course) -> list[Path]:
+    """The grade command's page per student."""
+    return sorted((graded_course / "out" / "feedback").glob("*.html"))
+
+
+@pytest.fixture(scope="module")
+def stock_feedback_pages(graded_course) -> list[Path]:
+    """Stock nbgrader's pages, one per student and notebook."""
+    return sorted((graded_course / "feedback").glob(f"*/{ASSIGNMENT}/*.html"))
 
 
 @pytest.mark.sandbox
 def test_feedback_pages_have_no_wcag_2_2_aa_violation_in_axe(browser, feedback_pages):
     students = [p.stem for p in feedback_pages]
-    assert students == ["honest_loops", "mistake_flipped_kernel"]
+    assert students == list(FEEDBACK_STUDENTS)
     for path in feedback_pages:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(path.as_uri())
+        assert_axe_finds_nothing(page)
+        page.close()
+
+
+# Text of the page outside code, outputs and typeset math: where raw TeX would show.
+PROSE = r"""() => [...document.querySelectorAll(".text_cell_render")]
+  .map(e => { const c = e.cloneNode(true);
+              c.querySelectorAll("mjx-container, code, pre").forEach(m => m.remove());
+              return c.innerText; }).join("\n")"""
+
+
+@pytest.mark.sandbox
+def test_stock_feedback_typesets_its_math_offline_and_wraps_its_output(
+    browser, stock_feedback_pages
+):
+    assert len(stock_feedback_pages) == 2 * len(list(RELEASE_DIR.glob("*.ipynb")))
+    for path in stock_feedback_pages:
+        v = Visit(browser, path.as_uri(), size=PHONE)
+        assert (v.outside_requests, v.console_errors) == ([], []), path
+        assert v.page.locator("mjx-container svg").count() > 0, path
+        prose = v.page.evaluate(PROSE)
+        assert "$" not in prose and "\\(" not in prose, (path, prose[:300])
+        # The grader's messages wrap: no output box is wider than its column.
+        assert v.page.evaluate(WIDE_OUTPUTS) == [], path
+        v.page.close()
+
+
+# Output boxes whose text runs past their right edge (they would scroll or be cut off).
+WIDE_OUTPUTS = """() => [...document.querySelectorAll(".output_area pre")]
+  .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.slice(0, 80))"""
+
+
+@pytest.mark.sandbox
+def test_stock_feedback_gives_each_items_points_and_diagnosis(stock_feedback_pages):
+    flipped = next(
+        p
+        for p in stock_feedback_pages
+        if p.parent.parent.name == "mistake_flipped_kernel" and p.name.startswith("01-")
+    )
+    text = flipped.read_text()
+    assert "- non-square kernels: 0 of 0.5 points (failed)." in text
+    assert "It looks like the kernel is flipped" in text
+
+
+@pytest.mark.sandbox
+def test_stock_feedback_pages_have_no_wcag_2_2_aa_violation_in_axe(
+    browser, stock_feedback_pages
+):
+    for path in stock_feedback_pages:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(path.as_uri())
         assert_axe_finds_nothing(page)
