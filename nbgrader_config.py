@@ -52,6 +52,10 @@ c.TrustedAutograde.conv_policy = "zero"
 # c.TrustedAutograde.seed_salt = "..."
 # Tests and demos only: grade on the public seeds, which students can read.
 # c.TrustedAutograde.public_seeds = True
+# Per graded function: wall clock, CPU time, and memory on top of the warm interpreter's
+# (the grade command's --wall-seconds, --cpu-seconds and --memory-mb override them).
 c.TrustedAutograde.wall_seconds = 10.0
+c.TrustedAutograde.cpu_seconds = 10
+c.TrustedAutograde.memory_mb = 1024
 # Only if bubblewrap is unavailable and every submission is trusted:
 # c.TrustedAutograde.unsafe = True

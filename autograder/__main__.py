@@ -1,4 +1,4 @@
-"""Command line: ``python -m autograder grade | release | check-release | execute``."""
+"""Command line: ``python -m autograder grade | export | guide | release | check-release``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autograder import course_config, notebooks, release
+from autograder import course_config, exports, notebooks, release
 from autograder.sandbox import Limits, SandboxUnavailableError
 
 if TYPE_CHECKING:
@@ -81,10 +81,36 @@ def main_parser() -> argparse.ArgumentParser:
         help="grade on the public seeds of exercises.py, which students can read "
         "(tests and demos only)",
     )
+    for option, unit, key in LIMIT_OPTIONS:
+        grade.add_argument(
+            f"--{option}",
+            type=_positive,
+            default=None,
+            metavar=unit,
+            help=f"limit per graded function (default: c.TrustedAutograde.{key})",
+        )
     grade.add_argument(
         "--unsafe-no-sandbox",
         action="store_true",
         help="run student code without bubblewrap, with your permissions (trusted code only)",
+    )
+    exports.add_parser(sub)
+    guide = sub.add_parser(
+        "guide",
+        help="write the grading guide for the written answers (model answers, rubrics and "
+        "every student's answer, in formgrader's order)",
+    )
+    guide.add_argument(
+        "--submitted", type=Path, required=True, help="nbgrader's submitted/"
+    )
+    guide.add_argument(
+        "--gradebook",
+        type=Path,
+        required=True,
+        help="the gradebook formgrader uses (gradebook.db, or the grade command's)",
+    )
+    guide.add_argument(
+        "--out", type=Path, required=True, help="the page to write (.html)"
     )
     run = sub.add_parser(
         "execute", help="re-run notebooks and store their outputs (for solutions/)"
@@ -93,9 +119,17 @@ def main_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# (option, unit, c.TrustedAutograde key): the limits a course sets, which an option overrides.
+LIMIT_OPTIONS = (
+    ("wall-seconds", "SECONDS", "wall_seconds"),
+    ("cpu-seconds", "SECONDS", "cpu_seconds"),
+    ("memory-mb", "MB", "memory_mb"),
+)
+
+
 def _positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError("give a whole number of workers, at least 1")
+        raise argparse.ArgumentTypeError("give a whole number, at least 1")
     return int(value)
 
 
@@ -122,7 +156,10 @@ def grade_settings(args: argparse.Namespace) -> tuple[Policy, Limits]:
         if salt is None:
             salt = course_config.course_secret(args.course, settings)
     policy = Policy(conv=args.builtin_conv or settings.conv_policy, seed_salt=salt)
-    return policy, Limits(wall_seconds=settings.wall_seconds)
+    given = {key: getattr(args, key) for _, _, key in LIMIT_OPTIONS}
+    return policy, course_config.limits_of(
+        settings, **{key: value for key, value in given.items() if value is not None}
+    )
 
 
 def _progress(done: int, total: int) -> None:
@@ -188,7 +225,23 @@ def _grade(args: argparse.Namespace) -> int:
     print(
         f"graded {len(results)} students: {args.out / 'grades.csv'}, {args.out / 'feedback'}/"
     )
+    print(
+        f"wrote {', '.join(map(str, class_files(args.submitted, args.out, results)))}"
+    )
     return 0
+
+
+def class_files(submitted: Path, out: Path, results: list[dict]) -> list[Path]:
+    """What the instructor reads after a batch, from its results and gradebook: the LMS
+    exports, the grading guide for the written answers, and the class report."""
+    from autograder.class_report import write_report
+    from autograder.guide import write_guide
+
+    return [
+        *exports.write_exports(out / "gradebook.db", out),
+        write_guide(submitted, out / "gradebook.db", out / "guide.html"),
+        write_report(out, results, submitted),
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,6 +249,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "grade":
             return _grade(args)
+        if args.command == "export":
+            return exports.run(args)
+        if args.command == "guide":
+            from autograder.guide import write_guide
+
+            print(f"wrote {write_guide(args.submitted, args.gradebook, args.out)}")
+            return 0
         if args.command == "release":
             # Like otter's assign: from scratch, so a deleted source leaves no stale copy.
             shutil.rmtree(release.RELEASE_DIR, ignore_errors=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder.release import RELEASE_DIR, ROOT
+from autograder.sandbox import Limits
 
 CONFIG_FILE = "nbgrader_config.py"
 # Created once, at the course root beside nbgrader_config.py and gradebook.db (git-ignored).
@@ -46,6 +47,22 @@ class CourseSettings:
     seed_salt: str = ""
     public_seeds: bool = False
     wall_seconds: float = 10.0
+    cpu_seconds: int = 10
+    memory_mb: int = 1024
+
+
+def limits_of(settings: CourseSettings, **overrides: float) -> Limits:
+    """The sandbox's per-function limits from the course's settings (``overrides`` win)."""
+    chosen = {
+        "wall_seconds": settings.wall_seconds,
+        "cpu_seconds": settings.cpu_seconds,
+        "memory_mb": settings.memory_mb,
+    } | overrides
+    return Limits(
+        wall_seconds=float(chosen["wall_seconds"]),
+        cpu_seconds=int(chosen["cpu_seconds"]),
+        memory_bytes=int(chosen["memory_mb"]) << 20,
+    )
 
 
 def settings_of(trusted) -> CourseSettings:
@@ -55,6 +72,8 @@ def settings_of(trusted) -> CourseSettings:
         seed_salt=trusted.seed_salt,
         public_seeds=trusted.public_seeds,
         wall_seconds=trusted.wall_seconds,
+        cpu_seconds=trusted.cpu_seconds,
+        memory_mb=trusted.memory_mb,
     )
 
 

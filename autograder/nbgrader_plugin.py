@@ -24,10 +24,10 @@ from nbconvert.exporters.exporter import ResourcesDict
 from nbgrader.converters import base as nbgrader_base
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Bool, Enum, Float, Unicode
+from traitlets import Bool, Enum, Float, Int, Unicode
 
 from autograder import notebooks
-from autograder.course_config import course_secret, settings_of
+from autograder.course_config import course_secret, limits_of, settings_of
 from autograder.grader import (
     NotebookResult,
     Policy,
@@ -295,6 +295,10 @@ class TrustedAutograde(NbGraderPreprocessor):
     wall_seconds = Float(10.0, help="Wall-clock limit per graded function").tag(
         config=True
     )
+    cpu_seconds = Int(10, help="CPU-time limit per graded function").tag(config=True)
+    memory_mb = Int(
+        1024, help="Memory a graded function may add to the warm interpreter's"
+    ).tag(config=True)
     unsafe = Bool(
         False, help="Run student code without the sandbox (trusted code only)"
     ).tag(config=True)
@@ -311,7 +315,7 @@ class TrustedAutograde(NbGraderPreprocessor):
         name = resources["nbgrader"]["notebook"] + ".ipynb"
         if not (RELEASE_DIR / name).exists():
             return nb, resources
-        sandbox = _shared_sandbox(Limits(wall_seconds=self.wall_seconds), self.unsafe)
+        sandbox = _shared_sandbox(limits_of(settings_of(self)), self.unsafe)
         policy = self.policy()
         unreadable = nb.metadata.get(UNREADABLE)
         result = (

@@ -35,8 +35,10 @@ from autograder.course_config import (
     SECRET_FILE,
     CourseConfigError,
     course_secret,
+    limits_of,
     load_settings,
     secret_file,
+    settings_of,
 )
 from autograder.nbgrader_plugin import TrustedAutograde
 from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT
@@ -139,6 +141,34 @@ def test_the_grade_command_and_stock_nbgrader_read_the_same_secret_and_policy(
     assert policy == stock
     assert policy.conv == "report" and limits.wall_seconds == 3.0
     assert policy.seed_salt == (course / SECRET_FILE).read_text().strip()
+
+
+def test_limits_come_from_the_configuration_and_options_override_them(
+    tmp_path, monkeypatch
+):
+    course = course_with(
+        tmp_path,
+        "c.TrustedAutograde.wall_seconds = 4.0",
+        "c.TrustedAutograde.cpu_seconds = 3",
+        "c.TrustedAutograde.memory_mb = 512",
+    )
+    config = PyFileConfigLoader(CONFIG_FILE, path=str(course)).load_config()
+    stock = limits_of(settings_of(TrustedAutograde(config=config)))
+    _, limits = cli.grade_settings(grade_args(course, "--public-seeds"))
+    assert limits == stock
+    assert (limits.wall_seconds, limits.cpu_seconds, limits.memory_bytes) == (
+        4.0,
+        3,
+        512 << 20,
+    )
+    _, given = cli.grade_settings(
+        grade_args(course, "--public-seeds", "--cpu-seconds", "7", "--memory-mb", "256")
+    )
+    assert (given.wall_seconds, given.cpu_seconds, given.memory_bytes) == (
+        4.0,
+        7,
+        256 << 20,
+    )
 
 
 def test_explicit_options_and_settings_choose_the_salt(tmp_path, monkeypatch):
