@@ -213,6 +213,7 @@ body { font-family: system-ui, sans-serif; max-width: 64rem; margin: 2rem auto; 
 table { border-collapse: collapse; margin: .5rem 0 1rem; }
 th, td { border-bottom: 1px solid #999; padding: .25rem .5rem; text-align: left;
          vertical-align: top; overflow-wrap: break-word; }
+.wide { overflow-x: auto; max-width: 100%; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .none { font-weight: bold; color: #8a1c1c; }
 figure { margin: 1rem 0; } img { max-width: 100%; height: auto; }
@@ -221,6 +222,11 @@ a { color: #1f5687; }
 .example { font-size: .9em; color: #333; }
 @media print { a { color: inherit; } section { break-inside: avoid-page; } }
 """
+
+
+def _wide(label: str) -> str:
+    """A box that scrolls a wide table on a narrow screen, reachable by keyboard."""
+    return f"<div class='wide' tabindex='0' role='region' aria-label='{html.escape(label)}'>"
 
 
 def report_html(results: list[dict], similarity=None, title: str = "channels") -> str:
@@ -302,7 +308,8 @@ def _items_section(results: list[dict]) -> list[str]:
             else "."
         )
         + "</p>",
-        "<table><tr><th scope='col'>Test cell</th><th scope='col'>Item</th>"
+        _wide("Rubric items")
+        + "<table><tr><th scope='col'>Test cell</th><th scope='col'>Item</th>"
         "<th scope='col' class='num'>Points</th><th scope='col' class='num'>Earned by</th></tr>",
     ]
     for cell, item, points, share, seen in rows:
@@ -311,7 +318,7 @@ def _items_section(results: list[dict]) -> list[str]:
             f"<tr><td>{esc(cell)}</td><td>{esc(item)}{mark}</td><td class='num'>{points:g}</td>"
             f"<td class='num'>{share:.0%} of {seen}</td></tr>"
         )
-    parts.append("</table></section>")
+    parts.append("</table></div></section>")
     return parts
 
 
@@ -326,7 +333,8 @@ def _mistakes_section(results: list[dict], n: int) -> list[str]:
     if not found:
         return [*parts, "<p>None diagnosed.</p></section>"]
     parts.append(
-        "<table><tr><th scope='col'>Mistake</th><th scope='col' class='num'>Students</th>"
+        _wide("Common mistakes")
+        + "<table><tr><th scope='col'>Mistake</th><th scope='col' class='num'>Students</th>"
         "<th scope='col'>In</th><th scope='col'>Example</th></tr>"
     )
     for m in found:
@@ -335,7 +343,7 @@ def _mistakes_section(results: list[dict], n: int) -> list[str]:
             f"<td>{esc(', '.join(m.functions))}</td>"
             f"<td class='example'>{esc(m.example)}</td></tr>"
         )
-    parts.append("</table></section>")
+    parts.append("</table></div></section>")
     return parts
 
 
@@ -350,7 +358,8 @@ def _trouble_section(results: list[dict]) -> list[str]:
     if not rows:
         return [*parts, "<p>None.</p></section>"]
     parts.append(
-        "<table><tr><th scope='col'>Student</th><th scope='col'>Status</th>"
+        _wide("Submissions to look at")
+        + "<table><tr><th scope='col'>Student</th><th scope='col'>Status</th>"
         "<th scope='col'>Items</th></tr>"
     )
     for student, status, items in rows:
@@ -358,7 +367,7 @@ def _trouble_section(results: list[dict]) -> list[str]:
             f"<tr><td><a href='feedback/{esc(student)}.html'>{esc(student)}</a></td>"
             f"<td>{esc(status)}</td><td>{esc('; '.join(items))}</td></tr>"
         )
-    parts.append("</table></section>")
+    parts.append("</table></div></section>")
     return parts
 
 
@@ -385,7 +394,9 @@ def _similar_section(similarity) -> list[str]:
     if not similarity.pairs:
         return [*parts, "<p>No pair reached the threshold.</p></section>"]
     parts.append(
-        "<h3>Pairs</h3><table><tr><th scope='col'>Students</th><th scope='col' "
+        "<h3>Pairs</h3>"
+        + _wide("Similar pairs")
+        + "<table><tr><th scope='col'>Students</th><th scope='col' "
         "class='num'>Score</th><th scope='col'>By notebook</th></tr>"
     )
     for p in similarity.pairs:
@@ -395,7 +406,7 @@ def _similar_section(similarity) -> list[str]:
             f"<a href='feedback/{esc(p.b)}.html'>{esc(p.b)}</a></td>"
             f"<td class='num'>{p.score:.2f}</td><td>{esc(by_nb)}</td></tr>"
         )
-    parts.append("</table></section>")
+    parts.append("</table></div></section>")
     return parts
 
 

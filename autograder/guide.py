@@ -128,7 +128,7 @@ def guide_html(submitted: Path, gradebook_db: Path, title: str = "") -> str:
         "<nav aria-label='Questions'><ol>",
         *(
             f"<li><a href='#{esc(q.grade_id)}'>{esc(q.notebook)}: {esc(q.grade_id)}</a> "
-            f"({q.points:g} points)</li>"
+            f"({_points(q.points)})</li>"
             for q in asked
         ),
         "</ol></nav>",
@@ -138,7 +138,7 @@ def guide_html(submitted: Path, gradebook_db: Path, title: str = "") -> str:
         parts += [
             f"<section id='{esc(q.grade_id)}' aria-labelledby='{esc(q.grade_id)}-h'>",
             f"<h2 id='{esc(q.grade_id)}-h'>{esc(q.notebook)}: {esc(q.grade_id)} "
-            f"({q.points:g} points)</h2>",
+            f"({_points(q.points)})</h2>",
             "<h3>The question</h3>",
             markdown2html(q.prompt),
             "<h3>Model answer and rubric</h3>",
@@ -160,6 +160,10 @@ def guide_html(submitted: Path, gradebook_db: Path, title: str = "") -> str:
         parts.append("</ol></section>")
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _points(points: float) -> str:
+    return f"{points:g} point" + ("" if points == 1 else "s")
 
 
 def _shown(answer: str) -> str:

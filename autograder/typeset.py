@@ -42,9 +42,15 @@ class Typesetter:
 
     def close(self) -> None:
         process, self._process = self._process, None
-        if process is not None:
+        if process is None:
+            return
+        try:
+            process.stdin.close()  # Node ends at the end of its input
+            process.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
             process.kill()
             process.wait()
+        process.stdout.close()
 
     def _warn(self, why: str) -> None:
         if not self._warned:

@@ -20,10 +20,12 @@ const { AllPackages } = require("mathjax-full/js/input/tex/AllPackages.js");
 const adaptor = liteAdaptor({ fontSize: 16 });
 AssistiveMmlHandler(RegisterHTMLHandler(adaptor));
 
-// Output text wraps instead of widening the page; typeset display math scrolls on its own.
+// Output text wraps instead of widening the page; math wider than the column shrinks to fit.
 const READABLE = `
 pre, .output_text pre, .output_stream pre { white-space: pre-wrap; overflow-wrap: break-word; }
 mjx-container[display="true"] { overflow-x: auto; overflow-y: hidden; max-width: 100%; }
+mjx-container > svg { max-width: 100%; height: auto; }
+mjx-container mjx-assistive-mml { width: 1px !important; }  /* read aloud, never widens the page */
 `;
 
 function typeset({ html: page, css = "", lang = "" }) {

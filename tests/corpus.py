@@ -325,6 +325,65 @@ def write_corpus(course: Path, broken: dict[str, tuple[bytes, str]]) -> None:
     (renamed / NOTEBOOK_OF["corr2d_multi_in"]).rename(renamed / "my-copy.ipynb")
 
 
+# Near-copies of real corpus answers, planted to test the similarity report.
+# Each near-copy: (whose answer, grade_id, the copy's body typed in place of the stub).
+NEAR_COPIES = {
+    "copy_renamed": (
+        "honest_matmul_tensor_windows",
+        MATMUL,
+        """
+    n_out, n_in, kh, kw = K.shape
+    patches = X.unfold(1, kh, 1).unfold(2, kw, 1)  # (c_i, h_out, w_out, k_h, k_w)
+    rows, cols = patches.shape[1:3]
+    columns = patches.permute(0, 3, 4, 1, 2).reshape(n_in * kh * kw, rows * cols)
+    return (K.reshape(n_out, -1) @ columns).reshape(n_out, rows, cols)""",
+    ),
+    "copy_reordered": (  # the two lines normalise alike; see also the test of reordering
+        "mistake_count_as_float",
+        MULTS,
+        """
+    w_out = (w + 2 * padding - k_w) / stride + 1
+    h_out = (h + 2 * padding - k_h) / stride + 1
+    return c_o * h_out * w_out * c_i * k_h * k_w""",
+    ),
+    "copy_reformatted": (
+        "mistake_transposed_1x1",
+        ONE_BY_ONE,
+        """
+    # get the sizes first
+
+    c_i, h, w = X.shape   # channels, height, width
+
+    # multiply: (c_o, c_i) times (c_i, h*w)
+    return (
+        K.reshape(c_i, -1).T
+        @ X.reshape(c_i, h * w)
+    ).reshape(-1, h, w)  # back to an image""",
+    ),
+    "copy_literals": (
+        "honest_einsum_unfold",
+        MULTI_IN,
+        """
+    _, k_h, k_w = K.shape
+    windows = X.unfold(1, k_h, 2).unfold(2, k_w, 3)
+    return torch.einsum("cxyab,cab->xy", windows, K)""",
+    ),
+}
+NEAR_COPIES_PAIRS = {
+    tuple(sorted((copy, original))) for copy, (original, *_) in NEAR_COPIES.items()
+}
+
+
+NEAR_COPY_PAIRS = {
+    tuple(sorted((copy, original))) for copy, (original, *_) in NEAR_COPIES.items()
+}
+
+
+def near_copy_answers(original: str, grade_id: str, body: str) -> dict[str, str]:
+    """A near-copy's answer cells: the original student's, one of them replaced by ``body``."""
+    return typed(CORPUS[original]) | {grade_id: stub_answered(grade_id, body)}
+
+
 BROKEN_FILES = {  # student -> (contents of notebook 1, expected status of its cells)
     "broken_not_json": (b"def corr2d_multi_in(X, K): pass", "not-a-notebook"),
     "broken_empty": (b"", "not-a-notebook"),

@@ -18,10 +18,10 @@ from corpus import (
     BROKEN_FILES,
     CORPUS,
     MATMUL,
-    MULTI_IN,
-    MULTS,
+    NEAR_COPIES,
+    NEAR_COPY_PAIRS,
     NOTEBOOK,
-    ONE_BY_ONE,
+    near_copy_answers,
     solved,
     typed,
     write_corpus,
@@ -39,65 +39,15 @@ from autograder.similarity import (
     sources_of,
 )
 
-# Each near-copy: (whose answer, grade_id, the copy's body typed in place of the stub).
-PLANTED = {
-    "copy_renamed": (
-        "honest_matmul_tensor_windows",
-        MATMUL,
-        """
-    n_out, n_in, kh, kw = K.shape
-    patches = X.unfold(1, kh, 1).unfold(2, kw, 1)  # (c_i, h_out, w_out, k_h, k_w)
-    rows, cols = patches.shape[1:3]
-    columns = patches.permute(0, 3, 4, 1, 2).reshape(n_in * kh * kw, rows * cols)
-    return (K.reshape(n_out, -1) @ columns).reshape(n_out, rows, cols)""",
-    ),
-    "copy_reordered": (  # the two lines normalise alike; see also the test of reordering
-        "mistake_count_as_float",
-        MULTS,
-        """
-    w_out = (w + 2 * padding - k_w) / stride + 1
-    h_out = (h + 2 * padding - k_h) / stride + 1
-    return c_o * h_out * w_out * c_i * k_h * k_w""",
-    ),
-    "copy_reformatted": (
-        "mistake_transposed_1x1",
-        ONE_BY_ONE,
-        """
-    # get the sizes first
-
-    c_i, h, w = X.shape   # channels, height, width
-
-    # multiply: (c_o, c_i) times (c_i, h*w)
-    return (
-        K.reshape(c_i, -1).T
-        @ X.reshape(c_i, h * w)
-    ).reshape(-1, h, w)  # back to an image""",
-    ),
-    "copy_literals": (
-        "honest_einsum_unfold",
-        MULTI_IN,
-        """
-    _, k_h, k_w = K.shape
-    windows = X.unfold(1, k_h, 2).unfold(2, k_w, 3)
-    return torch.einsum("cxyab,cab->xy", windows, K)""",
-    ),
-}
-PLANTED_PAIRS = {
-    tuple(sorted((copy, original))) for copy, (original, *_) in PLANTED.items()
-}
 BOOK = ("reference_1", "reference_2", "stubs_1", "stubs_2")
-
-
-def planted_answers(original: str, grade_id: str, body: str) -> dict[str, str]:
-    return typed(CORPUS[original]) | {grade_id: stub_answered(grade_id, body)}
 
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> dict[str, dict[str, str]]:
     course = tmp_path_factory.mktemp("similarity")
     write_corpus(course, BROKEN_FILES)
-    for copy, planted in PLANTED.items():
-        write_submission(course, copy, planted_answers(*planted))
+    for copy, planted in NEAR_COPIES.items():
+        write_submission(course, copy, near_copy_answers(*planted))
     for student in BOOK:
         write_submission(course, student, solved() if "reference" in student else {})
     linked = course / "submitted" / "linker" / ASSIGNMENT
@@ -124,11 +74,11 @@ def reported(sources, boilerplate) -> Similarity:
 
 
 def test_planted_copies_are_reported_first_and_alone(reported, every_pair):
-    assert {(p.a, p.b) for p in reported.pairs} == PLANTED_PAIRS
+    assert {(p.a, p.b) for p in reported.pairs} == NEAR_COPY_PAIRS
     scores = {(p.a, p.b): p.score for p in every_pair.pairs}
     honest = [score for (a, b), score in scores.items() if a in CORPUS and b in CORPUS]
-    assert min(scores[pair] for pair in PLANTED_PAIRS) > max(honest)
-    assert {(p.a, p.b) for p in every_pair.pairs[: len(PLANTED)]} == PLANTED_PAIRS
+    assert min(scores[pair] for pair in NEAR_COPY_PAIRS) > max(honest)
+    assert {(p.a, p.b) for p in every_pair.pairs[: len(NEAR_COPIES)]} == NEAR_COPY_PAIRS
     for pair in reported.pairs:
         assert THRESHOLD <= pair.score <= 1.0 and pair.matched > 0
         assert set(pair.notebooks) == {planted_notebook(pair)}
@@ -139,8 +89,8 @@ def test_planted_copies_are_reported_first_and_alone(reported, every_pair):
 
 
 def planted_notebook(pair) -> str:
-    copy = pair.a if pair.a in PLANTED else pair.b
-    return NOTEBOOK_OF[PLANTED[copy][1]]
+    copy = pair.a if pair.a in NEAR_COPIES else pair.b
+    return NOTEBOOK_OF[NEAR_COPIES[copy][1]]
 
 
 def test_independent_honest_styles_do_not_pair(every_pair):
@@ -167,7 +117,7 @@ def test_unreadable_notebooks_and_links_contribute_nothing(sources, every_pair):
 
 
 def test_three_copies_of_one_answer_form_a_cluster(sources, boilerplate):
-    original, grade_id, _ = PLANTED["copy_renamed"]
+    original, grade_id, _ = NEAR_COPIES["copy_renamed"]
     notebook = NOTEBOOK_OF[grade_id]
     answer = stub_answered(grade_id, CORPUS[original].answers[grade_id])
     third = answer.replace("    return (K", "    result = (K") + "\n    return result"

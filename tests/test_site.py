@@ -19,6 +19,7 @@ import torch
 from conftest import GRADED, NOTEBOOK_OF, build_course, nbgrader
 from corpus import CORPUS, typed
 
+from autograder.__main__ import class_files
 from autograder.grader import grade_batch
 from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT
 
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.slow
 SITE = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
+PHONE, LAPTOP = (390, 844), (1280, 800)  # the two widths every page is read at
 PAGES = {
     "intro.html": "Multiple Input and Multiple Output Channels",
     "chapters/channels/01-multiple-input-channels.html": "7.4.1 Multiple Input Channels",
@@ -244,7 +246,8 @@ def graded_course(tmp_path_factory) -> Path:
     build_course(
         course, {student: typed(CORPUS[student]) for student in FEEDBACK_STUDENTS}
     )
-    grade_batch(course / "submitted", course / "out", workers=1)
+    results = grade_batch(course / "submitted", course / "out", workers=1)
+    class_files(course / "submitted", course / "out", results)
     for command in ("generate_assignment", "autograde", "generate_feedback"):
         nbgrader(
             course,
@@ -319,6 +322,24 @@ def test_stock_feedback_gives_each_items_points_and_diagnosis(stock_feedback_pag
 
 
 @pytest.mark.sandbox
+@pytest.mark.parametrize("name", ["report.html", "guide.html"])
+@pytest.mark.parametrize("size", [PHONE, LAPTOP], ids=["390px", "1280px"])
+def test_the_class_report_and_the_grading_guide_are_accessible_offline_at_both_widths(
+    browser, graded_course, name, size
+):
+    v = Visit(browser, (graded_course / "out" / name).as_uri(), size=size)
+    assert (v.outside_requests, v.console_errors) == ([], [])
+    assert_axe_finds_nothing(v.page)
+    client, scrolled = v.page.evaluate(
+        "[document.documentElement.clientWidth, document.documentElement.scrollWidth]"
+    )
+    assert scrolled <= client, f"{name} scrolls sideways at {size[0]} px"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    v.page.screenshot(path=SCREENSHOTS / f"{Path(name).stem}-{size[0]}px.png")
+    v.page.close()
+
+
+@pytest.mark.sandbox
 def test_stock_feedback_pages_have_no_wcag_2_2_aa_violation_in_axe(
     browser, stock_feedback_pages
 ):
@@ -335,7 +356,6 @@ OVERFLOWING = r"""() => [...document.querySelectorAll("main *")]
                && ["auto", "scroll"].includes(getComputedStyle(e).overflowX))
   .map(e => e.matches("pre, .pst-scrollable-table-container") ? "code or table"
                                                               : `${e.tagName}.${e.className}`)"""
-PHONE, LAPTOP = (390, 844), (1280, 800)
 # For each box that scrolls sideways: its shadow, then the side with more after loading and
 # after scrolling to the end.
 SIDEWAYS_CUES = r"""async () => {
