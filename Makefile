@@ -10,19 +10,37 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: build test setup release check-release site solutions grade lint bench bench-grading bench-scale \
+.PHONY: help build test test-fast setup release check-release site solutions grade lint bench bench-grading bench-scale \
 	gpu-kit gpu-dry-run clean
 
 build: setup release site  ## set up, regenerate the student release, build the site into _build/html
+
+help:  ## list these targets
+	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / && !seen[$$1]++ {printf "  make %-13s %s\n", $$1, $$2}' \
+		$(MAKEFILE_LIST)
 
 test: setup  ## everything: lint, release drift, unit tests, nbval, stock nbgrader, site + browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_NBVAL) tests solutions chapters
 
-setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium /usr/bin/bwrap  ## environment
+test-fast: setup  ## the edit loop (under a minute): lint and unit tests; no notebooks, no browser
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check autograder tests _ext nbgrader_config.py benchmarks
+	$(PY) -m pytest -n 2 -m "not slow" tests
 
+setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium /usr/bin/bwrap  ## create what is missing: .venv, node_modules, Chromium, bubblewrap
+
+# The pins (requirements.txt) are CPython 3.11's: pyproject.toml's requires-python, torch 2.14.1's
+# wheels here, d2l 1.0.3's numpy 1.23.5. Another Python fails late and obscurely, so say it first.
+PYTHON ?= python3
+PYTHON_WANTED := 3.11
 $(VENV)/.installed: requirements.txt pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+	@py=$(PY); test -x $$py || py=$(PYTHON); \
+	found=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo none); \
+	test "$$found" = $(PYTHON_WANTED) || { echo "error: the pinned dependencies need Python \
+	$(PYTHON_WANTED), and $$py is $$found: run make PYTHON=python$(PYTHON_WANTED) (after removing \
+	.venv if it was made with another)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
@@ -57,8 +75,8 @@ SPEED_NB := chapters/channels/06-how-fast.ipynb
 SPEED_DATA := $(wildcard chapters/channels/speed chapters/channels/speed/*.json)
 SPEED_STAMP := _build/.speed-data-stamp
 $(SPEED_STAMP): $(SPEED_DATA)
-	-@$(VENV)/bin/jcache notebook -p _build/.jupyter_cache invalidate $(abspath $(SPEED_NB)) \
-		>/dev/null 2>&1
+	@if [ -d _build/.jupyter_cache ]; then $(VENV)/bin/jcache notebook -p _build/.jupyter_cache \
+		invalidate $(abspath $(SPEED_NB)) >/dev/null 2>&1 || true; fi
 	@touch $(SPEED_NB)
 	@mkdir -p _build && touch $@
 

@@ -38,3 +38,35 @@ def test_module_runs_as_a_command():
     )
     assert done.returncode == 0
     assert "check-release" in done.stdout
+
+
+def test_make_help_lists_the_targets_from_their_comments():
+    done = subprocess.run(
+        ["make", "--no-print-directory", "help"],
+        cwd=release.ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0
+    listed = dict(line.split(None, 2)[1:] for line in done.stdout.splitlines())
+    assert {"build", "test", "test-fast", "lint", "grade"} <= set(listed)
+    assert all(listed.values())
+
+
+def test_make_refuses_a_python_the_pins_do_not_fit_in_one_line(tmp_path):
+    fake = tmp_path / "python3"  # answers like a Python 3.10 would
+    fake.write_text("#!/bin/sh\necho 3.10\n")
+    fake.chmod(0o755)
+    done = subprocess.run(
+        ["make", "--no-print-directory", f"VENV={tmp_path / 'venv'}", f"PYTHON={fake}",
+         f"{tmp_path / 'venv'}/.installed"],
+        cwd=release.ROOT,
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert done.stdout.strip() == (
+        f"error: the pinned dependencies need Python 3.11, and {fake} is 3.10: run make "
+        "PYTHON=python3.11 (after removing .venv if it was made with another)"
+    )
+    assert not (tmp_path / "venv").exists()
