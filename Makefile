@@ -30,6 +30,7 @@ test-fast: setup  ## the edit loop (under a minute): lint and unit tests; no not
 
 setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium /usr/bin/bwrap  ## create what is missing: .venv, node_modules, Chromium, bubblewrap
 
+# (pip's "WARNING: Location ... is ignored" lines are this machine's registry mirrors, not ours.)
 # The pins (requirements.txt) are CPython 3.11's: pyproject.toml's requires-python, torch 2.14.1's
 # wheels here, d2l 1.0.3's numpy 1.23.5. Another Python fails late and obscurely, so say it first.
 PYTHON ?= python3
@@ -41,8 +42,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON_WANTED), and $$py is $$found: run make PYTHON=python$(PYTHON_WANTED) (after removing \
 	.venv if it was made with another)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
