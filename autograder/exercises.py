@@ -216,7 +216,10 @@ def _rubric(name: str, shape_item: tuple[str, str]) -> tuple[RubricItem, ...]:
     example, hidden = f"test_{name}_example", f"test_{name}_hidden"
     return (
         RubricItem(
-            example, "example", 1.0, "the worked example, and at least one other input right"
+            example,
+            "example",
+            1.0,
+            "the worked example, and at least one other input right",
         ),
         RubricItem(hidden, "random", 0.5, "random inputs of several shapes"),
         RubricItem(hidden, shape_item[0], 0.5, shape_item[1]),
@@ -233,7 +236,10 @@ def _count_rubric(name: str) -> tuple[RubricItem, ...]:
     example, hidden = f"test_{name}_example", f"test_{name}_hidden"
     return (
         RubricItem(
-            example, "example", 0.5, "the worked example, and at least one other size right"
+            example,
+            "example",
+            0.5,
+            "the worked example, and at least one other size right",
         ),
         RubricItem(hidden, "random", 0.5, "assorted sizes, no padding, stride 1"),
         RubricItem(hidden, "padding-stride", 0.5, "padding and stride"),

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import nbgrader
@@ -76,20 +77,42 @@ def _submission(assignment: Assignment, result: dict) -> SubmittedAssignment:
             [ItemScore(**item) for item in nb["items"]]
         ).items()
     }
+    student = result["student"]
     submission = SubmittedAssignment(
-        assignment=assignment, student=Student(id=result["student"])
+        id=_id(student), assignment=assignment, student=Student(id=student)
     )
     for notebook in assignment.notebooks:
-        submitted = SubmittedNotebook(notebook=notebook, assignment=submission)
+        submitted = SubmittedNotebook(
+            id=_id(student, notebook.name), notebook=notebook, assignment=submission
+        )
         for cell in notebook.grade_cells:
-            grade = Grade(cell_id=cell.id, notebook=submitted)
+            grade = Grade(
+                id=_id(student, notebook.name, cell.name, "grade"),
+                cell_id=cell.id,
+                notebook=submitted,
+            )
             if (notebook.name, cell.name) in scores:
                 score, status = scores[notebook.name, cell.name]
                 # As nbgrader's SaveAutoGrades: a written answer waits for formgrader.
                 grade.auto_score = None if status == MANUAL else score
                 grade.needs_manual_grade = status == MANUAL
         for cell in [*notebook.solution_cells, *notebook.task_cells]:
-            Comment(cell_id=cell.id, notebook=submitted)
+            Comment(
+                id=_id(student, notebook.name, cell.name, "comment"),
+                cell_id=cell.id,
+                notebook=submitted,
+            )
         for cell in notebook.task_cells:
-            Grade(cell_id=cell.id, notebook=submitted)
+            Grade(
+                id=_id(student, notebook.name, cell.name, "task"),
+                cell_id=cell.id,
+                notebook=submitted,
+            )
     return submission
+
+
+def _id(*names: str) -> str:
+    """A gradebook row id made from what the row is (nbgrader's own are random): a rerun or a
+    resumed run gives every row the same id, and formgrader lists submissions in the same
+    order (it sorts them by id), so the grading guide's numbering is reproducible too."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, "autograder/" + "/".join(names)).hex

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbconvert.filters import markdown2html
-from nbgrader.api import Gradebook
 
 from autograder import notebooks
+from autograder.exports import open_gradebook
 from autograder.release import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
 from autograder.replies import clean_text
 from autograder.submission import Problem, read_notebook, written_answer
@@ -70,7 +70,7 @@ def formgrader_order(gradebook_db: Path, notebook: str) -> list[tuple[int, str]]
     As ``NbGraderAPI.get_notebook_submissions``: the number is the position in the gradebook's
     own query, plus one, and the list is sorted by the submitted notebook's id.
     """
-    with Gradebook(f"sqlite:///{gradebook_db.resolve()}") as gb:
+    with open_gradebook(gradebook_db) as gb:  # read-only: formgrader may be using it
         found = gb.notebook_submissions(notebook.removesuffix(".ipynb"), ASSIGNMENT)
         listed = [(nb.id, number, nb.student.id) for number, nb in enumerate(found, 1)]
     return [(number, student) for _, number, student in sorted(listed)]
