@@ -401,6 +401,41 @@ def test_page_fits_the_width_with_only_code_and_tables_scrolling(visit, path, si
     assert too_wide == []
 
 
+# Each figure of the page: whether it is SVG, and the size of its smallest text as shown, in
+# CSS px (its text's size in the SVG's own units, times the scale at which the page shows it).
+FIGURE_TEXT = r"""async () => {
+  const found = [];
+  for (const img of document.querySelectorAll("main img")) {
+    const src = img.currentSrc, shown = img.getBoundingClientRect().width;
+    if (!src.endsWith(".svg")) { found.push({src, svg: false}); continue; }
+    const svg = new DOMParser().parseFromString(await (await fetch(src)).text(), "image/svg+xml");
+    const units = parseFloat(svg.documentElement.getAttribute("viewBox").split(/\s+/)[2]);
+    const sizes = [...svg.querySelectorAll("text")].map(t =>
+      parseFloat((t.getAttribute("style") || "").match(/font(?:-size)?:[^;]*?([\d.]+)px/)[1]));
+    found.push({src, svg: true, texts: sizes.length,
+                smallest: Math.min(...sizes) * shown / units});
+  }
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("size", [PHONE, LAPTOP], ids=["phone", "laptop"])
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_figures_are_svg_with_text_of_at_least_10_px(visit, path, size):
+    figures = visit(path, size=size).page.evaluate(FIGURE_TEXT)
+    for figure in figures:
+        assert figure["svg"] and figure["texts"] > 0, figure["src"]
+        assert figure["smallest"] >= 10, figure
+    pages_with_figures = {  # the figures drawn by code; a page that loses one fails here
+        "chapters/channels/01-multiple-input-channels.html": 1,
+        "chapters/channels/03-1x1-convolution.html": 1,
+    }
+    if path in pages_with_figures:
+        assert len(figures) == pages_with_figures[path]
+    if path.endswith("06-how-fast.html"):
+        assert len(figures) >= 2  # the live CPU run, and each stored run
+
+
 def test_one_print_is_one_output_box(visit):
     v = visit("chapters/channels/01-multiple-input-channels.html")
     # A kernel may send one print() in pieces; the page shows what the reader printed.
