@@ -88,7 +88,7 @@ solutions: setup  ## after editing solutions/: re-run them to refresh their stor
 	$(PY) -m autograder execute solutions/channels/*.ipynb
 	$(PY) -m autograder release
 
-grade: setup  ## grade the sample submissions (tests/corpus.py) into _build/grades
+grade: setup  ## grade the sample submissions (tests/corpus.py, with planted near-copies) into _build/grades
 	rm -rf _build/samples _build/grades
 	cd tests && ../$(PY) corpus.py ../_build/samples
 	$(PY) -m autograder grade --submitted _build/samples/submitted --out _build/grades --workers 2

@@ -393,5 +393,8 @@ BROKEN_FILES = {  # student -> (contents of notebook 1, expected status of its c
     ),
 }
 
-if __name__ == "__main__":  # `make grade`: write the corpus as sample submissions
+# `make grade`: the corpus and the near-copies as sample submissions.
+if __name__ == "__main__":
     write_corpus(Path(sys.argv[1]), BROKEN_FILES)
+    for copy, planted in NEAR_COPIES.items():
+        write_submission(Path(sys.argv[1]), copy, near_copy_answers(*planted))
