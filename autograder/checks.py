@@ -86,7 +86,7 @@ def practice(name: str, fn: Callable, device: torch.device | str = "cpu") -> Non
         input_device=calls[0][2],  # where the inputs were (all cases share a device)
     )
     for item in items:
-        mark = "ok  " if item.status == "passed" else "FAIL"
+        mark = {"passed": "ok  ", "not-checked": "--  "}.get(item.status, "FAIL")
         print(f"{mark} {item.item} ({item.max_score:g} pt)")
         if item.message:
             print(f"     {item.message}")

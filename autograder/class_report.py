@@ -53,6 +53,8 @@ STATUS_MISTAKES = {
     "builtin-convolution": "torch's convolution was called where the point is to compute "
     "by hand",
     "hard-coded": "the answer was written out (hard-coded) instead of computed",
+    "missing-function": "the graded function was never defined (a misspelled name, most often)",
+    "syntax-error": "the answer cell is not valid Python",
 }
 # The library's im2col is a forbidden routine of its own (the im2col exercise's point).
 UNFOLD = ("unfold", "Unfold")

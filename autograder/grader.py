@@ -18,6 +18,7 @@ from pathlib import Path
 from autograder import notebooks, report
 from autograder.exercises import EXERCISES, Exercise, reseeded
 from autograder.gradebook import assignment_gradebook, write_gradebook
+from autograder.mistakes import missing_function, not_defined, syntax_problem
 from autograder.policy import check_policy, student_sources
 from autograder.release import ASSIGNMENT, RELEASE_DIR
 from autograder.replies import clean_text, parse_child
@@ -147,6 +148,9 @@ def exercise_job(ex: Exercise, nb, release_nb, setup: list[str]) -> dict | Probl
     answer = find_answer(nb, ex.name)
     if isinstance(answer, Problem):
         return answer
+    unparsable = syntax_problem(ex.name, answer.source)
+    if unparsable is not None:
+        return unparsable
     return {
         "function": ex.name,
         "setup": setup,
@@ -177,6 +181,9 @@ def score_reply(
         return _failed(
             ex, "crashed", f"{ex.name}: the grader got no usable answer ({error})"
         ), []
+    if returned and all(r.error == not_defined(ex.name) for r in returned):
+        missing = missing_function(ex.name, sources)
+        return _failed(ex, missing.status, missing.message), []
     notes = [f"{ex.name}: a cell raised {e}" for e in cell_errors]
     items, score_notes = score_exercise(
         ex,

@@ -68,6 +68,10 @@ STAND_INS = {
     "corr2d_multi_in": _stand_in_corr2d_multi_in,
     "corr2d_multi_in_out": _stand_in_corr2d_multi_in_out,
 }
+# Named as the student knows them: a wrong call then reads "corr2d_multi_in() takes 2
+# positional arguments", never a private name the student did not write.
+for _name, _fn in STAND_INS.items():
+    _fn.__name__ = _fn.__qualname__ = _name
 
 
 def _check(result: int, what: str) -> None:
@@ -126,6 +130,7 @@ def _call(fn, *args, **kwargs) -> dict:
 def _run_cases(job: dict, namespace: dict) -> list[dict]:
     fn = namespace.get(job["function"])
     if not callable(fn):
+        # The trusted side reads this exact text as "missing-function" (mistakes.not_defined).
         return [{"error": f"NameError: {job['function']} is not defined"}] * len(
             job["cases"]
         )

@@ -267,12 +267,20 @@ def _judge_count(ex: Exercise, case: Case, got: Returned, tried: str) -> Verdict
     )
 
 
-def _error_verdict(tried: str, error: str) -> Verdict:
+def _error_verdict(tried: str, error: str, stand_ins: tuple[str, ...] = ()) -> Verdict:
     if error.startswith("NotImplementedError"):
         return Verdict(
             False, f"{tried}: not written yet (it raises NotImplementedError)."
         )
-    return Verdict(False, f"{tried}: raised {error.removesuffix(': ')}")
+    hint = next(
+        (
+            f" In this notebook `{name}` is the course's two-argument version `(X, K)`."
+            for name in stand_ins
+            if error.startswith(f"TypeError: {name}()")
+        ),
+        "",
+    )
+    return Verdict(False, f"{tried}: raised {error.removesuffix(': ')}{hint}")
 
 
 def judge(
@@ -286,7 +294,7 @@ def judge(
     if ex.kind == "count":
         return _judge_count(ex, case, got, tried)
     if got.error is not None:
-        return _error_verdict(tried, got.error)
+        return _error_verdict(tried, got.error, tuple(ex.stand_ins))
     if got.type_name != "torch.Tensor":
         hint = (
             " Convert it back with torch.as_tensor."
@@ -428,8 +436,11 @@ def score_exercise(
             )
         if status == "passed" and flagged.kind != CLEAN and zero:
             status, message = policy_status, policy_message
-        if status == "failed" and not message:
-            message = f"{ex.name}: no input was computed correctly"
+        if (
+            status == "failed" and not message
+        ):  # inputs unchanged, but nothing to compare
+            status = "not-checked"
+            message = f"{ex.name}: not checked: no input was computed correctly yet"
         score = item.points if status == "passed" else 0.0
         items.append(
             ItemScore(item.cell, item.description, score, item.points, status, message)

@@ -47,6 +47,8 @@ class Entry:
         default_factory=dict
     )  # test cell -> (score, status)
     extra_cells: tuple[str, ...] = ()  # code cells the student added before the answer
+    # grade_id -> the whole answer cell, for mistakes a body cannot make (a renamed function)
+    whole_cells: dict[str, str] = field(default_factory=dict)
 
 
 def lost(function: str, example: tuple[float, str], hidden: tuple[float, str]) -> dict:
@@ -124,7 +126,24 @@ CORPUS: dict[str, Entry] = {
     # The cell does not compile, so the function is never defined: a wrong answer, not a crash.
     "mistake_syntax_error": Entry(
         {MULTI_IN: "\n    return sum(d2l.corr2d(x, k) for x, k in zip(X, K)"},
-        lost(MULTI_IN, ZERO, ZERO),
+        lost(MULTI_IN, (0.0, "syntax-error"), (0.0, "syntax-error")),
+    ),
+    # 4 of 27 implementations collected from public repositories misspell a graded name.
+    "mistake_misspelled_name": Entry(
+        {},
+        lost(MULTI_IN, (0.0, "missing-function"), (0.0, "missing-function")),
+        whole_cells={
+            MULTI_IN: solution_source(MULTI_IN).replace(
+                "def corr2d_multi_in(", "def corr2d_muli_in("
+            )
+        },
+    ),
+    # 7.4.2's corr2d_multi_in is the course's (X, K) version, whatever the student's 7.4.1 did.
+    "mistake_stand_in_arguments": Entry(
+        {
+            MULTI_OUT: "\n    return torch.stack([corr2d_multi_in(X, k, 1, 0) for k in K])"
+        },
+        lost(MULTI_OUT, ZERO, ZERO),
     ),
     "mistake_numpy_result": Entry(
         {MULTI_IN: "\n    return sum(d2l.corr2d(x, k) for x, k in zip(X, K)).numpy()"},
@@ -284,9 +303,11 @@ def solved() -> dict[str, str]:
 
 def typed(entry: Entry) -> dict[str, str]:
     """The answer cells of an entry, as typed into the release; the instructor's elsewhere."""
-    return solved() | {
-        name: stub_answered(name, body) for name, body in entry.answers.items()
-    }
+    return (
+        solved()
+        | {name: stub_answered(name, body) for name, body in entry.answers.items()}
+        | entry.whole_cells
+    )
 
 
 def write_generated(course: Path, n: int) -> None:
