@@ -179,11 +179,11 @@ ATTACKERS: dict[str, Entry] = {
     ),
     # Class 3, in the notebook: a sum too long for the static check's parser, and nbgrader
     # metadata that is a string (the whole notebook is then malformed).
-    # The sandbox's compiler gives up on it too: never defined, so a wrong answer (the policy
-    # check's verdict, needs-review, would only replace a pass).
+    # CPython's compiler gives up on it too (too deep): syntax-error before anything runs (the
+    # policy check's verdict, needs-review, would only replace a pass).
     "attack_5000_term_sum": Entry(
         {MULTI_IN: "\n    zero = " + " + ".join(["0"] * 5000) + HONEST},
-        lost(MULTI_IN, ZERO, ZERO),
+        lost(MULTI_IN, (0.0, "syntax-error"), (0.0, "syntax-error")),
     ),
     "attack_metadata_a_string": Entry(
         {}, lost(MULTI_IN, *[(0.0, "malformed-notebook")] * 2)
