@@ -659,7 +659,8 @@ def test_a_wrong_answer_keeps_its_own_diagnosis():
     items, _ = score_exercise(
         EXERCISES[MULTI_IN], wrong, policy_verdict=PolicyVerdict(NEEDS_REVIEW, "exec")
     )
-    assert {i.status for i in items} == {"failed"}
+    # Never needs-review: "inputs left unchanged" is not-checked, as nothing was right yet.
+    assert {i.status for i in items} == {"failed", "not-checked"}
 
 
 def test_an_exercise_without_a_policy_ignores_the_verdict():
