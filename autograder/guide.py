@@ -17,6 +17,7 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 from nbconvert.filters import markdown2html
 
 from autograder import notebooks
@@ -76,26 +77,30 @@ def formgrader_order(gradebook_db: Path, notebook: str) -> list[tuple[int, str]]
     return [(number, student) for _, number, student in sorted(listed)]
 
 
-def student_answer(submitted: Path, student: str, question: Question) -> str | Problem:
-    """The text a student wrote for ``question``, or why there is none to grade."""
-    path = submitted / student / ASSIGNMENT / question.notebook
-    nb = read_notebook(path)
+def student_answer(
+    nb: nbformat.NotebookNode | Problem, release_cell: nbformat.NotebookNode
+) -> str | Problem:
+    """The text a student wrote in ``release_cell``'s answer cell of their notebook ``nb``
+    (or why there is none to grade)."""
     if isinstance(nb, Problem):
         return nb
-    release = notebooks.read(RELEASE_DIR / question.notebook)
-    cell = next(
-        c
-        for c in release.cells
-        if c.metadata.get("nbgrader", {}).get("grade_id") == question.grade_id
-    )
-    problem = written_answer(nb, cell)
+    problem = written_answer(nb, release_cell)
     if problem is not None:
         return problem
+    grade_id = release_cell.metadata.nbgrader["grade_id"]
     return next(
         c.get("source", "")
         for c in nb.cells
         if isinstance(c.get("metadata"), dict)
-        and c["metadata"].get("nbgrader", {}).get("grade_id") == question.grade_id
+        and c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id
+    )
+
+
+def _answer_cell(notebook: str, grade_id: str) -> nbformat.NotebookNode:
+    return next(
+        c
+        for c in notebooks.read(RELEASE_DIR / notebook).cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id
     )
 
 
@@ -133,8 +138,11 @@ def guide_html(submitted: Path, gradebook_db: Path, title: str = "") -> str:
         ),
         "</ol></nav>",
     ]
+    # Each student's notebook is read once (safely), whatever the number of its questions.
+    read: dict[tuple[str, str], nbformat.NotebookNode | Problem] = {}
     for q in asked:
         order = formgrader_order(gradebook_db, q.notebook)
+        release_cell = _answer_cell(q.notebook, q.grade_id)
         parts += [
             f"<section id='{esc(q.grade_id)}' aria-labelledby='{esc(q.grade_id)}-h'>",
             f"<h2 id='{esc(q.grade_id)}-h'>{esc(q.notebook)}: {esc(q.grade_id)} "
@@ -146,7 +154,10 @@ def guide_html(submitted: Path, gradebook_db: Path, title: str = "") -> str:
             f"<h3>Answers ({len(order)})</h3><ol>",
         ]
         for number, student in order:
-            answer = student_answer(submitted, student, q)
+            if (student, q.notebook) not in read:
+                path = submitted / student / ASSIGNMENT / q.notebook
+                read[student, q.notebook] = read_notebook(path)
+            answer = student_answer(read[student, q.notebook], release_cell)
             body = (
                 f"<p class='missing'>Nothing to grade: {esc(answer.message)} "
                 f"({esc(answer.status)}).</p>"
