@@ -280,11 +280,7 @@ def canvas_table(
         first = row[0]
         lms_id = first.lms_user_id if re.fullmatch(r"[0-9]+", first.lms_user_id) else ""
         cells = [_canvas_student(first), lms_id, "", cell_text(first.id), ""]
-        for grades in row:
-            cells += [number(grades.total)]
-            cells += [number(grades.notebooks[nb]) for nb in grades.notebooks]
-            cells += [number(grades.awaiting)]
-        table.append(cells)
+        table.append(cells + _grade_cells(row))
     return table
 
 
@@ -310,12 +306,18 @@ def moodle_table(assignments: Sequence[AssignmentGrades]) -> list[list[str]]:
             cell_text(v)
             for v in (first.first_name, first.last_name, first.id, first.email)
         ]
-        for grades in row:
-            cells += [number(grades.total)]
-            cells += [number(grades.notebooks[nb]) for nb in grades.notebooks]
-            cells += [number(grades.awaiting)]
-        table.append(cells)
+        table.append(cells + _grade_cells(row))
     return table
+
+
+def _grade_cells(row: tuple[StudentGrades, ...]) -> list[str]:
+    """One student's numbers, assignment after assignment: total, notebooks, awaiting."""
+    cells = []
+    for grades in row:
+        cells += [number(grades.total)]
+        cells += [number(grades.notebooks[nb]) for nb in grades.notebooks]
+        cells += [number(grades.awaiting)]
+    return cells
 
 
 def _student_rows(

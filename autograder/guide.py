@@ -24,7 +24,7 @@ from autograder import notebooks
 from autograder.exports import open_gradebook
 from autograder.release import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
 from autograder.replies import clean_text
-from autograder.submission import Problem, read_notebook, written_answer
+from autograder.submission import Problem, cells_with_id, read_notebook, written_answer
 from autograder.typeset import Typesetter
 
 ANSWER_CHARS = 20_000  # of one student's answer shown; a longer one is cut, and says so
@@ -87,21 +87,9 @@ def student_answer(
     problem = written_answer(nb, release_cell)
     if problem is not None:
         return problem
-    grade_id = release_cell.metadata.nbgrader["grade_id"]
-    return next(
-        c.get("source", "")
-        for c in nb.cells
-        if isinstance(c.get("metadata"), dict)
-        and c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id
-    )
-
-
-def _answer_cell(notebook: str, grade_id: str) -> nbformat.NotebookNode:
-    return next(
-        c
-        for c in notebooks.read(RELEASE_DIR / notebook).cells
-        if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id
-    )
+    # written_answer found exactly one such cell.
+    found = cells_with_id(nb, release_cell.metadata.nbgrader["grade_id"])
+    return found[0].get("source", "")
 
 
 STYLE = """
@@ -138,11 +126,17 @@ def guide_html(submitted: Path, gradebook_db: Path, title: str = "") -> str:
         ),
         "</ol></nav>",
     ]
-    # Each student's notebook is read once (safely), whatever the number of its questions.
+    # Each student's notebook is read once (safely), and each notebook's formgrader order
+    # asked for once, whatever the number of questions in it.
     read: dict[tuple[str, str], nbformat.NotebookNode | Problem] = {}
+    orders = {
+        nb: formgrader_order(gradebook_db, nb) for nb in {q.notebook for q in asked}
+    }
     for q in asked:
-        order = formgrader_order(gradebook_db, q.notebook)
-        release_cell = _answer_cell(q.notebook, q.grade_id)
+        order = orders[q.notebook]
+        (release_cell,) = cells_with_id(
+            notebooks.read(RELEASE_DIR / q.notebook), q.grade_id
+        )
         parts += [
             f"<section id='{esc(q.grade_id)}' aria-labelledby='{esc(q.grade_id)}-h'>",
             f"<h2 id='{esc(q.grade_id)}-h'>{esc(q.notebook)}: {esc(q.grade_id)} "

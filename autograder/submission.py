@@ -320,15 +320,16 @@ def _nbgrader(cell: object) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
-def _cells_with_id(
+def cells_with_id(
     nb: nbformat.NotebookNode, grade_id: str
 ) -> list[nbformat.NotebookNode]:
+    """The cells of ``nb`` with this grade_id, whatever the rest of their metadata holds."""
     return [cell for cell in nb.cells if _nbgrader(cell).get("grade_id") == grade_id]
 
 
 def find_answer(nb: nbformat.NotebookNode, grade_id: str) -> Answer | Problem:
     """The answer cell with this grade_id; exactly one must exist and be a code cell."""
-    cells = _cells_with_id(nb, grade_id)
+    cells = cells_with_id(nb, grade_id)
     if not cells:
         return Problem(
             "missing-cell",
@@ -360,7 +361,7 @@ def edited_locked_cells(
         if not (meta.get("locked") or meta.get("grade")) or meta.get("solution"):
             continue
         grade_id = meta["grade_id"]
-        found = _cells_with_id(nb, grade_id)
+        found = cells_with_id(nb, grade_id)
         if len(found) != 1:
             what = "was deleted" if not found else f"appears {len(found)} times"
             problems.append(
@@ -382,7 +383,7 @@ def written_answer(
     scores zero without a human; a deleted or duplicated cell is a problem to report.
     """
     grade_id = release_cell.metadata.nbgrader["grade_id"]
-    found = _cells_with_id(nb, grade_id)
+    found = cells_with_id(nb, grade_id)
     if len(found) != 1:
         what = "was deleted" if not found else f"appears {len(found)} times"
         status = "missing-cell" if not found else "duplicated-cell"
