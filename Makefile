@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 # nbgrader runs helpers (alembic) by bare name: the venv's bin must be on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	-p tests.nbval_figures
 
 .PHONY: help build test test-fast setup release check-release site solutions grade lint bench bench-grading bench-scale \
 	gpu-kit gpu-dry-run clean

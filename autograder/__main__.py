@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autograder import course_config, exports, notebooks, release
+from autograder import course_config, notebooks, release
 from autograder.sandbox import Limits, SandboxUnavailableError
 
 if TYPE_CHECKING:
@@ -94,7 +94,21 @@ def main_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run student code without bubblewrap, with your permissions (trusted code only)",
     )
-    exports.add_parser(sub)
+    # The export command's module needs nbgrader, imported only when it runs: `execute` serves
+    # machines (the GPU run's) that have torch and Jupyter but not the instructor's stack.
+    export = sub.add_parser(
+        "export",
+        help="write canvas.csv and moodle.csv from a gradebook (again after formgrader)",
+    )
+    export.add_argument(
+        "--gradebook",
+        type=Path,
+        required=True,
+        help="an nbgrader gradebook: the grade command's OUT/gradebook.db or a course's",
+    )
+    export.add_argument(
+        "--out", type=Path, required=True, help="folder for canvas.csv and moodle.csv"
+    )
     guide = sub.add_parser(
         "guide",
         help="write the grading guide for the written answers (model answers, rubrics and "
@@ -234,6 +248,7 @@ def _grade(args: argparse.Namespace) -> int:
 def class_files(submitted: Path, out: Path, results: list[dict]) -> list[Path]:
     """What the instructor reads after a batch, from its results and gradebook: the LMS
     exports, the grading guide for the written answers, and the class report."""
+    from autograder import exports
     from autograder.class_report import write_report
     from autograder.guide import write_guide
 
@@ -250,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "grade":
             return _grade(args)
         if args.command == "export":
+            from autograder import exports
+
             return exports.run(args)
         if args.command == "guide":
             from autograder.guide import write_guide

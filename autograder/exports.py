@@ -6,7 +6,7 @@ nbgrader export plugins::
 
     nbgrader export --exporter=autograder.exports.CanvasExport --to canvas.csv
     nbgrader export --exporter=autograder.exports.MoodleExport --to moodle.csv
-    python -m autograder.exports --gradebook G/gradebook.db --out G/   # both files
+    python -m autograder export --gradebook G/gradebook.db --out G/   # both files
 
 Each file has, per student, the assignment's total and one column per notebook. A written answer
 (nbgrader "manually graded answer") counts only once it has been graded in formgrader: until then
@@ -440,30 +440,8 @@ class MoodleExport(_LmsExport):
         return moodle_table(grades)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument(
-        "--gradebook",
-        type=Path,
-        required=True,
-        help="an nbgrader gradebook: the grade command's OUT/gradebook.db or a course's",
-    )
-    parser.add_argument(
-        "--out", type=Path, required=True, help="folder for canvas.csv and moodle.csv"
-    )
-    return parser
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """The ``export`` subcommand of ``python -m autograder``."""
-    add_arguments(
-        sub.add_parser(
-            "export",
-            help="write canvas.csv and moodle.csv from a gradebook (again after formgrader)",
-        )
-    )
-
-
 def run(args: argparse.Namespace) -> int:
+    """``python -m autograder export``: both files, or a status 2 and the reason."""
     try:
         paths, note = _write_exports(args.gradebook, args.out)
     except (OSError, ValueError) as error:
@@ -473,15 +451,3 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(f"note: {note}", file=sys.stderr)
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m autograder.exports",
-        description="Write canvas.csv and moodle.csv from an nbgrader gradebook.",
-    )
-    return run(add_arguments(parser).parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

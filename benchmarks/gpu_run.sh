@@ -93,15 +93,18 @@ fi
 
 # 3. nbval: all twelve notebooks, the sources with their stored outputs and the student
 # release, four at a time. The sanitiser is the CPU suite's: only the device name differs.
+# tests/nbval_figures.py compares a stored SVG figure only where this matplotlib drew it.
 # Only the plugins named here: a GPU image brings its own (pytest-benchmark, for one, warns
 # under xdist, and the project's filterwarnings = error makes that fatal).
 export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1
 XDIST=()
 "$PY" -c "import xdist" 2>/dev/null && XDIST=(-p xdist.plugin -n 4 --dist loadfile)
 step "nbval, 12 notebooks" "$OUT/nbval.log" \
-	"$PY" -m pytest -p no:cacheprovider -p nbval.plugin "${XDIST[@]}" --nbval --nbval-current-env \
+	"$PY" -m pytest -p no:cacheprovider -p nbval.plugin -p tests.nbval_figures "${XDIST[@]}" \
+	--nbval --nbval-current-env \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg --junitxml "$SCRATCH/nbval.xml" \
 	solutions/channels chapters/channels
+grep -m 1 "^nbval_figures:" "$OUT/nbval.log" | tee -a "$SUMMARY"
 "$PY" benchmarks/gpu_summary.py "$SCRATCH/nbval.xml" | tee -a "$SUMMARY"
 
 # 4. The `gpu`-marked tests. They need torch and the autograder package only, so tests/

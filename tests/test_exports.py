@@ -21,6 +21,7 @@ from conftest import nbgrader
 from nbgrader.api import Gradebook
 
 from autograder import EXERCISES, exports, notebooks
+from autograder.__main__ import main as autograder_main
 from autograder.gradebook import assignment_gradebook, write_gradebook
 from autograder.grader import manual_items
 from autograder.release import ASSIGNMENT, RELEASE_DIR
@@ -302,7 +303,9 @@ def test_the_command_line_re_exports_and_says_what_awaits_grading(
 ) -> None:
     out = course / "lms"
     assert (
-        exports.main(["--gradebook", str(course / "gradebook.db"), "--out", str(out)])
+        autograder_main(
+            ["export", "--gradebook", str(course / "gradebook.db"), "--out", str(out)]
+        )
         == 0
     )
     assert sorted(p.name for p in out.iterdir()) == ["canvas.csv", "moodle.csv"]
@@ -311,7 +314,10 @@ def test_the_command_line_re_exports_and_says_what_awaits_grading(
         f"{2 + len(HOSTILE_IDS)} students have written answers not graded yet" in note
     )
     assert (
-        exports.main(["--gradebook", str(course / "none.db"), "--out", str(out)]) == 2
+        autograder_main(
+            ["export", "--gradebook", str(course / "none.db"), "--out", str(out)]
+        )
+        == 2
     )
     assert not (course / "none.db").exists()
 

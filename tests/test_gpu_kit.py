@@ -12,16 +12,18 @@ import os
 import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbval.plugin import get_sanitize_patterns
 
+from autograder.notebooks import execute_in_place
 from autograder.release import ROOT, SOURCE_DIR
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from gpu_summary import summary_lines
+from gpu_summary import reason, summary_lines
 
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 SCRIPT = ROOT / "benchmarks" / "gpu_run.sh"
@@ -119,6 +121,88 @@ def test_the_summary_names_the_notebook_and_cell_whose_output_changed(tmp_path):
 
     assert line.startswith("FAIL book/02-multiple-output-channels.ipynb: 11 cells, ")
     assert line.endswith(f"; 1 failed, first Cell {cell_number}: mismatch 'text/plain'")
+
+
+FIGURE_CELL = """\
+import matplotlib.pyplot as plt
+from matplotlib_inline.backend_inline import set_matplotlib_formats
+set_matplotlib_formats("svg")
+plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "d2l-7.4"})
+fig, ax = plt.subplots(figsize=(2, 2))
+ax.plot([0, 1], [0, 1])
+plt.show()"""
+
+
+@pytest.mark.slow
+def test_a_stored_svg_is_compared_only_with_one_drawn_by_the_same_matplotlib(tmp_path):
+    """tests/nbval_figures.py: the GPU machine's matplotlib draws the same figure with other
+    bytes, which is no finding; the course's own matplotlib drawing other bytes is one."""
+    import matplotlib
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(FIGURE_CELL)])
+    path = tmp_path / "figure.ipynb"
+    nbformat.write(nb, path)
+    execute_in_place(path)
+    (drawn,) = nbformat.read(path, as_version=4).cells
+    here = f"Matplotlib v{matplotlib.__version__},"
+    assert here in drawn.outputs[0]["data"]["image/svg+xml"]
+
+    def variant(svg_edit, text_edit=lambda t: t):
+        cell = nbformat.from_dict(json.loads(json.dumps(drawn)))
+        cell.id = f"variant-{len(nb.cells)}"
+        data = cell.outputs[0]["data"]
+        data["image/svg+xml"] = svg_edit(data["image/svg+xml"])
+        data["text/plain"] = text_edit(data["text/plain"])
+        return cell
+
+    def other_version(svg):
+        return svg.replace(here, "Matplotlib v3.11.2,").replace(
+            'height="', 'height="1', 1
+        )
+
+    nb.cells = []
+    nb.cells.append(variant(other_version))  # another matplotlib, other bytes: passes
+    nb.cells.append(
+        variant(lambda svg: svg.replace('height="', 'height="1', 1))
+    )  # fails
+    nb.cells.append(variant(other_version, lambda t: t.replace("Figure", "Figures")))
+    nbformat.write(nb, path)
+    junit = tmp_path / "nbval.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "tests.nbval_figures",
+         "--nbval", "--nbval-current-env", "--junitxml", str(junit), "-q", str(path)],
+        cwd=tmp_path, env=os.environ | {"PYTHONPATH": str(ROOT)},
+        capture_output=True, check=False, timeout=300,
+    )  # fmt: skip
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    outcomes = [
+        "passed" if not list(case) else reason(case[0]).removeprefix("mismatch ")
+        for case in cases
+    ]
+    assert outcomes == ["passed", "'image/svg+xml'", "'text/plain'"]
+
+
+def test_the_execute_command_runs_without_nbgrader(tmp_path):
+    """The GPU kit carries no nbgrader (the speed sweep runs `python -m autograder execute`
+    there); its first H200 run of the day stopped on `No module named 'nbgrader'`."""
+    path = tmp_path / "one.ipynb"
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), path
+    )
+    no_nbgrader = (
+        "import runpy, sys; sys.modules['nbgrader'] = None; "  # any import of it fails
+        f"sys.argv = ['autograder', 'execute', {str(path)!r}]; "
+        "runpy.run_module('autograder', run_name='__main__')"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", no_nbgrader],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert (
+        nbformat.read(path, as_version=4).cells[0].outputs[0]["data"]["text/plain"]
+        == "2"
+    )
 
 
 @pytest.mark.slow
