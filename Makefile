@@ -64,7 +64,9 @@ RELEASE := $(SOURCES:solutions/%=chapters/%)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2
 
 release: setup $(RELEASE)
-$(RELEASE) &: $(SOURCES) $(SOURCE_DATA) nbgrader_config.py autograder/release.py
+$(RELEASE) &: $(SOURCES) $(SOURCE_DATA) nbgrader_config.py autograder/release.py \
+		autograder/kit_build.py autograder/exercises.py autograder/answer_key.py \
+		$(wildcard autograder/kit/*.py)
 	$(PY) -m autograder release
 
 check-release: setup  ## fail if chapters/ is not what solutions/ generates
@@ -86,6 +88,7 @@ site: setup $(SPEED_STAMP)  ## build the website from chapters/ (executes notebo
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going --quiet
 
 solutions: setup  ## after editing solutions/: re-run them to refresh their stored outputs, then release
+	$(PY) -m autograder release  # the kit cells first: the notebooks run them
 	$(PY) -m autograder execute solutions/channels/*.ipynb
 	$(PY) -m autograder release
 

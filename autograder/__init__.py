@@ -1,6 +1,10 @@
-"""Everything graded in the D2L 7.4 module: references, hidden cases, checks, release."""
+"""The instructor's package of the D2L 7.4 module: references, hidden cases, grader, release.
 
-from autograder.checks import check, practice
+Never installed where students work: it holds the solutions. Students get the check kit
+(``autograder/kit/``, built into the release notebooks by ``python -m autograder release``).
+"""
+
+from autograder.checks import check
 from autograder.exercises import EXERCISES, Case, Exercise
 from autograder.reference import (
     corr2d_multi_in,
@@ -16,5 +20,4 @@ __all__ = [
     "corr2d_multi_in",
     "corr2d_multi_in_out",
     "corr2d_multi_in_out_1x1",
-    "practice",
 ]

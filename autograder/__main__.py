@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("release", help="regenerate chapters/ from solutions/ with nbgrader")
+    sub.add_parser(
+        "release",
+        help="write the check kit into solutions/, then regenerate chapters/ with nbgrader",
+    )
     sub.add_parser(
         "check-release", help="fail if chapters/ differs from what solutions/ generates"
     )
@@ -274,6 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {write_guide(args.submitted, args.gradebook, args.out)}")
             return 0
         if args.command == "release":
+            from autograder.kit_build import write_kit
+
+            for path in write_kit():
+                print(
+                    f"wrote the kit and first cell into {path.relative_to(release.ROOT)}"
+                )
             # Like otter's assign: from scratch, so a deleted source leaves no stale copy.
             shutil.rmtree(release.RELEASE_DIR, ignore_errors=True)
             out = release.generate_release(release.RELEASE_DIR.parent)
@@ -282,8 +291,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{out.relative_to(release.ROOT)}"
             )
         elif args.command == "check-release":
+            from autograder.kit_build import check_kit
+
+            check_kit()
             release.check_release()
-            print("chapters/ matches solutions/")
+            print("the kit is up to date, and chapters/ matches solutions/")
         else:
             for path in args.notebooks:
                 notebooks.execute_in_place(path)

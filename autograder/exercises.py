@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
-from autograder import reference
+from autograder.answer_key import REFERENCE
+from autograder.kit.judging import Case, Exercise, RubricItem
 
 # Library routines that compute a convolution for you. An exercise that asks for the computation
 # by hand loses its points for calling one (course policy: ``TrustedAutograde.conv_policy``).
@@ -73,113 +72,6 @@ K_DIFFERENCE = ((((1.0, -1.0),),),)
 EXERCISES_NOTEBOOK = "05-exercises.ipynb"
 
 
-@dataclass(frozen=True)
-class Case:
-    """One input pair. ``describe()`` tells a student the shapes, never the values."""
-
-    x_shape: tuple[int, ...]
-    k_shape: tuple[int, ...]
-    seed: int
-    tags: frozenset[str] = frozenset()
-    dtype: torch.dtype = torch.float32
-    values: tuple[tuple, tuple] | None = (
-        None  # written-out X and K for the worked examples
-    )
-    params: tuple[tuple[str, int], ...] = ()  # keyword arguments of a counting exercise
-
-    def inputs(
-        self, device: torch.device | str = "cpu"
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.values is not None:
-            X = torch.tensor(self.values[0], dtype=self.dtype)
-            K = torch.tensor(self.values[1], dtype=self.dtype)
-        else:
-            gen = torch.Generator().manual_seed(self.seed)
-            X = torch.randn(self.x_shape, generator=gen, dtype=self.dtype)
-            K = torch.randn(self.k_shape, generator=gen, dtype=self.dtype)
-        return X.to(device), K.to(device)
-
-    def describe(self, names: tuple[str, str] = ("X", "K")) -> str:
-        what = "the worked example: " if "example" in self.tags else ""
-        if self.params:
-            return what + ", ".join(f"{k}={v}" for k, v in self.params)
-        dtype = str(self.dtype).removeprefix("torch.")
-        first, second = names
-        return (
-            f"{what}{first} of shape {self.x_shape} and {second} of shape "
-            f"{self.k_shape} ({dtype})"
-        )
-
-    def as_job(self) -> dict:
-        """The case as plain data for the sandbox, which rebuilds the same tensors."""
-        job: dict = {
-            "seed": self.seed,
-            "x_shape": list(self.x_shape),
-            "k_shape": list(self.k_shape),
-            "dtype": str(self.dtype).removeprefix("torch."),
-        }
-        if self.values is not None:
-            job["values"] = {"X": self.values[0], "K": self.values[1]}
-        if self.params:
-            job["params"] = dict(self.params)
-        return job
-
-
-@dataclass(frozen=True)
-class RubricItem:
-    """Points for passing every case tagged ``tag``, counted in the nbgrader test cell ``cell``."""
-
-    cell: str
-    tag: str
-    points: float
-    description: str
-
-
-@dataclass(frozen=True)
-class Exercise:
-    """A graded function: its ``grade_id`` is its name, as in the notebooks."""
-
-    name: str
-    section: str
-    notebook: str
-    kernel_dims: int
-    cases: tuple[Case, ...]
-    rubric: tuple[RubricItem, ...] = field(default=())
-    stand_ins: tuple[
-        str, ...
-    ] = ()  # graded functions it calls: the grader supplies those
-    # "conv": fn(X, K) is a cross-correlation; "compose": fn(K1, K2) is one kernel;
-    # "count": fn(**params) is a whole number (or a ValueError for sizes that do not fit).
-    kind: str = "conv"
-    arg_names: tuple[str, str] = ("X", "K")
-    # Library routines that would do the exercise for the student (course policy decides).
-    forbidden: frozenset[str] = BUILTIN_CONVOLUTIONS
-
-    def oracle(self, X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-        """The right answer in float64 on the CPU: PyTorch's conv2d is the ground truth."""
-        X64 = X.detach().to("cpu", torch.float64)
-        K64 = K.detach().to("cpu", torch.float64)
-        if self.kind == "compose":
-            return reference.compose_kernels(X64, K64)
-        if self.kernel_dims == 3:
-            return F.conv2d(X64[None], K64[None])[0, 0]
-        return F.conv2d(X64[None], K64)[0]
-
-    def count_output_size(self, case: Case) -> tuple[int, int]:
-        """Output height and width for a counting case (sizes that fit only)."""
-        p = dict(case.params)
-        return reference.conv2d_output_size(
-            p["h"], p["w"], p["k_h"], p["k_w"], p["padding"], p["stride"]
-        )
-
-    def count(self, case: Case) -> int | None:
-        """The right number for a counting case, or None where the sizes must raise ValueError."""
-        try:
-            return getattr(reference, self.name)(**dict(case.params))
-        except ValueError:
-            return None
-
-
 def reseeded(cases: tuple[Case, ...], salt: str) -> tuple[Case, ...]:
     """The same cases with their random inputs drawn from seeds derived from ``salt``.
 
@@ -232,6 +124,14 @@ def _tags(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _example(x_values: tuple, k_values: tuple) -> Case:
+    """A worked example of the chapters, written out (its values are public)."""
+    x_shape, k_shape = torch.tensor(x_values).shape, torch.tensor(k_values).shape
+    return Case(
+        tuple(x_shape), tuple(k_shape), 0, _tags("example"), values=(x_values, k_values)
+    )
+
+
 def _count_rubric(name: str) -> tuple[RubricItem, ...]:
     example, hidden = f"test_{name}_example", f"test_{name}_hidden"
     return (
@@ -253,10 +153,28 @@ def _count_rubric(name: str) -> tuple[RubricItem, ...]:
     )
 
 
+COUNT_KEYS = ("c_i", "c_o", "h", "w", "k_h", "k_w", "padding", "stride")
+COUNT_EXAMPLE = (
+    2,
+    3,
+    3,
+    3,
+    2,
+    2,
+    0,
+    1,
+)  # the sizes of Fig. 7.4.1 with three output channels
+
+
+def _sizes(sizes: tuple[int, ...], tags: str = "", extra: tuple = ()) -> Case:
+    params = (*zip(COUNT_KEYS, sizes, strict=True), *extra)
+    return Case((), (), 0, _tags(*tags.split()), params=params)
+
+
 def _count_cases() -> tuple[Case, ...]:
     """Sizes for the counting exercises: (c_i, c_o, h, w, k_h, k_w, padding, stride)."""
     table = (
-        ((2, 3, 3, 3, 2, 2, 0, 1), "example"),
+        (COUNT_EXAMPLE, "example"),
         ((3, 64, 32, 32, 3, 3, 0, 1), "random"),
         ((16, 8, 28, 20, 5, 3, 0, 1), "random"),
         ((3, 16, 32, 32, 3, 3, 1, 1), "padding-stride"),
@@ -267,16 +185,13 @@ def _count_cases() -> tuple[Case, ...]:
         ((1, 2, 3, 3, 5, 5, 1, 1), "edge"),  # too large, but fits once padded
         ((1, 1, 3, 3, 5, 5, 0, 1), "edge invalid"),  # does not fit: ValueError
     )
-    keys = ("c_i", "c_o", "h", "w", "k_h", "k_w", "padding", "stride")
-    return tuple(
-        Case(
-            (), (), 0, _tags(*tags.split()), params=tuple(zip(keys, sizes, strict=True))
-        )
-        for sizes, tags in table
-    )
+    return tuple(_sizes(sizes, tags) for sizes, tags in table)
 
 
-def _count_exercise(name: str, extra: tuple[tuple[str, int], ...] = ()) -> Exercise:
+def _count_exercise(
+    name: str, visible: Case, extra: tuple[tuple[str, int], ...] = ()
+) -> Exercise:
+    """A counting exercise; ``visible``: its visible test's case besides the example."""
     cases = _count_cases()
     if extra:  # the same sizes once more with the extra argument (e.g. float64 values)
         cases += tuple(
@@ -286,13 +201,14 @@ def _count_exercise(name: str, extra: tuple[tuple[str, int], ...] = ()) -> Exerc
         )
     return Exercise(
         name=name,
+        answers=REFERENCE,
         section="7.4.5",
         notebook=EXERCISES_NOTEBOOK,
         kernel_dims=0,
         cases=cases,
         rubric=_count_rubric(name),
         kind="count",
-        forbidden=frozenset(),
+        visible=(_sizes(COUNT_EXAMPLE, "example"), visible),
     )
 
 
@@ -301,17 +217,12 @@ EXERCISES: dict[str, Exercise] = {
     for ex in (
         Exercise(
             name="corr2d_multi_in",
+            answers=REFERENCE,
             section="7.4.1",
             notebook="01-multiple-input-channels.ipynb",
             kernel_dims=3,
             cases=(
-                Case(
-                    (2, 3, 3),
-                    (2, 2, 2),
-                    0,
-                    _tags("example"),
-                    values=(X_FIG_7_4_1, K_FIG_7_4_1),
-                ),
+                _example(X_FIG_7_4_1, K_FIG_7_4_1),
                 Case((1, 5, 5), (1, 3, 3), seed=101, tags=_tags("random", "channels")),
                 Case(
                     (3, 6, 7), (3, 2, 3), seed=102, tags=_tags("random", "non-square")
@@ -329,20 +240,21 @@ EXERCISES: dict[str, Exercise] = {
                 ),
             ),
             rubric=_rubric("corr2d_multi_in", ("non-square", "non-square kernels")),
+            forbidden=BUILTIN_CONVOLUTIONS,
+            visible=(
+                _example(X_FIG_7_4_1, K_FIG_7_4_1),
+                Case((3, 5, 6), (3, 2, 3), 0),
+                Case((1, 2, 3, 3), (2, 2, 2), 0, _tags("invalid")),  # a batch of one
+            ),
         ),
         Exercise(
             name="corr2d_multi_in_out",
+            answers=REFERENCE,
             section="7.4.2",
             notebook="02-multiple-output-channels.ipynb",
             kernel_dims=4,
             cases=(
-                Case(
-                    (2, 3, 3),
-                    (3, 2, 2, 2),
-                    0,
-                    _tags("example"),
-                    values=(X_FIG_7_4_1, K_STACK),
-                ),
+                _example(X_FIG_7_4_1, K_STACK),
                 Case(
                     (3, 5, 5), (1, 3, 2, 2), seed=201, tags=_tags("random", "channels")
                 ),
@@ -365,20 +277,21 @@ EXERCISES: dict[str, Exercise] = {
             ),
             rubric=_rubric("corr2d_multi_in_out", ("non-square", "non-square kernels")),
             stand_ins=("corr2d_multi_in",),
+            forbidden=BUILTIN_CONVOLUTIONS,
+            visible=(
+                _example(X_FIG_7_4_1, K_STACK),
+                Case((2, 5, 4), (4, 2, 3, 2), 0),
+                Case((1, 2, 3, 3), (3, 2, 2, 2), 0, _tags("invalid")),
+            ),
         ),
         Exercise(
             name="corr2d_multi_in_out_1x1",
+            answers=REFERENCE,
             section="7.4.3",
             notebook="03-1x1-convolution.ipynb",
             kernel_dims=4,
             cases=(
-                Case(
-                    (3, 3, 3),
-                    (2, 3, 1, 1),
-                    0,
-                    _tags("example"),
-                    values=(X_FIG_7_4_2, K_FIG_7_4_2),
-                ),
+                _example(X_FIG_7_4_2, K_FIG_7_4_2),
                 Case((3, 4, 4), (2, 3, 1, 1), seed=301, tags=_tags("random")),
                 Case(
                     (1, 5, 3),
@@ -405,20 +318,24 @@ EXERCISES: dict[str, Exercise] = {
             ),
             # The notebook defines corr2d_multi_in_out too, so an answer may build on it.
             stand_ins=("corr2d_multi_in_out",),
+            forbidden=BUILTIN_CONVOLUTIONS,
+            visible=(
+                _example(X_FIG_7_4_2, K_FIG_7_4_2),
+                Case((4, 5, 3), (6, 4, 1, 1), 0),
+                Case((1, 4, 5, 3), (6, 4, 1, 1), 0, _tags("invalid")),
+                Case(
+                    (4, 5, 3), (6, 4, 2, 2), 0, _tags("invalid")
+                ),  # not a 1 x 1 kernel
+            ),
         ),
         Exercise(
             name="corr2d_multi_in_out_matmul",
+            answers=REFERENCE,
             section="7.4.5",
             notebook=EXERCISES_NOTEBOOK,
             kernel_dims=4,
             cases=(
-                Case(
-                    (2, 3, 3),
-                    (3, 2, 2, 2),
-                    0,
-                    _tags("example"),
-                    values=(X_FIG_7_4_1, K_STACK),
-                ),
+                _example(X_FIG_7_4_1, K_STACK),
                 Case((3, 6, 6), (2, 3, 3, 3), seed=501, tags=_tags("random")),
                 Case(
                     (1, 8, 7), (4, 1, 5, 5), seed=502, tags=_tags("random", "channels")
@@ -442,23 +359,23 @@ EXERCISES: dict[str, Exercise] = {
                 "corr2d_multi_in_out_matmul", ("non-square", "non-square kernels")
             ),
             forbidden=BUILTIN_CONVOLUTIONS | LIBRARY_IM2COL,
+            visible=(_example(X_FIG_7_4_1, K_STACK), Case((3, 9, 8), (2, 3, 5, 5), 0)),
         ),
-        _count_exercise("conv2d_multiplications"),
-        _count_exercise("conv2d_additions"),
-        _count_exercise("conv2d_memory", extra=(("bytes_per_value", 8),)),
+        _count_exercise("conv2d_multiplications", _sizes((2, 3, 3, 3, 2, 2, 1, 2))),
+        _count_exercise("conv2d_additions", _sizes((3, 1, 5, 5, 5, 5, 0, 1))),
+        _count_exercise(
+            "conv2d_memory",
+            _sizes(COUNT_EXAMPLE, extra=(("bytes_per_value", 8),)),
+            extra=(("bytes_per_value", 8),),
+        ),
         Exercise(
             name="compose_kernels",
+            answers=REFERENCE,
             section="7.4.5",
             notebook=EXERCISES_NOTEBOOK,
             kernel_dims=4,
             cases=(
-                Case(
-                    (1, 1, 2, 2),
-                    (1, 1, 1, 2),
-                    0,
-                    _tags("example"),
-                    values=(K_BOX, K_DIFFERENCE),
-                ),
+                _example(K_BOX, K_DIFFERENCE),
                 Case(
                     (1, 1, 3, 3),
                     (1, 1, 2, 2),
@@ -483,6 +400,10 @@ EXERCISES: dict[str, Exercise] = {
             rubric=_rubric("compose_kernels", ("non-square", "non-square kernels")),
             kind="compose",
             arg_names=("K1", "K2"),
+            visible=(
+                _example(K_BOX, K_DIFFERENCE),
+                Case((4, 3, 3, 3), (2, 4, 2, 3), 0),
+            ),
             forbidden=frozenset(),  # conv2d may well compose two kernels: that is the point
         ),
     )

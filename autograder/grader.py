@@ -18,8 +18,8 @@ from pathlib import Path
 from autograder import notebooks, report
 from autograder.exercises import EXERCISES, Exercise, reseeded
 from autograder.gradebook import assignment_gradebook, write_gradebook
+from autograder.kit.policy import check_policy, student_sources
 from autograder.mistakes import missing_function, not_defined, syntax_problem
-from autograder.policy import check_policy, student_sources
 from autograder.release import ASSIGNMENT, RELEASE_DIR
 from autograder.replies import clean_text, parse_child
 from autograder.sandbox import Limits, Sandbox, SandboxUnavailableError, Session

@@ -38,7 +38,7 @@ from copydetect.utils import (
 from numpy.lib.stride_tricks import sliding_window_view
 
 from autograder import notebooks
-from autograder.policy import student_sources
+from autograder.kit.policy import student_sources
 from autograder.release import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
 from autograder.submission import Problem, read_notebook
 

@@ -27,7 +27,7 @@ from corpus import CORPUS, solved, typed
 from autograder import notebooks, report
 from autograder.exercises import EXERCISES
 from autograder.grader import grade_batch, release_notebook, setup_cells
-from autograder.policy import (
+from autograder.kit.policy import (
     CLEAN,
     CLEAN_VERDICT,
     FORBIDDEN,

@@ -1,0 +1,41 @@
+"""The check kit: what a student's notebook runs to check an answer, and nothing that gives one.
+
+The grader's judging and policy (``judging.py``, ``policy.py``), the notebook checks
+(``notebook.py``) and, in a release, ``data.json``: the visible and practice inputs, and the
+answers to those inputs that are not public computations (counts, composed kernels). The
+instructor's package builds it (``autograder/kit_build.py``) and every graded release notebook
+carries it in a locked cell, so the checks work wherever the notebook runs: a course hub, a bare
+Jupyter, Colab. ``tests/test_kit.py`` inspects it for solutions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from importlib import resources
+
+import torch
+
+from .notebook import Kit
+
+__all__ = ["Kit", "practice", "visible_test"]
+
+_kit: Kit | None = None
+
+
+def _loaded() -> Kit:
+    global _kit
+    if _kit is None:
+        data = resources.files(__name__).joinpath("data.json").read_text()
+        _kit = Kit.from_data(json.loads(data))
+    return _kit
+
+
+def practice(name: str, fn: Callable, device: torch.device | str = "cpu") -> None:
+    """The grader's rubric and diagnosis for ``fn`` on practice inputs (never a grade)."""
+    _loaded().practice(name, fn, device)
+
+
+def visible_test(name: str, fn: Callable, device: torch.device | str = "cpu") -> None:
+    """The visible test of ``name``: raises AssertionError with the grader's diagnosis."""
+    _loaded().visible_test(name, fn, device)

@@ -1,0 +1,587 @@
+"""How an answer is judged: from what a function returned to a verdict, its wording and points.
+
+Pure functions; no student code runs here. The sandboxed grader judges the data its sandbox
+returns with them, and the student's own notebook judges live calls with the very same code (this
+package is copied into every graded notebook as the check kit, ``channels_kit``), so that the
+visible tests, the practice check and the feedback page say the same thing. Hence this module
+holds no right answer that is not public: a convolution's answer is PyTorch's ``conv2d`` in
+float64, and whatever is the exercise itself (a count, a composed kernel) comes from an
+``Answers`` table, which the instructor's package computes and the kit carries as data for its
+own practice and visible inputs only.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .policy import CLEAN, CLEAN_VERDICT, FORBIDDEN, NEEDS_REVIEW, PolicyVerdict
+
+FLOAT_DTYPES = {"torch.float16": torch.float16, "torch.bfloat16": torch.bfloat16}
+FLOAT_DTYPES |= {"torch.float32": torch.float32, "torch.float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input pair. ``describe()`` tells a student the shapes, never the values."""
+
+    x_shape: tuple[int, ...]
+    k_shape: tuple[int, ...]
+    seed: int
+    tags: frozenset[str] = frozenset()
+    dtype: torch.dtype = torch.float32
+    values: tuple[tuple, tuple] | None = (
+        None  # written-out X and K for the worked examples
+    )
+    params: tuple[tuple[str, int], ...] = ()  # keyword arguments of a counting exercise
+
+    def inputs(
+        self, device: torch.device | str = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.values is not None:
+            X = torch.tensor(self.values[0], dtype=self.dtype)
+            K = torch.tensor(self.values[1], dtype=self.dtype)
+        else:
+            gen = torch.Generator().manual_seed(self.seed)
+            X = torch.randn(self.x_shape, generator=gen, dtype=self.dtype)
+            K = torch.randn(self.k_shape, generator=gen, dtype=self.dtype)
+        return X.to(device), K.to(device)
+
+    def describe(self, names: tuple[str, str] = ("X", "K")) -> str:
+        what = "the worked example: " if "example" in self.tags else ""
+        if self.params:
+            return what + ", ".join(f"{k}={v}" for k, v in self.params)
+        dtype = str(self.dtype).removeprefix("torch.")
+        first, second = names
+        return (
+            f"{what}{first} of shape {self.x_shape} and {second} of shape "
+            f"{self.k_shape} ({dtype})"
+        )
+
+    @classmethod
+    def from_data(cls, data: dict) -> Case:
+        """The case ``to_data`` wrote (JSON: lists back to the tuples that keep it hashable)."""
+
+        def tuples(value):
+            return tuple(map(tuples, value)) if isinstance(value, list) else value
+
+        values = data.get("values")
+        return cls(
+            tuple(data["x_shape"]),
+            tuple(data["k_shape"]),
+            data["seed"],
+            frozenset(data.get("tags", ())),
+            getattr(torch, data["dtype"]),
+            None if values is None else (tuples(values["X"]), tuples(values["K"])),
+            tuple((k, v) for k, v in data.get("params", {}).items()),
+        )
+
+    def to_data(self) -> dict:
+        """The case as plain data for the kit's file (``as_job`` and its tags)."""
+        return {**self.as_job(), "tags": sorted(self.tags)}
+
+    def as_job(self) -> dict:
+        """The case as plain data for the sandbox, which rebuilds the same tensors."""
+        job: dict = {
+            "seed": self.seed,
+            "x_shape": list(self.x_shape),
+            "k_shape": list(self.k_shape),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+        if self.values is not None:
+            job["values"] = {"X": self.values[0], "K": self.values[1]}
+        if self.params:
+            job["params"] = dict(self.params)
+        return job
+
+
+@dataclass(frozen=True)
+class RubricItem:
+    """Points for passing every case tagged ``tag``, counted in the nbgrader test cell ``cell``."""
+
+    cell: str
+    tag: str
+    points: float
+    description: str
+
+
+def conv_oracle(kernel_dims: int, X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """The right cross-correlation in float64 on the CPU: PyTorch's conv2d is the ground truth."""
+    X64 = X.detach().to("cpu", torch.float64)
+    K64 = K.detach().to("cpu", torch.float64)
+    if kernel_dims == 3:
+        return F.conv2d(X64[None], K64[None])[0, 0]
+    return F.conv2d(X64[None], K64)[0]
+
+
+def likely_mistakes(ex: Exercise, X: torch.Tensor, K: torch.Tensor, oracle) -> dict:
+    """What known wrong implementations return for X and K (``oracle``: the right method)."""
+    if (
+        ex.kind == "compose"
+    ):  # composing with K2 flipped = cross-correlating the kernels
+        return {
+            "the kernels were cross-correlated with each other; composing them takes a "
+            "convolution, so flip one of them": oracle(X, K.flip(-1, -2))
+        }
+    mistakes = {
+        "the kernel is flipped: that is a convolution, but deep learning's 'convolution' is a "
+        "cross-correlation (no flip)": oracle(X, K.flip(-1, -2)),
+    }
+    if ex.kernel_dims == 4 and K.shape[0] == K.shape[1] and K.shape[2:] == (1, 1):
+        mistakes[
+            "the weight matrix is transposed: use K.reshape(c_o, c_i) @ X.reshape(c_i, h * w)"
+        ] = oracle(X, K.transpose(0, 1))
+    if ex.kernel_dims == 4 and K.shape[2] == K.shape[3] > 1:
+        mistakes[
+            "the patches and the kernel are flattened in different orders (rows against "
+            "columns): flatten both as (channel, row, column)"
+        ] = oracle(X, K.transpose(-1, -2))
+    return mistakes
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A case's answers as data: the right one (None: it must raise ValueError), the scale
+    of its terms (for the error bound of a tensor), and known wrong ones by diagnosis."""
+
+    expected: object
+    magnitude: torch.Tensor | None = None
+    wrong: Mapping[str, object] = field(default_factory=dict)
+
+
+class Answers:
+    """Right answers, and what known wrong methods give, case by case.
+
+    A convolution's are computed here (``conv_oracle``, public). The others are looked up in
+    ``stored``, keyed by (exercise name, case): the kit's data. The instructor's package
+    computes them for any case instead (``autograder.answer_key``).
+    """
+
+    def __init__(self, stored: Mapping[tuple[str, Case], Stored] | None = None) -> None:
+        self.stored = dict(stored or {})
+
+    def oracle(self, ex: Exercise, X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+        if ex.kind != "conv":
+            raise LookupError(f"{ex.name}: its answers come from data, case by case")
+        return conv_oracle(ex.kernel_dims, X, K)
+
+    def _stored(self, ex: Exercise, case: Case) -> Stored:
+        try:
+            return self.stored[(ex.name, case)]
+        except KeyError:
+            raise LookupError(f"{ex.name}: no answer for {case.describe()}") from None
+
+    def expected(self, ex: Exercise, case: Case):
+        """float64 CPU tensor, or int (None: the case must raise ValueError)."""
+        if ex.kind == "conv":
+            return self.oracle(ex, *_inputs(case))
+        return self._stored(ex, case).expected
+
+    def magnitude(self, ex: Exercise, case: Case) -> torch.Tensor:
+        """The answer for |X| and |K|: how large the terms of each sum are."""
+        if ex.kind == "conv":
+            X, K = _inputs(case)
+            return self.oracle(ex, X.abs(), K.abs())
+        return self._stored(ex, case).magnitude
+
+    def wrong(self, ex: Exercise, case: Case) -> Mapping[str, object]:
+        if ex.kind == "conv":
+            return likely_mistakes(
+                ex, *_inputs(case), lambda X, K: self.oracle(ex, X, K)
+            )
+        return self._stored(ex, case).wrong
+
+
+PUBLIC = Answers()
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """A graded function: its ``grade_id`` is its name, as in the notebooks."""
+
+    name: str
+    section: str
+    notebook: str
+    kernel_dims: int
+    cases: tuple[Case, ...]
+    rubric: tuple[RubricItem, ...] = field(default=())
+    stand_ins: tuple[
+        str, ...
+    ] = ()  # graded functions it calls: the grader supplies those
+    # "conv": fn(X, K) is a cross-correlation; "compose": fn(K1, K2) is one kernel;
+    # "count": fn(**params) is a whole number (or a ValueError for sizes that do not fit).
+    kind: str = "conv"
+    arg_names: tuple[str, str] = ("X", "K")
+    # Library routines that would do the exercise for the student (course policy decides).
+    forbidden: frozenset[str] = frozenset()
+    # The visible test's inputs: the worked example, seeded ones, and ("invalid") shapes that
+    # must raise ValueError.
+    visible: tuple[Case, ...] = ()
+    answers: Answers = PUBLIC
+
+    def oracle(self, X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+        """The right answer for any X and K, in float64 on the CPU (where ``answers`` knows it)."""
+        return self.answers.oracle(self, X, K)
+
+
+@dataclass(frozen=True)
+class Returned:
+    """What one call gave back, as plain data (from ``replies.parse_case``, or a live call)."""
+
+    error: str | None = None
+    type_name: str = ""
+    shape: tuple[int, ...] | None = None
+    dtype: str | None = None
+    device: str | None = None
+    values: torch.Tensor | None = None  # flat float64 on the CPU
+    inputs_unchanged: bool = True
+
+    @classmethod
+    def from_call(cls, fn, X: torch.Tensor, K: torch.Tensor) -> Returned:
+        """Call ``fn`` here (in the student's own kernel: feedback only, never a score)."""
+        X_before, K_before = X.clone(), K.clone()
+        try:
+            Y = fn(X, K)
+        except Exception as error:
+            return cls(error=f"{type(error).__name__}: {error}"[:300])
+        unchanged = bool(torch.equal(X, X_before) and torch.equal(K, K_before))
+        return cls.of_value(Y, inputs_unchanged=unchanged)
+
+    @classmethod
+    def from_count(cls, fn, params: dict) -> Returned:
+        """Call a counting function here with keyword arguments (feedback only)."""
+        try:
+            value = fn(**params)
+        except Exception as error:
+            return cls(error=f"{type(error).__name__}: {error}"[:300])
+        return cls.of_value(value)
+
+    @classmethod
+    def of_value(cls, Y: object, inputs_unchanged: bool = True) -> Returned:
+        """Plain data about a value computed in this process."""
+        unchanged = inputs_unchanged
+        kind = type(Y)
+        name = f"{kind.__module__}.{kind.__qualname__}"
+        if isinstance(Y, int | float) and not isinstance(Y, bool):
+            return cls(
+                type_name=name,
+                shape=(),
+                values=torch.tensor([float(Y)], dtype=torch.float64),
+            )
+        if not isinstance(Y, torch.Tensor):
+            shape = tuple(getattr(Y, "shape", ())) or None
+            return cls(type_name=name, shape=shape, inputs_unchanged=unchanged)
+        plain = torch.Tensor.as_subclass(Y, torch.Tensor)
+        return cls(
+            type_name=name,
+            shape=tuple(plain.shape),
+            dtype=str(plain.dtype),
+            device=str(plain.device),
+            values=plain.detach().to("cpu", torch.float64).reshape(-1),
+            inputs_unchanged=unchanged,
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether one case is right, and what to tell the student about it."""
+
+    correct: bool
+    message: str
+    notes: tuple[str, ...] = ()
+
+
+def error_bound(
+    ex: Exercise, X: torch.Tensor, K: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """Element-wise tolerance for a result computed in ``dtype``, in any summation order.
+
+    A sum of n products computed in floating point is off by at most about n * eps/2 times the sum
+    of the absolute terms. We allow (n + 2) * eps times it: two results in different orders, plus
+    rounding the inputs to ``dtype`` (so d2l.corr2d's float32 answer to float64 input passes), and
+    nothing looser, so that a missing or extra term is caught.
+    """
+    return _tolerance(K, dtype) * ex.oracle(X.abs(), K.abs())
+
+
+def _tolerance(K: torch.Tensor, dtype: torch.dtype) -> float:
+    n_terms = K.shape[-3] * K.shape[-2] * K.shape[-1]
+    return (n_terms + 2) * torch.finfo(dtype).eps
+
+
+@functools.lru_cache(maxsize=4096)
+def _inputs(case: Case) -> tuple[torch.Tensor, torch.Tensor]:
+    """A case's inputs on the CPU, the same for every student of a batch: drawn once.
+
+    Shared between calls, so nothing may change these tensors in place.
+    """
+    return case.inputs()
+
+
+@functools.lru_cache(maxsize=4096)
+def _expected(ex: Exercise, case: Case):
+    return ex.answers.expected(ex, case)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bound(ex: Exercise, case: Case, dtype: torch.dtype) -> torch.Tensor:
+    return _tolerance(_inputs(case)[1], dtype) * ex.answers.magnitude(ex, case)
+
+
+@functools.lru_cache(maxsize=4096)
+def _wrong(ex: Exercise, case: Case) -> Mapping[str, object]:
+    return ex.answers.wrong(ex, case)
+
+
+def _within(got: torch.Tensor, expected: torch.Tensor, bound: torch.Tensor) -> bool:
+    return bool(((got - expected).abs() <= bound).all())
+
+
+def _shape_hint(ex: Exercise, X: torch.Tensor, expected: tuple, got: tuple) -> str:
+    if ex.kind == "compose":
+        if len(got) == 4 and got[2:] != expected[2:]:
+            return (
+                " The combined kernel is k1 + k2 - 1 wide in each direction: every entry of one "
+                "kernel meets every entry of the other."
+            )
+        if got == (expected[1], expected[0], *expected[2:]):
+            return " Order the result as (c_o, c_i, k_h, k_w), like any kernel."
+        return ""
+    if ex.kernel_dims == 3 and got == (X.shape[0], *expected):
+        return (
+            " It looks like the channels were not summed: add the per-channel results."
+        )
+    if ex.kernel_dims == 4 and got != expected and sorted(got) == sorted(expected):
+        return " The output channels should be stacked along dimension 0: (c_o, h_out, w_out)."
+    return ""
+
+
+def modified_input_message(ex: Exercise, case: Case) -> str:
+    first, second = ex.arg_names
+    return (
+        f"{ex.name} on {case.describe(ex.arg_names)}: the function changed its input "
+        f"{first} or {second} in place; work on copies."
+    )
+
+
+def _judge_count(ex: Exercise, case: Case, got: Returned, tried: str) -> Verdict:
+    expected = _expected(ex, case)
+    if expected is None:
+        if got.error is not None and got.error.startswith("ValueError"):
+            return Verdict(True, f"{tried}: correct (ValueError).")
+        came = f"raised {got.error}" if got.error else "returned a number"
+        return Verdict(
+            False,
+            f"{tried}: the kernel does not fit the padded input, so this must raise "
+            f"ValueError; it {came}.",
+        )
+    if got.error is not None:
+        return _error_verdict(tried, got.error)
+    if got.type_name != "builtins.int" or got.values is None:
+        short = got.type_name.rsplit(".", 1)[-1]
+        hint = " Use // to keep whole numbers." if short == "float" else ""
+        return Verdict(False, f"{tried}: expected an int, got {short}.{hint}")
+    value = got.values.item()
+    if value == expected:
+        return Verdict(True, f"{tried}: correct.")
+    diagnosis = next(
+        (why for why, wrong in _wrong(ex, case).items() if wrong == value),
+        None,
+    )
+    return Verdict(
+        False,
+        f"{tried}: the number is wrong."
+        + (f" It looks like {diagnosis}." if diagnosis else ""),
+    )
+
+
+def _error_verdict(tried: str, error: str, stand_ins: tuple[str, ...] = ()) -> Verdict:
+    if error.startswith("NotImplementedError"):
+        return Verdict(
+            False, f"{tried}: not written yet (it raises NotImplementedError)."
+        )
+    hint = next(
+        (
+            f" In this notebook `{name}` is the course's two-argument version `(X, K)`."
+            for name in stand_ins
+            if error.startswith(f"TypeError: {name}()")
+        ),
+        "",
+    )
+    return Verdict(False, f"{tried}: raised {error.removesuffix(': ')}{hint}")
+
+
+def judge(
+    ex: Exercise, case: Case, got: Returned, input_device: str = "cpu"
+) -> Verdict:
+    """Is ``got`` the right answer for ``case``? Feedback names shapes, never hidden values.
+
+    Whether the inputs survived is a rubric item of its own (see ``score_exercise``).
+    """
+    tried = f"{ex.name} on {case.describe(ex.arg_names)}"
+    if ex.kind == "count":
+        return _judge_count(ex, case, got, tried)
+    if got.error is not None:
+        return _error_verdict(tried, got.error, tuple(ex.stand_ins))
+    if got.type_name != "torch.Tensor":
+        hint = (
+            " Convert it back with torch.as_tensor."
+            if got.type_name.startswith("numpy")
+            else ""
+        )
+        short = got.type_name.rsplit(".", 1)[-1]
+        return Verdict(False, f"{tried}: expected a torch.Tensor, got {short}.{hint}")
+    X = _inputs(case)[0]
+    expected = _expected(ex, case)
+    if got.shape != tuple(expected.shape):
+        hint = _shape_hint(ex, X, tuple(expected.shape), got.shape or ())
+        return Verdict(
+            False,
+            f"{tried}: expected shape {tuple(expected.shape)}, got {got.shape}.{hint}",
+        )
+    dtype = FLOAT_DTYPES.get(got.dtype or "")
+    if dtype is None or got.values is None:
+        return Verdict(
+            False, f"{tried}: expected a floating-point tensor, got dtype {got.dtype}."
+        )
+    values = got.values.reshape(expected.shape)
+    if not bool(torch.isfinite(values).all()):
+        return Verdict(False, f"{tried}: the result contains NaN or infinity.")
+    bound = _bound(ex, case, dtype)
+    if not _within(values, expected, bound):
+        worst = (values - expected).abs().max().item()
+        diagnosis = next(
+            (
+                why
+                for why, wrong in _wrong(ex, case).items()
+                if _within(values, wrong, bound)
+            ),
+            None,
+        )
+        return Verdict(
+            False,
+            f"{tried}: the shape is right but the values are not (largest error {worst:.2g})."
+            + (f" It looks like {diagnosis}." if diagnosis else ""),
+        )
+    notes = []
+    if got.dtype != str(case.dtype):
+        notes.append(
+            f"{tried}: returned {got.dtype} for {case.dtype} input (right, but precision is lost)."
+        )
+    if got.device is not None and got.device != input_device:
+        notes.append(
+            f"{tried}: returned a tensor on {got.device} for input on {input_device}."
+        )
+    return Verdict(True, f"{tried}: correct.", tuple(notes))
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """One rubric item's points, in the nbgrader test cell ``cell``."""
+
+    cell: str
+    item: str
+    score: float
+    max_score: float
+    status: str
+    message: str
+
+
+def score_exercise(
+    ex: Exercise,
+    returned: list[Returned],
+    *,
+    policy_verdict: PolicyVerdict = CLEAN_VERDICT,
+    conv_policy: str = "zero",
+    input_device: str = "cpu",
+) -> tuple[list[ItemScore], list[str]]:
+    """Apply the rubric to one function's results on all its cases (in ``ex.cases`` order).
+
+    Returns the items and the notes that cost no points (dtype or device not kept), one per kind.
+    ``input_device`` is where the inputs were (the sandbox: the CPU; a notebook: its device).
+    ``policy_verdict`` is ``policy.check_policy``'s reading of the student's source, the only
+    judge of the library-convolution policy (nothing the sandbox reports counts for it). Under
+    ``conv_policy`` "zero", an item that would pass scores 0 with status ``builtin-convolution``
+    (forbidden) or ``needs-review`` (an instructor must look: provisional 0); under "report",
+    both keep their points and say so in a note, needs-review as much as forbidden, since what
+    it may hide is at worst a forbidden call.
+    """
+    judged = [
+        (case, got, judge(ex, case, got, input_device=input_device))
+        for case, got in zip(ex.cases, returned, strict=True)
+    ]
+    # Credit needs one right answer that is not a worked example (nor a mere ValueError for
+    # sizes that do not fit): a written-out answer gets none.
+    computes = any(
+        v.correct for case, _, v in judged if not case.tags & {"example", "invalid"}
+    )
+    flagged = policy_verdict if ex.forbidden else CLEAN_VERDICT
+    zero = conv_policy == "zero"
+    policy_status, policy_message = _policy_outcome(ex, flagged, zero)
+    items = []
+    for item in ex.rubric:
+        if item.tag == "untouched":
+            failing = [
+                Verdict(False, modified_input_message(ex, case))
+                for case, got, _ in judged
+                if not got.inputs_unchanged
+            ]
+            ok = computes and not failing
+        else:
+            failing = [
+                v for case, _, v in judged if item.tag in case.tags and not v.correct
+            ]
+            ok = not failing
+        status, message = (
+            ("passed", "") if ok else ("failed", failing[0].message if failing else "")
+        )
+        if status == "passed" and not computes:
+            status = "hard-coded"
+            message = (
+                f"{ex.name}: the worked example is right but no other input is: "
+                "is the answer written out instead of computed?"
+            )
+        if status == "passed" and flagged.kind != CLEAN and zero:
+            status, message = policy_status, policy_message
+        if (
+            status == "failed" and not message
+        ):  # inputs unchanged, but nothing to compare
+            status = "not-checked"
+            message = f"{ex.name}: not checked: no input was computed correctly yet"
+        score = item.points if status == "passed" else 0.0
+        items.append(
+            ItemScore(item.cell, item.description, score, item.points, status, message)
+        )
+    notes = list(dict.fromkeys(note for _, _, v in judged for note in v.notes))
+    if flagged.kind != CLEAN and not zero:
+        notes.append(policy_message)
+    return items, notes
+
+
+def _policy_outcome(
+    ex: Exercise, verdict: PolicyVerdict, zero: bool
+) -> tuple[str, str]:
+    """The status of an item that passes but breaks (or may break) the policy, and why.
+
+    With ``zero`` false (course policy "report") the message is a note and the points stay.
+    """
+    if verdict.kind == FORBIDDEN:
+        unfold = " or F.unfold" if "*.unfold" in ex.forbidden else ""
+        return "builtin-convolution", (
+            f"{ex.name} calls one of PyTorch's convolutions{unfold} ({verdict.found}); "
+            "this exercise asks you to write the computation yourself"
+            + ("" if zero else " (this course keeps the points)")
+        )
+    return NEEDS_REVIEW, (
+        f"{ex.name} uses {verdict.found}: the grader cannot tell from the code whether it "
+        "calls a library convolution, so "
+        + (
+            "an instructor will review this answer (0 points until then)"
+            if zero
+            else "an instructor may review it (this course keeps the points)"
+        )
+    )
