@@ -361,11 +361,12 @@ EXERCISES: dict[str, Exercise] = {
             forbidden=BUILTIN_CONVOLUTIONS | LIBRARY_IM2COL,
             visible=(_example(X_FIG_7_4_1, K_STACK), Case((3, 9, 8), (2, 3, 5, 5), 0)),
         ),
-        _count_exercise("conv2d_multiplications", _sizes((2, 3, 3, 3, 2, 2, 1, 2))),
-        _count_exercise("conv2d_additions", _sizes((3, 1, 5, 5, 5, 5, 0, 1))),
+        # Visible sizes with padding 1, where padding on one side only gives another number.
+        _count_exercise("conv2d_multiplications", _sizes((2, 3, 3, 3, 2, 2, 1, 1))),
+        _count_exercise("conv2d_additions", _sizes((3, 1, 5, 5, 3, 3, 1, 1))),
         _count_exercise(
             "conv2d_memory",
-            _sizes(COUNT_EXAMPLE, extra=(("bytes_per_value", 8),)),
+            _sizes((2, 3, 3, 3, 2, 2, 1, 1), extra=(("bytes_per_value", 8),)),
             extra=(("bytes_per_value", 8),),
         ),
         Exercise(

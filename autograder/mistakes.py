@@ -8,8 +8,8 @@ nothing; its constant folding is size-capped), never executed. The status names 
 from __future__ import annotations
 
 import ast
-import difflib
 
+from autograder.kit.judging import missing_function_message
 from autograder.replies import clean_text
 from autograder.submission import Problem
 
@@ -66,16 +66,8 @@ def defined_names(sources: list[str]) -> list[str]:
 
 def missing_function(function: str, sources: list[str]) -> Problem:
     """``missing-function``, with the closest names the student did define."""
-    close = difflib.get_close_matches(function, defined_names(sources), n=2, cutoff=0.6)
-    message = f"no function named `{function}` was defined"
-    if close:
-        message += (
-            "; did you mean "
-            + " or ".join(f"`{clean_text(n, 80)}`" for n in close)
-            + "?"
-        )
-    message += f" The grader calls `{function}`: keep the name of the stub."
-    return Problem("missing-function", f"{function}: {message}")
+    names = [clean_text(name, 80) for name in defined_names(sources)]
+    return Problem("missing-function", missing_function_message(function, names))
 
 
 def not_defined(function: str) -> str:

@@ -10,7 +10,7 @@ The environment: a venv of the same CPython, ``pip install ipykernel`` from this
 mirrors (its ``matplotlib-inline`` dependency removed again, so the first cell has to install
 it), and torch, torchvision and their dependency closure from the course venv, read from their
 metadata (extras included) and linked into a folder outside the venv that a ``.pth`` file adds
-to ``sys.path``. Linking takes well under a second; ``pip install torch==2.14.1
+to ``sys.path``. Linking takes about a second; ``pip install torch==2.14.1
 torchvision==0.29.1`` from the local mirrors took 40 s and 5.5 GB here (CUDA wheels). The
 folder lies outside the venv's prefix so that pip in the notebook can shadow but never uninstall
 what it links to. The notebook runs in that venv's kernel, driven by nbclient from the test's own

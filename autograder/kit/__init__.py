@@ -11,11 +11,11 @@ Jupyter, Colab. ``tests/test_kit.py`` inspects it for solutions.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from importlib import resources
 
 import torch
 
+from .judging import missing_function_message
 from .notebook import Kit
 
 __all__ = ["Kit", "practice", "visible_test"]
@@ -31,11 +31,33 @@ def _loaded() -> Kit:
     return _kit
 
 
-def practice(name: str, fn: Callable, device: torch.device | str = "cpu") -> None:
-    """The grader's rubric and diagnosis for ``fn`` on practice inputs (never a grade)."""
+def _function(name: str):
+    """The notebook's function ``name``, or the message a misspelled name deserves."""
+    try:
+        from IPython import get_ipython
+
+        namespace = get_ipython().user_ns
+    except (ImportError, AttributeError):
+        namespace = {}
+    fn = namespace.get(name)
+    if callable(fn):
+        return fn, ""
+    names = [n for n, v in namespace.items() if callable(v) and not n.startswith("_")]
+    return None, missing_function_message(name, names)
+
+
+def practice(name: str, device: torch.device | str = "cpu") -> None:
+    """The grader's rubric and diagnosis for the notebook's ``name`` on practice inputs."""
+    fn, missing = _function(name)
+    if fn is None:
+        print(f"FAIL {missing}")
+        return
     _loaded().practice(name, fn, device)
 
 
-def visible_test(name: str, fn: Callable, device: torch.device | str = "cpu") -> None:
-    """The visible test of ``name``: raises AssertionError with the grader's diagnosis."""
+def visible_test(name: str, device: torch.device | str = "cpu") -> None:
+    """The visible test of the notebook's ``name``: AssertionError with the grader's diagnosis."""
+    fn, missing = _function(name)
+    if fn is None:
+        raise AssertionError(missing)
     _loaded().visible_test(name, fn, device)

@@ -12,6 +12,7 @@ own practice and visible inputs only.
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -358,6 +359,15 @@ def _shape_hint(ex: Exercise, X: torch.Tensor, expected: tuple, got: tuple) -> s
     if ex.kernel_dims == 4 and got != expected and sorted(got) == sorted(expected):
         return " The output channels should be stacked along dimension 0: (c_o, h_out, w_out)."
     return ""
+
+
+def missing_function_message(function: str, names: list[str]) -> str:
+    """No ``function`` among ``names`` (what the student defined): the closest ones, if any."""
+    close = difflib.get_close_matches(function, names, n=2, cutoff=0.6)
+    message = f"no function named `{function}` was defined"
+    if close:
+        message += "; did you mean " + " or ".join(f"`{n[:80]}`" for n in close) + "?"
+    return f"{function}: {message} The grader calls `{function}`: keep the name of the stub."
 
 
 def modified_input_message(ex: Exercise, case: Case) -> str:
