@@ -3,8 +3,9 @@
 The grade command and stock ``nbgrader autograde`` (``nbgrader_plugin.TrustedAutograde``) must
 grade on the same inputs under the same policy, so both take ``c.TrustedAutograde`` from the
 course's ``nbgrader_config.py`` and, unless it sets ``seed_salt``, the same secret file beside it.
-The seeds in ``exercises.py`` are public (students have the package for the practice check), so
-grading on them is an explicit opt-in (``public_seeds``) for tests and demos only.
+The seeds in ``exercises.py`` are in a public repository (students get only the check kit, which
+has none of them, but may find the course's code), so grading on them is an explicit opt-in
+(``public_seeds``) for tests and demos only.
 
 The course directory (``nbgrader_config.py``, ``gradebook.db``, ``submitted/``) is the
 instructor's: it must never be inside what the site build serves (``_build/html``) or what

@@ -51,17 +51,19 @@ NEEDED = {
     "requests": "requests==2.31.0",
 }
 D2L = "d2l==1.0.3"
+NUMPY = "numpy==1.23.5"  # d2l 1.0.3's pin, where no numpy 1 is installed
 
 
 def packages_cell() -> str:
     """The first cell of every notebook: install what is missing, and only that."""
-    needed = "\n".join(f"    {module!r}: {pip!r}," for module, pip in NEEDED.items())
+    needed = "\n".join(f'    "{module}": "{pip}",' for module, pip in NEEDED.items())
     return f'''\
 # A course hub has everything; Colab or a bare Jupyter may not. This installs what is missing,
 # and only that: torch and torchvision if absent, the modules d2l uses at the versions d2l 1.0.3
 # asks for, then d2l itself without its dependencies (its pins, numpy 1.23.5 among them, would
 # downgrade a working Colab).
 import importlib
+import importlib.metadata
 import importlib.util
 import subprocess
 import sys
@@ -71,8 +73,17 @@ NEEDED = {{  # module: what pip installs where it is missing
 }}
 missing = [pip for module, pip in NEEDED.items() if importlib.util.find_spec(module) is None]
 if missing:
+    # These releases are built for numpy 1: keep a numpy 1 that is there, else take d2l's.
+    try:
+        numpy = "numpy==" + importlib.metadata.version("numpy")
+    except importlib.metadata.PackageNotFoundError:
+        numpy = "{NUMPY}"
+    if not numpy.startswith("numpy==1."):
+        numpy = "{NUMPY}"
     print("Installing", ", ".join(missing))
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", *missing, numpy], check=True
+    )
 if importlib.util.find_spec("d2l") is None:
     print("Installing {D2L}")
     subprocess.run(

@@ -1,6 +1,6 @@
 """Secure by default: a course that sets no salt grades on a secret nobody outside can read.
 
-The seeds in exercises.py are public (students have the package for the practice check). Unless
+The seeds in exercises.py are in the course's public code (never in the students' kit). Unless
 the course opts into them, both the grade command and stock nbgrader grade on inputs reseeded
 with the course's ``.autograder-secret``, created once on first use.
 """

@@ -119,7 +119,7 @@ def test_the_summary_names_the_notebook_and_cell_whose_output_changed(tmp_path):
 
     (line,) = summary_lines(str(_nbval_junit(tmp_path, "book/" + copy.name)))
 
-    assert line.startswith("FAIL book/02-multiple-output-channels.ipynb: 11 cells, ")
+    assert line.startswith("FAIL book/02-multiple-output-channels.ipynb: 12 cells, ")
     assert line.endswith(f"; 1 failed, first Cell {cell_number}: mismatch 'text/plain'")
 
 
