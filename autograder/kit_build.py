@@ -29,6 +29,7 @@ import torch
 from autograder import notebooks
 from autograder.exercises import EXERCISES, Case, Exercise, reseeded
 from autograder.kit.notebook import KIT_TITLE, Kit, cell_hash
+from autograder.mistakes import defined_names
 from autograder.release import ROOT, SOURCE_DIR, ReleaseError
 
 KIT_DIR = Path(__file__).parent / "kit"
@@ -160,12 +161,28 @@ def _release_cells(nb: nbformat.NotebookNode) -> list[str]:
     )
 
 
+def _release_names(nb: nbformat.NotebookNode) -> list[str]:
+    """What the notebook's own cells define (``book_corr2d_multi_in``, ...): never the
+    misspelling of a graded name."""
+    return defined_names(
+        [
+            cell.source
+            for cell in nb.cells
+            if cell.cell_type == "code"
+            and not cell.metadata.get("nbgrader", {}).get("solution")
+        ]
+    )
+
+
 def kit_data(sources: dict[str, nbformat.NotebookNode], conv_policy: str) -> dict:
     return {
         "conv_policy": conv_policy,
         "exercises": [_exercise_data(ex) for ex in EXERCISES.values()],
         "release_cells": {
             name: _release_cells(nb) for name, nb in sorted(sources.items())
+        },
+        "release_names": {
+            name: _release_names(nb) for name, nb in sorted(sources.items())
         },
     }
 

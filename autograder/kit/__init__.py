@@ -15,7 +15,6 @@ from importlib import resources
 
 import torch
 
-from .judging import missing_function_message
 from .notebook import Kit
 
 __all__ = ["Kit", "practice", "visible_test"]
@@ -42,8 +41,7 @@ def _function(name: str):
     fn = namespace.get(name)
     if callable(fn):
         return fn, ""
-    names = [n for n, v in namespace.items() if callable(v) and not n.startswith("_")]
-    return None, missing_function_message(name, names)
+    return None, _loaded().missing(name, namespace)
 
 
 def practice(name: str, device: torch.device | str = "cpu") -> None:

@@ -26,6 +26,7 @@ from .judging import (
     Stored,
     _policy_outcome,
     judge,
+    missing_function_message,
     modified_input_message,
     score_exercise,
 )
@@ -56,6 +57,7 @@ class Kit:
     practice_cases: dict[str, tuple[Case, ...]]
     release_cells: dict[str, frozenset[str]]
     conv_policy: str = "zero"
+    release_names: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_data(cls, data: dict) -> Kit:
@@ -90,7 +92,19 @@ class Kit:
             practice,
             {nb: frozenset(hashes) for nb, hashes in data["release_cells"].items()},
             data.get("conv_policy", "zero"),
+            {nb: frozenset(names) for nb, names in data["release_names"].items()},
         )
+
+    def missing(self, name: str, namespace: dict) -> str:
+        """The grader's message for a graded function not defined in ``namespace``, with the
+        closest names the student defined (not those the notebook defines)."""
+        given = self.release_names.get(self.exercises[name].notebook, frozenset())
+        names = [
+            n
+            for n, value in namespace.items()
+            if callable(value) and not n.startswith("_") and n not in given
+        ]
+        return missing_function_message(name, names)
 
     def practice(
         self,
