@@ -647,3 +647,19 @@ def test_site_build_lets_only_the_stub_calls_fail(site):
             if "raises-exception" not in cell.metadata.get("tags", []):
                 expected = []
             assert errors == expected, (path.name, cell.source[:60])
+
+
+def test_the_site_serves_no_solution_and_no_model_answer(site: Path):
+    """Every file of the built site (pages, downloadable notebooks, sources, scripts): no
+    reference or answer code, no model answer (see tests/test_kit.py for the release)."""
+    from test_kit import model_answers, solution_lines
+
+    answers, written = solution_lines(), [s for _, s in model_answers()]
+    leaks = []
+    for path in site.rglob("*"):
+        if path.suffix not in {".html", ".ipynb", ".md", ".txt", ".js", ".json", ".py"}:
+            continue
+        text = path.read_text(errors="replace")
+        leaks += [(path.name, s[:40]) for s in (*answers, *written) if s in text]
+    assert leaks == []
+    assert any(site.rglob("*.ipynb")), "the site offers the notebooks for download"
