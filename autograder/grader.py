@@ -208,10 +208,94 @@ def grade_file(
     name: str, data: bytes | Problem, sandbox: Sandbox | Session, policy: Policy
 ) -> NotebookResult:
     """Grade the submitted bytes of release notebook ``name`` (or the problem reading them)."""
+    return grade_files({name: data}, sandbox, policy)[0]
+
+
+def grade_files(
+    files: dict[str, bytes | Problem], sandbox: Sandbox | Session, policy: Policy
+) -> list[NotebookResult]:
+    """Grade one student's notebooks (``files``: release name -> bytes, or the problem reading
+    them), in that order.
+
+    Every notebook's answers run in one child, one fork per student (as one kernel per student
+    would run them: they share that process's state, which only this student's code can
+    change). A job that times out or crashes may have left the child, or forged what the jobs
+    after it reply; so from the first notebook where one did, each later notebook is graded
+    again on its own, in a child of its own, as if every notebook had had one from the start.
+    """
+    if isinstance(sandbox, Sandbox):
+        with sandbox.session() as session:
+            return grade_files(files, session, policy)
+    pending = [prepare_file(name, data, policy) for name, data in files.items()]
+    jobs = [job for p in pending if isinstance(p, Pending) for job in p.runnable]
+    replies = iter(_run(sandbox, jobs))
+    results: list[NotebookResult] = []
+    troubled = False
+    for p in pending:
+        if not isinstance(p, Pending):
+            results.append(p)
+            continue
+        mine = [next(replies) for _ in p.runnable]
+        if troubled and p.runnable:
+            mine = _run(sandbox, p.runnable)
+        result = p.finish(iter(mine), sandbox.limits, policy)
+        troubled = troubled or any(i.status in RERUN_AFTER for i in result.items)
+        results.append(result)
+    return results
+
+
+# Statuses that say a child ended or misbehaved while it may still have had jobs to run.
+RERUN_AFTER = frozenset({"timeout", "crashed"})
+
+
+def _run(sandbox: Sandbox | Session, jobs: list[dict]) -> list[dict]:
+    return sandbox.run_all(jobs) if jobs else []
+
+
+@dataclass
+class Pending:
+    """A notebook read and its jobs built, waiting for the sandbox's replies."""
+
+    name: str
+    exercises: list[Exercise]
+    jobs: list[dict | Problem]
+    sources: list[str]
+    setup: list[str]
+    notes: list[str]
+    release_nb: object
+    nb: object
+
+    @property
+    def runnable(self) -> list[dict]:
+        return [job for job in self.jobs if not isinstance(job, Problem)]
+
+    def finish(self, replies, limits: Limits, policy: Policy) -> NotebookResult:
+        """Score each answer from its reply (``replies``: one per runnable job, in order)."""
+        items: list[ItemScore] = []
+        notes = list(self.notes)
+        for ex, job in zip(self.exercises, self.jobs, strict=True):
+            if isinstance(job, Problem):
+                items += _failed(ex, job.status, job.message)
+                continue
+            ex_items, ex_notes = score_reply(
+                ex, next(replies), self.sources, self.setup, limits, policy
+            )
+            items += ex_items
+            notes += ex_notes
+        return NotebookResult(
+            self.name, items + manual_items(self.release_nb, self.nb), notes
+        )
+
+
+def prepare_file(
+    name: str, data: bytes | Problem, policy: Policy
+) -> Pending | NotebookResult:
+    """Read the submitted bytes of release notebook ``name`` and build its jobs; an
+    unreadable file is its result at once (zero for its own items only)."""
     nb = data if isinstance(data, Problem) else parse_notebook(data, name)
     if isinstance(nb, Problem):
         return unreadable_notebook(name, nb)
-    return grade_notebook_node(nb, name, sandbox, policy)
+    return prepare_notebook(nb, name, policy)
 
 
 def unreadable_notebook(name: str, problem: Problem) -> NotebookResult:
@@ -239,29 +323,32 @@ def grade_notebook_node(
     ``locked_edits``: the locked cells the student edited, when ``nb`` is no longer the
     submitted notebook (stock nbgrader has put its locked cells back); else found here.
     """
+    pending = prepare_notebook(nb, name, policy, locked_edits)
+    return pending.finish(iter(_run(sandbox, pending.runnable)), sandbox.limits, policy)
+
+
+def prepare_notebook(
+    nb, name: str, policy: Policy, locked_edits: list[Problem] | None = None
+) -> Pending:
+    """The jobs of a parsed notebook standing for release notebook ``name``, and what scoring
+    them needs (see ``grade_notebook_node`` for ``locked_edits``)."""
     release_nb = release_notebook(name)
     if locked_edits is None:
         locked_edits = edited_locked_cells(nb, release_nb)
-    notes = [problem.message for problem in locked_edits]
     exercises = [
         policy.exercise(ex) for ex in EXERCISES.values() if ex.notebook == name
     ]
     setup = setup_cells(release_nb)
-    jobs = [exercise_job(ex, nb, release_nb, setup) for ex in exercises]
-    runnable = [job for job in jobs if not isinstance(job, Problem)]
-    replies = iter(sandbox.run_all(runnable) if runnable else [])
-    sources = student_sources(nb, release_nb)
-    items: list[ItemScore] = []
-    for ex, job in zip(exercises, jobs, strict=True):
-        if isinstance(job, Problem):
-            items += _failed(ex, job.status, job.message)
-            continue
-        ex_items, ex_notes = score_reply(
-            ex, next(replies), sources, setup, sandbox.limits, policy
-        )
-        items += ex_items
-        notes += ex_notes
-    return NotebookResult(name, items + manual_items(release_nb, nb), notes)
+    return Pending(
+        name,
+        exercises,
+        [exercise_job(ex, nb, release_nb, setup) for ex in exercises],
+        student_sources(nb, release_nb),
+        setup,
+        [problem.message for problem in locked_edits],
+        release_nb,
+        nb,
+    )
 
 
 @functools.cache
@@ -323,11 +410,9 @@ def grade_submission(
     """
     try:
         # This student's processes, and no one else's.
+        files = {name: submission.files[name] for name in graded_notebooks()}
         with sandbox.session() as session:
-            results = [
-                grade_file(name, submission.files[name], session, policy)
-                for name in graded_notebooks()
-            ]
+            results = grade_files(files, session, policy)
         return student_result(submission.student, results, policy, submission.stray)
     except SandboxUnavailableError:
         raise

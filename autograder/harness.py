@@ -9,12 +9,13 @@ reference solution and no hidden test logic is visible there) and run as a scrip
 * The **student process** leaves the zygote behind: every inherited descriptor but its socket
   closed, a user, IPC, mount and PID namespace of its own (so its keyring, System V objects and
   /tmp start empty and vanish with it, and it cannot see a pid it could signal), no capabilities.
-  It reads one notebook's jobs per line on its socket, forks a child for them and writes their
-  replies on one line.
+  It reads a batch of jobs per line on its socket (all of the student's notebooks; one notebook
+  under stock nbgrader), forks a child for them and writes their replies on one line.
 * The **child** closes everything but its two pipes, applies resource limits and the seccomp
   filter, and only then runs each job: the release's setup, the student's cells, the function
   on the job's inputs, in a namespace of its own, one job after another as one kernel runs a
-  notebook (the policy reads the notebook's cells as one program, too). It reports what came
+  notebook (the policy reads the notebook's cells as one program, too); the jobs share the
+  process, whose state only this student's code can change. It reports what came
   back as plain data and decides nothing: the grader outside checks every field of every reply.
   A job that runs out of time or kills the child costs that job; a fresh child takes the rest.
 """
@@ -219,7 +220,7 @@ def _reap(pid: int, deadline: float) -> tuple[bool, int]:
 
 
 def run_jobs(jobs: list[dict], limits: dict) -> list[dict]:
-    """One reply per job, whatever the jobs do: in one child (one notebook's answers, as one
+    """One reply per job, whatever the jobs do: in one child (a student's answers, as one
     kernel would run them), and in a fresh child after each job that times out or dies."""
     replies: list[dict] = []
     while len(replies) < len(jobs):
@@ -351,8 +352,8 @@ def _drop_capabilities() -> None:
 
 
 def _serve(sock: socket.socket) -> None:
-    """The student process (pid 1 of its namespace): one batch of jobs per line in (one
-    notebook's answers), one line with their replies out."""
+    """The student process (pid 1 of its namespace): one batch of jobs per line in (the
+    student's answers), one line with their replies out."""
     with sock.makefile("rb") as batches:
         for line in batches:
             batch = json.loads(line)

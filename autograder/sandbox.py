@@ -124,13 +124,17 @@ def _crashed(why: str) -> dict:
     return {"status": why, "child": "", "output": "", "seconds": 0.0}
 
 
+class MalformedBatchError(ValueError):
+    """The student process's reply is not what the harness writes."""
+
+
 def _checked_replies(line: bytes, count: int) -> list[dict]:
-    """The student process's ``count`` replies, each of the harness's shape; else a crash
-    status for each."""
+    """The student process's ``count`` replies, each of the harness's shape; else
+    ``MalformedBatchError`` saying what is wrong."""
     try:
         batch = json.loads(line)
     except (ValueError, RecursionError):
-        return [_crashed("sent a reply that is not JSON") for _ in range(count)]
+        raise MalformedBatchError("sent a reply that is not JSON") from None
     replies = batch.get("replies") if isinstance(batch, dict) else None
     fields = {"status": str, "child": str, "output": str, "seconds": float | int}
     if not (
@@ -142,7 +146,7 @@ def _checked_replies(line: bytes, count: int) -> list[dict]:
             for reply in replies
         )
     ):
-        return [_crashed("sent a reply of the wrong shape") for _ in range(count)]
+        raise MalformedBatchError("sent a reply of the wrong shape")
     return [{key: reply[key] for key in fields} for reply in replies]
 
 
@@ -242,7 +246,7 @@ class Sandbox:
         return self.run_all([job])[0]
 
     def run_all(self, jobs: list[dict]) -> list[dict]:
-        """One notebook's jobs in a student process of their own."""
+        """Jobs in a student process of their own (tests, one notebook)."""
         with self.session() as session:
             return session.run_all(jobs)
 
@@ -279,8 +283,8 @@ class Session:
         return self.run_all([job])[0]
 
     def run_all(self, jobs: list[dict]) -> list[dict]:
-        """Run one notebook's jobs in order, in one child while it lasts (harness.run_jobs);
-        a reply per job, never an exception for anything the student's code does."""
+        """Run jobs in order, in one child while it lasts (harness.run_jobs); a reply per
+        job, never an exception for anything the student's code does."""
         limits = self.sandbox.limits
         if self._student is None:
             self._student = self.sandbox.open_student()
@@ -306,7 +310,10 @@ class Session:
             return self._lost(jobs, "timeout")
         except OSError:
             return self._lost(jobs, "crashed the grader's student process")
-        return _checked_replies(bytes(reply), len(jobs))
+        try:
+            return _checked_replies(bytes(reply), len(jobs))
+        except MalformedBatchError as error:
+            return self._lost(jobs, str(error))
 
     def _lost(self, jobs: list[dict], why: str) -> list[dict]:
         """The student process is ended; every job of the batch gets ``why``."""

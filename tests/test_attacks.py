@@ -301,14 +301,14 @@ def test_a_grader_exception_costs_one_student_and_is_logged(
         tmp_path, "a_breaks_the_grader", typed(Entry({MULTI_IN: unforeseen}))
     )
     write_submission(tmp_path, "b_bystander", typed(Entry({})))
-    real = grader.grade_file
+    real = grader.prepare_file
 
     def fails_for_one_student(name, data, *args, **kwargs):
         if b"breaks the grader" in data:
             raise RecursionError("a case nobody foresaw")
         return real(name, data, *args, **kwargs)
 
-    monkeypatch.setattr(grader, "grade_file", fails_for_one_student)
+    monkeypatch.setattr(grader, "prepare_file", fails_for_one_student)
     out = tmp_path / "out"
     results = {
         r["student"]: r for r in grade_batch(tmp_path / "submitted", out, limits=LIMITS)
