@@ -121,9 +121,7 @@ class Kit:
             [got for got, _ in calls],
             policy_verdict=self._policy(ex, fn, sources),
             conv_policy=self.conv_policy,
-            input_device=calls[0][
-                1
-            ],  # where the inputs were (all cases share a device)
+            input_device=calls[0][1],  # where the inputs were: one device for all
         )
         for item in items:
             mark = {"passed": "ok  ", "not-checked": "--  "}.get(item.status, "FAIL")
