@@ -148,41 +148,29 @@ def _exercise_data(ex: Exercise) -> dict:
     }
 
 
-def _release_cells(nb: nbformat.NotebookNode) -> list[str]:
-    """Hashes of the notebook's own code cells (not the answers, not the kit itself)."""
-    return sorted(
-        {
-            cell_hash(cell.source)
-            for cell in nb.cells
-            if cell.cell_type == "code"
-            and not cell.metadata.get("nbgrader", {}).get("solution")
-            and not cell.source.startswith(KIT_TITLE)
-        }
-    )
-
-
-def _release_names(nb: nbformat.NotebookNode) -> list[str]:
-    """What the notebook's own cells define (``book_corr2d_multi_in``, ...): never the
-    misspelling of a graded name."""
-    return defined_names(
-        [
-            cell.source
-            for cell in nb.cells
-            if cell.cell_type == "code"
-            and not cell.metadata.get("nbgrader", {}).get("solution")
-        ]
-    )
+def _own_code(nb: nbformat.NotebookNode) -> list[str]:
+    """The notebook's own code cells: not the answers, not the kit itself."""
+    return [
+        cell.source
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        and not cell.metadata.get("nbgrader", {}).get("solution")
+        and not cell.source.startswith(KIT_TITLE)
+    ]
 
 
 def kit_data(sources: dict[str, nbformat.NotebookNode], conv_policy: str) -> dict:
     return {
         "conv_policy": conv_policy,
         "exercises": [_exercise_data(ex) for ex in EXERCISES.values()],
+        # How the kit tells the student's cells from the notebook's own, and the names the
+        # notebook defines (``book_corr2d_multi_in``): never the misspelling of a graded name.
         "release_cells": {
-            name: _release_cells(nb) for name, nb in sorted(sources.items())
+            name: sorted(set(map(cell_hash, _own_code(nb))))
+            for name, nb in sorted(sources.items())
         },
         "release_names": {
-            name: _release_names(nb) for name, nb in sorted(sources.items())
+            name: defined_names(_own_code(nb)) for name, nb in sorted(sources.items())
         },
     }
 
@@ -294,10 +282,13 @@ def _conv_policy() -> str:
     return load_settings(ROOT).conv_policy
 
 
+def _source_notebooks(source_dir: Path) -> dict[str, nbformat.NotebookNode]:
+    return {p.name: notebooks.read(p) for p in sorted(source_dir.glob("*.ipynb"))}
+
+
 def write_kit(source_dir: Path = SOURCE_DIR) -> list[Path]:
     """Write the first cell and the kit cell into the source notebooks; the ones changed."""
-    paths = sorted(source_dir.glob("*.ipynb"))
-    nbs = {path.name: notebooks.read(path) for path in paths}
+    nbs = _source_notebooks(source_dir)
     changed = {
         name
         for name, nb in nbs.items()
@@ -307,15 +298,14 @@ def write_kit(source_dir: Path = SOURCE_DIR) -> list[Path]:
     for name in _graded_notebooks():
         if _settle(nbs[name], KIT_CELL, cell, "setup_imports"):
             changed.add(name)
-    for path in paths:
-        if path.name in changed:
-            notebooks.write(nbs[path.name], path)
+    for name in sorted(changed):
+        notebooks.write(nbs[name], source_dir / name)
     return [source_dir / name for name in sorted(changed)]
 
 
 def kit_problems(source_dir: Path = SOURCE_DIR) -> list[str]:
     """What is out of date in the source notebooks' first and kit cells (empty: nothing)."""
-    nbs = {p.name: notebooks.read(p) for p in sorted(source_dir.glob("*.ipynb"))}
+    nbs = _source_notebooks(source_dir)
     fresh = kit_files(kit_data(nbs, _conv_policy()))
     problems = []
     for name, nb in nbs.items():
@@ -340,5 +330,5 @@ def check_kit(source_dir: Path = SOURCE_DIR) -> None:
 
 def current_kit(source_dir: Path = SOURCE_DIR) -> Kit:
     """The kit the source notebooks would carry, loaded here (for tests and the instructor)."""
-    nbs = {p.name: notebooks.read(p) for p in sorted(source_dir.glob("*.ipynb"))}
+    nbs = _source_notebooks(source_dir)
     return Kit.from_data(json.loads(json.dumps(kit_data(nbs, _conv_policy()))))

@@ -15,7 +15,7 @@ from importlib import resources
 
 import torch
 
-from .notebook import Kit
+from .notebook import Kit, user_namespace
 
 __all__ = ["Kit", "practice", "visible_test"]
 
@@ -32,12 +32,7 @@ def _loaded() -> Kit:
 
 def _function(name: str):
     """The notebook's function ``name``, or the message a misspelled name deserves."""
-    try:
-        from IPython import get_ipython
-
-        namespace = get_ipython().user_ns
-    except (ImportError, AttributeError):
-        namespace = {}
+    namespace = user_namespace()
     fn = namespace.get(name)
     if callable(fn):
         return fn, ""

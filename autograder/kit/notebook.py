@@ -186,12 +186,7 @@ class Kit:
 
     def _cells(self, notebook: str) -> tuple[list[str], list[str]]:
         """(the student's cells, the notebook's own) from this kernel's input history."""
-        try:
-            from IPython import get_ipython
-
-            history = list(get_ipython().user_ns.get("In", []))
-        except (ImportError, AttributeError):
-            history = []
+        history = list(user_namespace().get("In", []))
         given = self.release_cells.get(notebook, frozenset())
 
         def ours(cell: str) -> bool:
@@ -199,6 +194,16 @@ class Kit:
 
         cells = [cell for cell in history if cell]
         return [c for c in cells if not ours(c)], [c for c in cells if ours(c)]
+
+
+def user_namespace() -> dict:
+    """The notebook kernel's namespace (empty outside IPython: a script, a test)."""
+    try:
+        from IPython import get_ipython
+
+        return get_ipython().user_ns
+    except (ImportError, AttributeError):
+        return {}
 
 
 def cell_hash(source: str) -> str:
