@@ -9,11 +9,14 @@ import math
 import torch
 
 from autograder import reference
-from autograder.kit.judging import Answers, Case, Exercise, likely_mistakes
+from autograder.kit.judging import Answers, Case, Exercise
 
 
 class ReferenceAnswers(Answers):
-    """``Answers`` computed from ``reference.py`` for every kind of exercise."""
+    """``Answers`` computed from ``reference.py`` for every kind of exercise: composed kernels
+    by the reference's ``compose_kernels``, counts by the reference's formulas."""
+
+    computed_kinds = frozenset({"conv", "compose"})
 
     def oracle(self, ex: Exercise, X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
         if ex.kind == "compose":
@@ -28,24 +31,12 @@ class ReferenceAnswers(Answers):
                 return getattr(reference, ex.name)(**dict(case.params))
             except ValueError:
                 return None
-        if ex.kind == "compose":
-            return self.oracle(ex, *case.inputs())
         return super().expected(ex, case)
-
-    def magnitude(self, ex: Exercise, case: Case) -> torch.Tensor:
-        if ex.kind == "compose":
-            X, K = case.inputs()
-            return self.oracle(ex, X.abs(), K.abs())
-        return super().magnitude(ex, case)
 
     def wrong(self, ex: Exercise, case: Case) -> dict:
         if ex.kind == "count":
             return (
                 count_mistakes(ex, case) if self.expected(ex, case) is not None else {}
-            )
-        if ex.kind == "compose":
-            return likely_mistakes(
-                ex, *case.inputs(), lambda X, K: self.oracle(ex, X, K)
             )
         return super().wrong(ex, case)
 
