@@ -239,7 +239,12 @@ def _graded_notebooks() -> set[str]:
     return {ex.notebook for ex in EXERCISES.values()}
 
 
-def _cell_after(nb: nbformat.NotebookNode, grade_id: str) -> int:
+def _cell_after(nb: nbformat.NotebookNode, grade_id: str | None) -> int:
+    """Where a new cell goes: after the cell ``grade_id``; with None, before the first code
+    cell (a new notebook's first cell goes under its title)."""
+    if grade_id is None:
+        code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        return code[0] if code else len(nb.cells)
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
     return ids.index(grade_id) + 1
 
@@ -262,7 +267,9 @@ def _locked_cell(source: str, grade_id: str, hidden: bool) -> nbformat.NotebookN
     return cell
 
 
-def _settle(nb: nbformat.NotebookNode, grade_id: str, source: str, after: str) -> bool:
+def _settle(
+    nb: nbformat.NotebookNode, grade_id: str, source: str, after: str | None
+) -> bool:
     """Put ``source`` into the cell ``grade_id`` (created after ``after``); True if changed."""
     for cell in nb.cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
@@ -292,7 +299,7 @@ def write_kit(source_dir: Path = SOURCE_DIR) -> list[Path]:
     changed = {
         name
         for name, nb in nbs.items()
-        if _settle(nb, PACKAGES_CELL, packages_cell(), "")
+        if _settle(nb, PACKAGES_CELL, packages_cell(), None)
     }
     cell = kit_cell(kit_zip(kit_files(kit_data(nbs, _conv_policy()))))
     for name in _graded_notebooks():

@@ -301,3 +301,21 @@ def test_the_kit_loads_from_its_own_zip_without_the_autograder_package(tmp_path:
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == str(sorted(EXERCISES))
     assert isinstance(KIT, Kit)
+
+
+def test_a_new_notebook_gets_the_first_cell_under_its_title():
+    """``make release`` on a notebook a maintainer just added: the install cell goes first."""
+    import nbformat
+
+    from autograder.kit_build import PACKAGES_CELL, _settle, packages_cell
+
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# 7.4.6"),
+            nbformat.v4.new_code_cell("x = 1"),
+        ]
+    )
+    assert _settle(nb, PACKAGES_CELL, packages_cell(), None)
+    assert [grade_id(c) for c in nb.cells] == ["", PACKAGES_CELL, ""]
+    assert nb.cells[1].source == packages_cell()
+    assert not _settle(nb, PACKAGES_CELL, packages_cell(), None)  # written once
