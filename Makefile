@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	-p tests.nbval_figures
 
-.PHONY: help build test test-fast setup release check-release site solutions grade lint bench bench-grading bench-scale \
+.PHONY: help build test test-fast setup lock release check-release site solutions grade lint bench bench-grading bench-scale \
 	gpu-kit gpu-dry-run clean
 
 build: setup release site  ## set up, regenerate the student release, build the site into _build/html
@@ -32,10 +32,16 @@ test-fast: setup  ## the edit loop (under a minute): lint and unit tests; no not
 setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium /usr/bin/bwrap  ## create what is missing: .venv, node_modules, Chromium, bubblewrap
 
 # (pip's "WARNING: Location ... is ignored" lines are this machine's registry mirrors, not ours.)
-# The pins (requirements.txt) are CPython 3.11's: pyproject.toml's requires-python, torch 2.14.1's
-# wheels here, d2l 1.0.3's numpy 1.23.5. Another Python fails late and obscurely, so say it first.
+# The lock (requirements.txt, from requirements.in by `make lock`) is CPython 3.11's on x86-64
+# Linux: pyproject.toml's requires-python, torch 2.14.1's wheels here, d2l 1.0.3's numpy 1.23.5.
+# Another Python fails late and obscurely, so say it first.
+# Installing: every distribution at its locked version and hash, none of their dependencies
+# (--no-deps: the lock already holds them all, so nothing unlisted can come in); pip-sync then
+# removes whatever an older lock left behind; the project itself goes in last, built by the
+# locked setuptools (no build isolation, which would fetch an unlocked one).
 PYTHON ?= python3
 PYTHON_WANTED := 3.11
+PIP_QUIET = 2>&1 | { grep -v "^WARNING: Location" || true; }
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@py=$(PY); test -x $$py || py=$(PYTHON); \
 	found=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo none); \
@@ -43,9 +49,18 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON_WANTED), and $$py is $$found: run make PYTHON=python$(PYTHON_WANTED) (after removing \
 	.venv if it was made with another)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
-	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.txt $(PIP_QUIET)
+	$(VENV)/bin/pip-sync --quiet requirements.txt $(PIP_QUIET)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . $(PIP_QUIET)
 	touch $@
+
+# requirements.in (the direct pins, each with its reason) -> requirements.txt (every
+# distribution, exact version, sha256 hashes). Existing pins are kept where they still fit;
+# `make lock UPGRADE=1` takes the newest versions the direct pins allow.
+lock: setup  ## recompile requirements.txt from requirements.in (UPGRADE=1 for newest versions)
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes \
+		--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+		$(if $(UPGRADE),--upgrade) --output-file requirements.txt requirements.in $(PIP_QUIET)
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -113,16 +128,17 @@ bench-scale: setup  ## 1,000 submissions on this machine's cores and on a local 
 	$(PY) benchmarks/grading_profile.py --n 100
 
 # The GPU run (README, "Re-executing on a GPU"). The kit: Python 3.12 wheels of what a bare CUDA
-# machine with torch lacks (benchmarks/gpu_kit.txt), under 64 MiB so that it travels with the
-# working tree. Needs only pip, not the project's environment.
+# machine with torch lacks (benchmarks/gpu_kit.txt, at the lock's versions), under 64 MiB so
+# that it travels with the working tree. Needs only pip, not the project's environment.
 GPU_KIT := .gpu-kit
 GPU_WHEEL_TAGS := --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
 	$(foreach p,manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux1,--platform $(p)_x86_64)
 gpu-kit: $(GPU_KIT)/.complete  ## download the GPU kit into .gpu-kit/
-$(GPU_KIT)/.complete: benchmarks/gpu_kit.txt
+$(GPU_KIT)/.complete: benchmarks/gpu_kit.txt benchmarks/gpu_kit_pins.py requirements.txt
 	rm -rf $(GPU_KIT) && mkdir -p $(GPU_KIT)
+	python3 benchmarks/gpu_kit_pins.py > $(GPU_KIT)/pins.txt
 	python3 -m pip download --quiet --no-deps $(GPU_WHEEL_TAGS) -d $(GPU_KIT) \
-		-r benchmarks/gpu_kit.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+		-r $(GPU_KIT)/pins.txt $(PIP_QUIET)
 	@size=$$(du -sm $(GPU_KIT) | cut -f1); echo "$(GPU_KIT): $$(ls $(GPU_KIT) | wc -l) wheels, $$size MiB"; \
 		test $$size -lt 64 || { echo "the kit must stay under 64 MiB"; exit 1; }
 	touch $@

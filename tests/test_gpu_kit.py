@@ -23,6 +23,7 @@ from autograder.notebooks import execute_in_place
 from autograder.release import ROOT, SOURCE_DIR
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from gpu_kit_pins import kit_names, kit_pins
 from gpu_summary import reason, summary_lines
 
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
@@ -75,16 +76,26 @@ def test_the_sanitiser_masks_the_device_and_not_the_values():
 
 
 def test_the_kit_pins_the_versions_the_cpu_suite_runs():
-    pins = [
-        line.split("#")[0].strip()
-        for line in (ROOT / "benchmarks" / "gpu_kit.txt").read_text().splitlines()
-        if line.split("#")[0].strip()
-    ]
+    lock = (ROOT / "requirements.txt").read_text()
+    pins = kit_pins((ROOT / "benchmarks" / "gpu_kit.txt").read_text(), lock)
     assert len(pins) > 20
     for pin in pins:
         name, _, version = pin.partition("==")
-        assert version, f"{pin}: the kit pins every wheel exactly"
         assert importlib.metadata.version(name) == version, name
+
+
+def test_the_kit_list_names_no_version_of_its_own():
+    # One source of truth: a version written in gpu_kit.txt would drift from the lock.
+    for name in kit_names((ROOT / "benchmarks" / "gpu_kit.txt").read_text()):
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name), name
+
+
+def test_a_kit_name_the_lock_lacks_is_an_error_not_a_guess():
+    with pytest.raises(SystemExit, match="numpyy"):
+        kit_pins("numpyy\nd2l\n", "d2l==1.0.3 \\\n    --hash=sha256:00\n")
+    assert kit_pins("jupyter_client  # why\n", "jupyter-client==8.10.0 \\\n") == [
+        "jupyter_client==8.10.0"
+    ]
 
 
 def _nbval_junit(root: Path, notebook: str) -> Path:

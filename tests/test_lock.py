@@ -1,0 +1,74 @@
+"""The environment is the lock: every installed distribution at its locked version, nothing else.
+
+`make setup` installs requirements.txt (pip-compile's output, with hashes) without dependencies
+and pip-sync removes strays; these tests catch a venv, a lock or a requirements.in that drifted.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import sys
+import sysconfig
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from gpu_kit_pins import canonical, locked_versions
+
+LOCK = (ROOT / "requirements.txt").read_text()
+DIRECT = (ROOT / "requirements.in").read_text()
+PROJECT = "d2l-channels-course"  # this repository, installed editable on top of the lock
+
+
+def installed() -> dict[str, str]:
+    """Every distribution in this environment's site-packages, by canonical name.
+
+    Only site-packages itself: setuptools keeps its vendored libraries' metadata in a folder
+    that an imported setuptools puts on sys.path, and those are not installed distributions.
+    """
+    site = sysconfig.get_paths()["purelib"]
+    return {
+        canonical(dist.metadata["Name"]): dist.version
+        for dist in importlib.metadata.distributions(path=[site])
+    }
+
+
+def test_every_installed_distribution_is_in_the_lock_at_its_version():
+    have = installed()
+    have.pop(PROJECT)
+    want = locked_versions(LOCK)
+    unlisted = sorted(set(have) - set(want))
+    missing = sorted(set(want) - set(have))
+    wrong = sorted(f"{n} {have[n]} (lock: {want[n]})" for n in have.keys() & want if have[n] != want[n])
+    assert (unlisted, missing, wrong) == ([], [], []), "run make setup (or make lock)"
+
+
+def test_every_locked_distribution_carries_a_hash():
+    entries = re.split(r"\n(?=[A-Za-z0-9])", LOCK)
+    pinned = [e for e in entries if re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*==", e)]
+    assert len(pinned) == len(locked_versions(LOCK)) > 200
+    for entry in pinned:
+        assert "--hash=sha256:" in entry, entry.split("\n", 1)[0]
+
+
+def test_every_direct_pin_is_exact_explained_and_locked_at_that_version():
+    locked = locked_versions(LOCK)
+    lines = DIRECT.splitlines()
+    pins = [(i, line) for i, line in enumerate(lines) if line and not line.startswith("#")]
+    assert len(pins) >= 15
+    for i, pin in pins:
+        name, _, version = pin.partition("==")
+        assert re.fullmatch(r"[0-9][0-9A-Za-z.+]*", version), f"{pin}: pin it exactly"
+        assert locked.get(canonical(name)) == version, f"{pin}: run make lock"
+        # The reason is the comment block above the pin (pins listed together share one).
+        above = i - 1
+        while above >= 0 and lines[above] and not lines[above].startswith("#"):
+            above -= 1
+        assert above >= 0 and lines[above].startswith("#"), f"{pin}: say why it is pinned"
+
+
+def test_the_lock_names_no_index_or_machine_path():
+    # A lock that carried this machine's mirror or wheel folder would not install elsewhere.
+    assert not re.search(r"^(--|-f |-i )", LOCK, flags=re.M)
+    assert "file://" not in LOCK and "/opt/" not in LOCK
