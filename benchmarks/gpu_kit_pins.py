@@ -17,20 +17,24 @@ LOCK = HERE.parent / "requirements.txt"
 
 
 def canonical(name: str) -> str:
-    """PEP 503's normal form, so `jupyter_client` in one file finds `jupyter-client` in the other."""
+    """PEP 503's normal form: `jupyter_client` in one file finds `jupyter-client` in another."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def locked_versions(lock_text: str) -> dict[str, str]:
     """Every `name==version` line of a pip-compile lock, by canonical name."""
-    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)", lock_text, flags=re.M)
+    pins = re.findall(
+        r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)", lock_text, flags=re.M
+    )
     return {canonical(name): version for name, version in pins}
 
 
 def kit_names(kit_text: str) -> list[str]:
     """The names the kit lists (comments and blank lines dropped)."""
     return [
-        line.split("#")[0].strip() for line in kit_text.splitlines() if line.split("#")[0].strip()
+        line.split("#")[0].strip()
+        for line in kit_text.splitlines()
+        if line.split("#")[0].strip()
     ]
 
 
@@ -39,7 +43,9 @@ def kit_pins(kit_text: str, lock_text: str) -> list[str]:
     versions = locked_versions(lock_text)
     missing = [name for name in kit_names(kit_text) if canonical(name) not in versions]
     if missing:
-        raise SystemExit(f"gpu_kit.txt names what the lock does not hold: {', '.join(missing)}")
+        raise SystemExit(
+            f"gpu_kit.txt names what the lock does not hold: {', '.join(missing)}"
+        )
     return [f"{name}=={versions[canonical(name)]}" for name in kit_names(kit_text)]
 
 

@@ -119,7 +119,7 @@ def test_first_cell_pins_are_d2ls_own_and_the_course_torch():
         pytest.skip("the release's setup_packages cell has no NEEDED dict yet")
     cell = pins_of(list(needed.values()))
     d2l = pins_of(importlib.metadata.requires("d2l") or [])
-    course = pins_of((ROOT / "requirements.txt").read_text().splitlines())
+    course = pins_of((ROOT / "requirements.in").read_text().splitlines())
     for name in ("matplotlib", "matplotlib-inline", "pandas", "scipy", "requests"):
         assert cell[name] == d2l[name], name
     for name in ("torch", "torchvision"):

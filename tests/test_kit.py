@@ -4,6 +4,7 @@ tests tell the truth the grader will tell (the mistakes real students make, and 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -319,3 +320,73 @@ def test_a_new_notebook_gets_the_first_cell_under_its_title():
     assert [grade_id(c) for c in nb.cells] == ["", PACKAGES_CELL, ""]
     assert nb.cells[1].source == packages_cell()
     assert not _settle(nb, PACKAGES_CELL, packages_cell(), None)  # written once
+
+
+def test_the_sandbox_builds_the_same_inputs_as_the_kit():
+    # harness.py cannot import the package, so it makes the tensors with its own two lines.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "harness", ROOT / "autograder" / "harness.py"
+    )
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    cases = [c for ex in EXERCISES.values() for c in ex.cases if not c.params]
+    seen = []
+    harness._run_cases(
+        {"function": "f", "cases": [c.as_job() for c in cases]},
+        {"f": lambda X, K: seen.append((X.clone(), K.clone())) or X},
+    )
+    assert len(seen) == len(cases) > 20
+    for case, (X, K) in zip(cases, seen, strict=True):
+        want_X, want_K = case.inputs()
+        assert X.dtype == want_X.dtype and torch.equal(X, want_X), case.describe()
+        assert K.dtype == want_K.dtype and torch.equal(K, want_K), case.describe()
+
+
+def test_seeded_inputs_are_eighths_whose_convolutions_are_exact():
+    # What makes the stored answers the same bytes on any machine: every term and every partial
+    # sum of a float64 convolution of these inputs is exact, so the order of additions is moot.
+    for ex in EXERCISES.values():
+        for case in ex.cases + ex.visible:
+            if case.params or case.values is not None:
+                continue
+            X, K = case.inputs()
+            for t in (X, K):
+                scaled = t.double() * 8
+                assert torch.equal(scaled, scaled.round()) and scaled.abs().max() <= 16
+
+
+KIT_BYTES = """
+import hashlib, os, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+torch.backends.mkldnn.enabled = sys.argv[2] == "on"
+from autograder.kit_build import _conv_policy, _source_notebooks, kit_data, kit_files, kit_zip
+from autograder.release import SOURCE_DIR
+zipped = kit_zip(kit_files(kit_data(_source_notebooks(SOURCE_DIR), _conv_policy())))
+print(torch.backends.cpu.get_cpu_capability(), hashlib.sha256(zipped).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_the_kit_is_the_same_bytes_whatever_the_threads_onednn_or_cpu_path():
+    import subprocess
+    import sys
+
+    runs = {}
+    for threads, onednn, capability in [
+        ("1", "on", "default"),
+        ("2", "off", "default"),
+        ("2", "on", "avx2"),
+        ("1", "off", "avx2"),
+    ]:
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+        out = subprocess.run(
+            [sys.executable, "-c", KIT_BYTES, threads, onednn],
+            capture_output=True, text=True, check=True, env=env, cwd=ROOT, timeout=300,
+        ).stdout.split()  # fmt: skip
+        runs[(threads, onednn, out[0])] = out[1]
+    assert {cap for _, _, cap in runs} >= {
+        "DEFAULT"
+    }  # the generic path ran at least once
+    assert len(set(runs.values())) == 1, runs

@@ -14,11 +14,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from gpu_kit_pins import canonical, locked_versions
+from gpu_kit_pins import canonical, locked_versions  # noqa: E402
 
 LOCK = (ROOT / "requirements.txt").read_text()
 DIRECT = (ROOT / "requirements.in").read_text()
-PROJECT = "d2l-channels-course"  # this repository, installed editable on top of the lock
+PROJECT = (
+    "d2l-channels-course"  # this repository, installed editable on top of the lock
+)
 
 
 def installed() -> dict[str, str]:
@@ -40,7 +42,11 @@ def test_every_installed_distribution_is_in_the_lock_at_its_version():
     want = locked_versions(LOCK)
     unlisted = sorted(set(have) - set(want))
     missing = sorted(set(want) - set(have))
-    wrong = sorted(f"{n} {have[n]} (lock: {want[n]})" for n in have.keys() & want if have[n] != want[n])
+    wrong = sorted(
+        f"{n} {have[n]} (lock: {want[n]})"
+        for n in have.keys() & want
+        if have[n] != want[n]
+    )
     assert (unlisted, missing, wrong) == ([], [], []), "run make setup (or make lock)"
 
 
@@ -55,7 +61,9 @@ def test_every_locked_distribution_carries_a_hash():
 def test_every_direct_pin_is_exact_explained_and_locked_at_that_version():
     locked = locked_versions(LOCK)
     lines = DIRECT.splitlines()
-    pins = [(i, line) for i, line in enumerate(lines) if line and not line.startswith("#")]
+    pins = [
+        (i, line) for i, line in enumerate(lines) if line and not line.startswith("#")
+    ]
     assert len(pins) >= 15
     for i, pin in pins:
         name, _, version = pin.partition("==")
@@ -65,7 +73,9 @@ def test_every_direct_pin_is_exact_explained_and_locked_at_that_version():
         above = i - 1
         while above >= 0 and lines[above] and not lines[above].startswith("#"):
             above -= 1
-        assert above >= 0 and lines[above].startswith("#"), f"{pin}: say why it is pinned"
+        assert above >= 0 and lines[above].startswith("#"), (
+            f"{pin}: say why it is pinned"
+        )
 
 
 def test_the_lock_names_no_index_or_machine_path():

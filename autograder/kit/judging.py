@@ -26,6 +26,24 @@ FLOAT_DTYPES = {"torch.float16": torch.float16, "torch.bfloat16": torch.bfloat16
 FLOAT_DTYPES |= {"torch.float32": torch.float32, "torch.float64": torch.float64}
 
 
+def seeded_inputs(
+    seed: int, x_shape: tuple[int, ...], k_shape: tuple[int, ...], dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """X and K for a seed: multiples of 1/8 in [-2, 2], the same bits on every machine.
+
+    Integers from the seeded generator, not ``randn``: PyTorch's normal sampler gives other
+    last bits on other CPUs (its AVX2 and generic paths differ), while integers do not. Eighths
+    of at most 16 are exact in every float dtype down to bfloat16, and so is every product and
+    every sum of a convolution's terms in float64, whatever the order of the additions: the
+    right answers the kit stores are the same bytes wherever the release is built.
+    (``harness.py`` makes the same tensors in the sandbox; tests/test_kit.py checks both.)
+    """
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randint(-16, 17, x_shape, generator=gen).to(dtype) / 8
+    K = torch.randint(-16, 17, k_shape, generator=gen).to(dtype) / 8
+    return X, K
+
+
 @dataclass(frozen=True)
 class Case:
     """One input pair. ``describe()`` tells a student the shapes, never the values."""
@@ -47,9 +65,7 @@ class Case:
             X = torch.tensor(self.values[0], dtype=self.dtype)
             K = torch.tensor(self.values[1], dtype=self.dtype)
         else:
-            gen = torch.Generator().manual_seed(self.seed)
-            X = torch.randn(self.x_shape, generator=gen, dtype=self.dtype)
-            K = torch.randn(self.k_shape, generator=gen, dtype=self.dtype)
+            X, K = seeded_inputs(self.seed, self.x_shape, self.k_shape, self.dtype)
         return X.to(device), K.to(device)
 
     def describe(self, names: tuple[str, str] = ("X", "K")) -> str:
