@@ -35,7 +35,7 @@ def scratch_clone(target: Path) -> Path:
             shutil.copy2(source, target / name)
     git(target, "init", "--quiet")
     git(target, "add", "--all")
-    git(target, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "clone")
+    git(target, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone")
     for shared in (".venv", "node_modules"):
         (target / shared).symlink_to(ROOT / shared)
     # .gitignore's `.venv/` matches a folder, not a link to one.
@@ -50,7 +50,8 @@ def test_make_build_on_a_fresh_clone_leaves_every_tracked_file_as_committed(tmp_
     # depends on the order git wrote them in. Make the sources newer, so that it must.
     for source in (clone / "solutions" / "channels").glob("*.ipynb"):
         os.utime(source)
-    env = {**os.environ, "PYTHONPATH": str(clone)}  # the clone's package, not this checkout's
+    # The clone's own package, not this checkout's (the venv's editable install points here).
+    env = {**os.environ, "PYTHONPATH": str(clone)}
     done = subprocess.run(
         # The shared environment is already installed: -o keeps make from reinstalling it.
         ["make", "--no-print-directory", "-o", ".venv/.installed", "-o",
