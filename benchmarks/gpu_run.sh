@@ -10,6 +10,9 @@
 #   GPU_KIT       folder of wheels from `make gpu-kit` (default .gpu-kit); "none" uses the
 #                 interpreter's own packages (the project's .venv, say)
 #   GPU_RUN_CPU=1 allow a run without CUDA (the dry run); otherwise no GPU is an error
+#   GPU_RUN_NOTEBOOKS  the notebooks nbval re-executes (default: all twelve, sources and
+#                 release); tests/test_gpu_kit.py's dry run names one pair, since the CPU
+#                 suite's own nbval runs all twelve with the same sanitiser and plugins
 #
 # OUT_DIR receives at most eight files (what the device tool brings back): summary.txt (one
 # line per notebook and per step), device.txt, nbval.log, gpu-tests.log, speed.log, the
@@ -99,11 +102,13 @@ fi
 export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1
 XDIST=()
 "$PY" -c "import xdist" 2>/dev/null && XDIST=(-p xdist.plugin -n 4 --dist loadfile)
-step "nbval, 12 notebooks" "$OUT/nbval.log" \
+# shellcheck disable=SC2206 # the list is globs and paths, split on spaces on purpose
+NOTEBOOKS=(${GPU_RUN_NOTEBOOKS:-solutions/channels chapters/channels})
+step "nbval, ${GPU_RUN_NOTEBOOKS:-12 notebooks}" "$OUT/nbval.log" \
 	"$PY" -m pytest -p no:cacheprovider -p nbval.plugin -p tests.nbval_figures "${XDIST[@]}" \
 	--nbval --nbval-current-env \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg --junitxml "$SCRATCH/nbval.xml" \
-	solutions/channels chapters/channels
+	"${NOTEBOOKS[@]}"
 grep -m 1 "^nbval_figures:" "$OUT/nbval.log" | tee -a "$SUMMARY"
 "$PY" benchmarks/gpu_summary.py "$SCRATCH/nbval.xml" | tee -a "$SUMMARY"
 
