@@ -163,9 +163,11 @@ def grade_settings(args: argparse.Namespace) -> tuple[Policy, Limits]:
 
     The same reading as stock nbgrader's (``course_config``), so both grade on the same inputs.
     """
-    from autograder.grader import Policy  # imports torch: only when grading
+    # Import torch and nbgrader: only when grading.
+    from autograder.grader import Policy
+    from autograder.nbgrader_plugin import load_settings
 
-    settings = course_config.load_settings(args.course)
+    settings = load_settings(args.course)
     if args.public_seeds:
         salt = ""
     else:
@@ -194,8 +196,8 @@ def _progress(done: int, total: int) -> None:
 def _grade(args: argparse.Namespace) -> int:
     # Imports torch: only when grading.
     from autograder import report
+    from autograder.batch import grade_batch
     from autograder.cluster import ClusterUnavailableError
-    from autograder.grader import grade_batch
 
     if not args.submitted.is_dir():
         print(f"error: {args.submitted} is not a folder", file=sys.stderr)

@@ -2,7 +2,8 @@
 
 The grade command and stock ``nbgrader autograde`` (``nbgrader_plugin.TrustedAutograde``) must
 grade on the same inputs under the same policy, so both take ``c.TrustedAutograde`` from the
-course's ``nbgrader_config.py`` and, unless it sets ``seed_salt``, the same secret file beside it.
+course's ``nbgrader_config.py`` (``nbgrader_plugin.load_settings``, beside the class whose traits
+validate it) and, unless it sets ``seed_salt``, the same secret file beside it.
 The seeds in ``exercises.py`` are in a public repository (students get only the check kit, which
 has none of them, but may find the course's code), so grading on them is an explicit opt-in
 (``public_seeds``) for tests and demos only.
@@ -21,8 +22,6 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-from traitlets.config.loader import PyFileConfigLoader
 
 from autograder.release import RELEASE_DIR, ROOT
 from autograder.sandbox import Limits
@@ -78,35 +77,12 @@ def settings_of(trusted) -> CourseSettings:
     )
 
 
-def load_settings(course_dir: Path | str = ".") -> CourseSettings:
-    """``c.TrustedAutograde`` from ``course_dir/nbgrader_config.py``, validated as nbgrader would.
-
-    Refuses a directory without the file: grading from the wrong directory would otherwise
-    create a second secret there and grade on other inputs than nbgrader does.
-    """
-    course = Path(course_dir)
-    if not (course / CONFIG_FILE).is_file():
-        raise CourseConfigError(
-            f"no {CONFIG_FILE} in {course.resolve()}: run in the course directory "
-            "or pass --course"
-        )
-    config = PyFileConfigLoader(CONFIG_FILE, path=str(course)).load_config()
-    # Imported here: the plugin imports this module (and nbgrader and torch).
-    from autograder.nbgrader_plugin import TrustedAutograde
-
-    return settings_of(TrustedAutograde(config=config))
-
-
-def course_secret(
-    course_dir: Path | str = ".", settings: CourseSettings | None = None
-) -> str:
+def course_secret(course_dir: Path | str, settings: CourseSettings) -> str:
     """The salt the course grades with: "" (public seeds) only when asked for explicitly.
 
-    In order: ``seed_salt`` if the configuration sets one, else the course's secret file
-    (created on first use). ``settings`` defaults to those in ``course_dir``.
+    In order: ``seed_salt`` if the configuration sets one (``settings``: the course's, from
+    ``plugin.load_settings``), else the course's secret file (created on first use).
     """
-    if settings is None:
-        settings = load_settings(course_dir)
     if settings.public_seeds:
         if settings.seed_salt:
             raise CourseConfigError(

@@ -10,14 +10,11 @@ import dataclasses
 import functools
 import logging
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder import notebooks, report
+from autograder import notebooks
 from autograder.exercises import EXERCISES, Exercise, reseeded
-from autograder.gradebook import assignment_gradebook, write_gradebook
 from autograder.kit.policy import check_policy, student_sources
 from autograder.mistakes import missing_function, not_defined, syntax_problem
 from autograder.release import ASSIGNMENT, RELEASE_DIR
@@ -480,52 +477,3 @@ def student_dirs(submitted: Path) -> list[Path]:
     return sorted(
         p / ASSIGNMENT for p in submitted.iterdir() if os.path.lexists(p / ASSIGNMENT)
     )
-
-
-def grade_batch(
-    submitted: Path,
-    out: Path,
-    *,
-    workers: int = 1,
-    dask: str | None = None,
-    unsafe: bool = False,
-    policy: Policy = Policy(),
-    limits: Limits | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[dict]:
-    """Grade every student not graded yet (resumable), then write grades.csv and feedback.
-
-    One worker grades here, in this process; more (``workers``), or a Dask cluster at
-    ``dask``, grade through Dask (``cluster.py``). The files are the same either way.
-    """
-    limits = limits or Limits()
-    done = report.graded_students(out)
-    todo = [d for d in student_dirs(submitted) if d.parent.name not in done]
-    finished = 0
-
-    def save(result: dict) -> None:
-        nonlocal finished
-        report.save_result(out, result)
-        finished += 1
-        if progress:
-            progress(finished, len(todo))
-
-    with ThreadPoolExecutor(max_workers=1) as background:
-        # nbgrader's record of the assignment, made (once) while the students are graded.
-        assignment_db = background.submit(assignment_gradebook)
-        if dask or workers > 1:
-            from autograder.cluster import grade_on_cluster  # imports Dask: only here
-
-            grade_on_cluster(
-                todo, save, address=dask, workers=workers, policy=policy,
-                limits=limits, unsafe=unsafe,
-            )  # fmt: skip
-        elif todo:
-            with Sandbox(limits, unsafe=unsafe) as sandbox:
-                for student_dir in todo:
-                    save(grade_student(student_dir, sandbox, policy))
-        results = report.load_results(out)
-        report.write_grades_csv(out, results)
-        report.write_feedback(out, results)
-        write_gradebook(out, results, assignment_db.result())
-    return results

@@ -286,7 +286,8 @@ def _settle(
 
 
 def _conv_policy() -> str:
-    from autograder.course_config import load_settings
+    # The course's configuration, read by the plugin's class (which imports nbgrader).
+    from autograder.nbgrader_plugin import load_settings
 
     return load_settings(ROOT).conv_policy
 

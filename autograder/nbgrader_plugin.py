@@ -25,9 +25,17 @@ from nbgrader.converters import base as nbgrader_base
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Enum, Float, Int, Unicode
+from traitlets.config.loader import PyFileConfigLoader
 
 from autograder import notebooks
-from autograder.course_config import course_secret, limits_of, settings_of
+from autograder.course_config import (
+    CONFIG_FILE,
+    CourseConfigError,
+    CourseSettings,
+    course_secret,
+    limits_of,
+    settings_of,
+)
 from autograder.grader import (
     NotebookResult,
     Policy,
@@ -359,3 +367,20 @@ class TrustedAutograde(NbGraderPreprocessor):
                     grade_id
                 ].source  # the release has no hidden tests
         return nb, resources
+
+
+def load_settings(course_dir: Path | str = ".") -> CourseSettings:
+    """``c.TrustedAutograde`` from ``course_dir/nbgrader_config.py``, validated as nbgrader would
+    (by the class above, so the grade command reads the very settings nbgrader does).
+
+    Refuses a directory without the file: grading from the wrong directory would otherwise
+    create a second secret there and grade on other inputs than nbgrader does.
+    """
+    course = Path(course_dir)
+    if not (course / CONFIG_FILE).is_file():
+        raise CourseConfigError(
+            f"no {CONFIG_FILE} in {course.resolve()}: run in the course directory "
+            "or pass --course"
+        )
+    config = PyFileConfigLoader(CONFIG_FILE, path=str(course)).load_config()
+    return settings_of(TrustedAutograde(config=config))

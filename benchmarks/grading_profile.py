@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from corpus import write_generated  # noqa: E402
 
-from autograder.grader import Policy, grade_batch  # noqa: E402
+from autograder.batch import grade_batch  # noqa: E402
+from autograder.grader import Policy  # noqa: E402
 
 # (stage, [(module file, function)], [stages whose time is inside it and counted there]).
 STAGES = [

@@ -146,7 +146,7 @@ def resume_after_a_kill(
 ) -> Path:
     """Copy a graded batch's ``out`` as if the run had been killed before ``killed_before``
     were graded (their results and grades.csv gone), grade it again, and return the copy."""
-    from autograder.grader import grade_batch
+    from autograder.batch import grade_batch
 
     resumed = scratch / "resumed"
     shutil.copytree(out, resumed)

@@ -33,7 +33,8 @@ from corpus import ADDS, MULTI_IN, MULTS, ZERO, Entry, lost, typed
 from nbgrader.api import Gradebook
 
 from autograder import EXERCISES, grader, nbgrader_plugin, notebooks, report, sandbox
-from autograder.grader import Policy, grade_batch
+from autograder.batch import grade_batch
+from autograder.grader import Policy
 from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT
 from autograder.sandbox import Limits
 

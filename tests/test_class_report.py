@@ -21,8 +21,8 @@ from corpus import (
 
 from autograder import __main__ as cli
 from autograder import report
+from autograder.batch import grade_batch
 from autograder.class_report import common_mistakes
-from autograder.grader import grade_batch
 from autograder.guide import formgrader_order, questions
 from autograder.release import ASSIGNMENT
 

@@ -27,7 +27,7 @@ from distributed import Client
 from autograder import __main__ as cli
 from autograder import report
 from autograder.__main__ import class_files
-from autograder.grader import grade_batch
+from autograder.batch import grade_batch
 from autograder.release import ROOT
 from autograder.sandbox import Limits
 

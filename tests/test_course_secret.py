@@ -36,11 +36,10 @@ from autograder.course_config import (
     CourseConfigError,
     course_secret,
     limits_of,
-    load_settings,
     secret_file,
     settings_of,
 )
-from autograder.nbgrader_plugin import TrustedAutograde
+from autograder.nbgrader_plugin import TrustedAutograde, load_settings
 from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT
 
 # The functions graded on seeded random inputs (the counting ones take fixed sizes).
@@ -76,12 +75,14 @@ def test_the_shipped_configuration_grades_on_a_secret_not_the_public_seeds():
 
 def test_a_secret_is_created_once_private_and_reused(tmp_path):
     course = course_with(tmp_path)
-    secret = course_secret(course)
+    secret = course_secret(course, load_settings(course))
     path = course / SECRET_FILE
     assert len(secret) == 64 and int(secret, 16) >= 0
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_text() == secret + "\n"
-    assert course_secret(course) == secret  # a second run reads it
+    assert (
+        course_secret(course, load_settings(course)) == secret
+    )  # a second run reads it
     assert sorted(os.listdir(course)) == [SECRET_FILE, CONFIG_FILE]  # no temp file left
 
 
@@ -196,7 +197,7 @@ def test_explicit_options_and_settings_choose_the_salt(tmp_path, monkeypatch):
         'c.TrustedAutograde.seed_salt = "configured"',
     )
     with pytest.raises(CourseConfigError, match="choose one"):
-        course_secret(both)
+        course_secret(both, load_settings(both))
     assert not any(
         (tmp_path / d / "course" / SECRET_FILE).exists() for d in ("a", "b", "c")
     )
@@ -213,7 +214,7 @@ def test_a_suspect_secret_file_is_refused(tmp_path, problem):
         path.write_text("" if problem == "empty" else "a secret\n")
         path.chmod(0o600 if problem == "empty" else 0o644)
     with pytest.raises(CourseConfigError, match=str(path)):
-        course_secret(course)
+        course_secret(course, load_settings(course))
 
 
 def test_the_grade_command_refuses_a_folder_that_is_not_a_course(tmp_path, capsys):

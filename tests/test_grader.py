@@ -21,7 +21,8 @@ from nbgrader.api import Gradebook
 
 from autograder import EXERCISES, reference, report, sandbox
 from autograder import __main__ as cli
-from autograder.grader import Policy, grade_batch, grade_notebook
+from autograder.batch import grade_batch
+from autograder.grader import Policy, grade_notebook
 from autograder.release import ASSIGNMENT, ROOT
 from autograder.sandbox import Limits
 

@@ -32,7 +32,8 @@ from conftest import (
 from corpus import MULTI_IN, solved
 
 from autograder import EXERCISES, notebooks, report
-from autograder.grader import grade_batch, manual_items, student_dirs
+from autograder.batch import grade_batch
+from autograder.grader import manual_items, student_dirs
 from autograder.release import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
 from autograder.sandbox import Limits
 from autograder.scoring import MANUAL

@@ -25,8 +25,9 @@ from conftest import (
 from corpus import CORPUS, solved, typed
 
 from autograder import notebooks, report
+from autograder.batch import grade_batch
 from autograder.exercises import EXERCISES
-from autograder.grader import grade_batch, release_notebook, setup_cells
+from autograder.grader import release_notebook, setup_cells
 from autograder.kit.policy import (
     CLEAN,
     CLEAN_VERDICT,

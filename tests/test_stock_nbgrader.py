@@ -20,7 +20,7 @@ from corpus import BROKEN_FILES, CORPUS, MULTI_IN, solved, typed
 from nbgrader.api import Gradebook
 
 from autograder import notebooks, report
-from autograder.grader import grade_batch
+from autograder.batch import grade_batch
 from autograder.release import ASSIGNMENT, RELEASE_DIR, differences
 from autograder.sandbox import Limits
 
