@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autograder import course_config, notebooks, release
+from autograder import course_config, notebooks, paths, release
 from autograder.sandbox import Limits, SandboxUnavailableError
 
 if TYPE_CHECKING:
@@ -283,14 +283,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             for path in write_kit():
                 print(
-                    f"wrote the kit and first cell into {path.relative_to(release.ROOT)}"
+                    f"wrote the kit and first cell into {path.relative_to(paths.ROOT)}"
                 )
             # Like otter's assign: from scratch, so a deleted source leaves no stale copy.
-            shutil.rmtree(release.RELEASE_DIR, ignore_errors=True)
-            out = release.generate_release(release.RELEASE_DIR.parent)
+            shutil.rmtree(paths.RELEASE_DIR, ignore_errors=True)
+            out = release.generate_release(paths.RELEASE_DIR.parent)
             print(
                 f"wrote {len(list(out.glob('*.ipynb')))} notebooks to "
-                f"{out.relative_to(release.ROOT)}"
+                f"{out.relative_to(paths.ROOT)}"
             )
         elif args.command == "check-release":
             from autograder.kit_build import check_kit

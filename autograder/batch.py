@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from autograder import report
-from autograder.gradebook import assignment_gradebook, write_gradebook
+from autograder.gradebook import write_gradebook
 from autograder.grader import Policy, grade_student, student_dirs
+from autograder.release import assignment_gradebook
 from autograder.sandbox import Limits, Sandbox
 
 

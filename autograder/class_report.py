@@ -18,8 +18,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.replies import clean_text
 from autograder.scoring import MANUAL
+from autograder.untrusted import clean_text
 
 # Statuses an instructor should look at: the grader could not judge, or the run went wrong.
 TROUBLE = (

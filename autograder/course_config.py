@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.release import RELEASE_DIR, ROOT
+from autograder.paths import RELEASE_DIR, ROOT
 from autograder.sandbox import Limits
 
 CONFIG_FILE = "nbgrader_config.py"

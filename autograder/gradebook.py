@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
-import nbgrader
 from nbgrader.api import (
     Assignment,
     Comment,
@@ -20,40 +16,17 @@ from nbgrader.api import (
     SubmittedNotebook,
 )
 
-from autograder.release import ASSIGNMENT, ROOT, SOURCE_DIR, generate_release
+from autograder.paths import ASSIGNMENT
 from autograder.scoring import MANUAL, ItemScore, cell_totals
 
-ASSIGNMENT_CACHE = ROOT / "_build" / "assignment-gradebooks"
 
-
-def assignment_gradebook() -> Path:
-    """A gradebook in which nbgrader itself has recorded the assignment, its notebooks and
-    grade cells (``generate_assignment`` into a scratch folder, about 7 s): made once per
-    version of the sources, nbgrader and its configuration, and kept in ``_build``."""
-    digest = hashlib.sha256(nbgrader.__version__.encode())
-    for source in [ROOT / "nbgrader_config.py", *sorted(SOURCE_DIR.rglob("*"))]:
-        if source.is_file():
-            digest.update(str(source.relative_to(ROOT)).encode() + source.read_bytes())
-    cached = ASSIGNMENT_CACHE / f"{digest.hexdigest()[:32]}.db"
-    if not cached.exists():
-        ASSIGNMENT_CACHE.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=ASSIGNMENT_CACHE) as scratch:
-            made = Path(scratch) / "assignment.db"
-            generate_release(Path(scratch) / "release", db_url=f"sqlite:///{made}")
-            # Whole or not at all, also for a run beside this one.
-            os.replace(made, cached)
-    return cached
-
-
-def write_gradebook(
-    out: Path, results: list[dict], assignment_db: Path | None = None
-) -> Path:
+def write_gradebook(out: Path, results: list[dict], assignment_db: Path) -> Path:
     """Rebuild ``out/gradebook.db`` from the results: the assignment (a copy of
-    ``assignment_db``, else made now), then each student's submission with its scores; every
-    test cell's auto score is the trusted score of the grade command."""
+    ``assignment_db``, from ``release.assignment_gradebook``), then each student's submission
+    with its scores; every test cell's auto score is the trusted score of the grade command."""
     path = out / "gradebook.db"
     path.unlink(missing_ok=True)
-    shutil.copyfile(assignment_db or assignment_gradebook(), path)
+    shutil.copyfile(assignment_db, path)
     with Gradebook(f"sqlite:///{path.resolve()}") as gb, gb.db.no_autoflush:
         assignment = gb.find_assignment(ASSIGNMENT)
         for result in sorted(results, key=lambda r: r["student"]):

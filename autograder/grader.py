@@ -17,15 +17,10 @@ from autograder import notebooks
 from autograder.exercises import EXERCISES, Exercise, reseeded
 from autograder.kit.policy import check_policy, student_sources
 from autograder.mistakes import missing_function, not_defined, syntax_problem
-from autograder.release import ASSIGNMENT, RELEASE_DIR
-from autograder.replies import clean_text, parse_child
+from autograder.paths import ASSIGNMENT, RELEASE_DIR
+from autograder.replies import MalformedReplyError, parse_child
 from autograder.sandbox import Limits, Sandbox, SandboxUnavailableError, Session
-from autograder.scoring import (
-    MANUAL,
-    ItemScore,
-    MalformedReplyError,
-    score_exercise,
-)
+from autograder.scoring import MANUAL, ItemScore, score_exercise
 from autograder.submission import (
     Answer,
     Problem,
@@ -36,6 +31,7 @@ from autograder.submission import (
     submitted_names,
     written_answer,
 )
+from autograder.untrusted import clean_text
 
 log = logging.getLogger("autograder")
 

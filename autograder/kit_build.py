@@ -30,7 +30,8 @@ from autograder import notebooks
 from autograder.exercises import EXERCISES, Case, Exercise, reseeded
 from autograder.kit.notebook import KIT_TITLE, Kit, cell_hash
 from autograder.mistakes import defined_names
-from autograder.release import ROOT, SOURCE_DIR, ReleaseError
+from autograder.paths import ROOT, SOURCE_DIR
+from autograder.release import ReleaseError
 
 KIT_DIR = Path(__file__).parent / "kit"
 KIT_PACKAGE = "channels_kit"

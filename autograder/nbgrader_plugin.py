@@ -44,13 +44,13 @@ from autograder.grader import (
     release_notebook,
     unreadable_notebook,
 )
-from autograder.release import RELEASE_DIR
-from autograder.replies import clean_text
+from autograder.paths import RELEASE_DIR
 from autograder.report import MESSAGE_CHARS
 from autograder.sandbox import Limits, Sandbox, SandboxUnavailableError
 from autograder.scoring import ItemScore, cell_totals
 from autograder.submission import Problem, edited_locked_cells, read_notebook
 from autograder.typeset import Typesetter
+from autograder.untrusted import clean_text
 
 _sandboxes: dict[tuple, Sandbox] = {}
 # Notebook metadata key: the submitted file could not be read (see TolerantNotebookExporter).

@@ -3,22 +3,24 @@
 The release is committed (the site and the students read it), so it must be exactly what the
 sources generate: ``check_release`` regenerates it into a scratch folder and compares bytes. It is
 nbgrader's output untouched, so an instructor's own ``nbgrader generate_assignment channels`` at
-the repository root writes the very same files.
+the repository root writes the very same files. The same command, given a database, records the
+assignment that the grade command's gradebook starts from (``assignment_gradebook``).
 """
 
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENT = "channels"
-SOURCE_DIR = ROOT / "solutions" / ASSIGNMENT
-RELEASE_DIR = ROOT / "chapters" / ASSIGNMENT
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
+
+# Gradebooks in which nbgrader recorded the assignment, one per version of the sources.
+ASSIGNMENT_CACHE = ROOT / "_build" / "assignment-gradebooks"
 
 
 class ReleaseError(RuntimeError):
@@ -59,6 +61,27 @@ def generate_release(release_root: Path, db_url: str | None = None) -> Path:
             f"nbgrader generate_assignment failed:\n{done.stdout}{done.stderr}"
         )
     return release_root / ASSIGNMENT
+
+
+def assignment_gradebook() -> Path:
+    """A gradebook in which nbgrader itself has recorded the assignment, its notebooks and
+    grade cells (``generate_assignment`` into a scratch folder, about 7 s): made once per
+    version of the sources, nbgrader and its configuration, and kept in ``_build``."""
+    import nbgrader  # here: `python -m autograder execute` serves machines without nbgrader
+
+    digest = hashlib.sha256(nbgrader.__version__.encode())
+    for source in [ROOT / "nbgrader_config.py", *sorted(SOURCE_DIR.rglob("*"))]:
+        if source.is_file():
+            digest.update(str(source.relative_to(ROOT)).encode() + source.read_bytes())
+    cached = ASSIGNMENT_CACHE / f"{digest.hexdigest()[:32]}.db"
+    if not cached.exists():
+        ASSIGNMENT_CACHE.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=ASSIGNMENT_CACHE) as scratch:
+            made = Path(scratch) / "assignment.db"
+            generate_release(Path(scratch) / "release", db_url=f"sqlite:///{made}")
+            # Whole or not at all, also for a run beside this one.
+            os.replace(made, cached)
+    return cached
 
 
 def differences(expected_dir: Path, actual_dir: Path, prefix: str = "") -> list[str]:

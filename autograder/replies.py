@@ -10,14 +10,12 @@ from __future__ import annotations
 import functools
 import json
 import math
-import unicodedata
 
 import torch
 
-from autograder.exercises import Case, Exercise
 from autograder.fingerprint import digest
-from autograder.scoring import MalformedReplyError, Returned
-from autograder.submission import json_depth
+from autograder.kit.judging import Case, Exercise, Returned
+from autograder.untrusted import clean_text, json_depth
 
 MAX_DEPTH = 8  # the harness writes {"cases": [{"values": [...]}]}: depth 3
 MAX_VALUES = 100_000  # per case, as the harness sends them
@@ -28,16 +26,8 @@ ERROR_CHARS, NAME_CHARS = 300, 100
 CASE_KEYS = {"type", "shape", "dtype", "device", "values", "error", "inputs_after"}
 
 
-def clean_text(value: object, limit: int) -> str:
-    """Printable text of at most ``limit`` characters: no lone surrogates, no control characters
-    (but newline and tab), whatever ``value`` was."""
-    text = value if isinstance(value, str) else repr(value)
-    text = text[: limit * 2].encode("utf-8", "replace").decode("utf-8")
-    kept = (
-        ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else "\ufffd"
-        for ch in text
-    )
-    return "".join(kept)[:limit]
+class MalformedReplyError(ValueError):
+    """The sandbox's reply is not the data it should be (so it was tampered with)."""
 
 
 def _bounded_int(digits: str) -> int:

@@ -13,8 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from autograder.replies import clean_text
 from autograder.scoring import MANUAL, ItemScore, cell_totals
+from autograder.untrusted import clean_text
 
 COLUMNS = [
     "student",

@@ -1,5 +1,5 @@
 """Scores on the grader's side: the kit's judging (``autograder.kit.judging``) and what only
-the instructor's process needs (replies that are not data, written answers, per-cell totals).
+the instructor's process needs (written answers, per-cell totals).
 
 The judging itself lives in the kit, which the student's notebooks carry too, so that the
 visible tests, the practice check and the feedback page word a mistake the same way.
@@ -22,7 +22,6 @@ __all__ = [
     "FLOAT_DTYPES",
     "MANUAL",
     "ItemScore",
-    "MalformedReplyError",
     "Returned",
     "Verdict",
     "cell_totals",
@@ -31,10 +30,6 @@ __all__ = [
     "modified_input_message",
     "score_exercise",
 ]
-
-
-class MalformedReplyError(ValueError):
-    """The sandbox's reply is not the data it should be (so it was tampered with)."""
 
 
 # The status of a written answer: the instructor grades it in formgrader.

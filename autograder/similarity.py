@@ -39,7 +39,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from autograder import notebooks
 from autograder.kit.policy import student_sources
-from autograder.release import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
 from autograder.submission import Problem, read_notebook
 
 # In normalised characters (``V(V,V)`` is six): the shortest shared passage that counts

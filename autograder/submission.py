@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import collections
 import functools
-import itertools
 import json
 import os
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,8 @@ import nbformat
 from nbformat.v4.rwbase import rejoin_lines, strip_transient
 from nbgrader.nbgraderformat import MetadataValidator
 from nbgrader.utils import compute_checksum
+
+from autograder.untrusted import json_depth
 
 # A course notebook is ~20 kB; anything far larger is not one.
 MAX_NOTEBOOK_BYTES = 5_000_000
@@ -135,23 +135,9 @@ def submitted_names(folder: Path) -> list[str]:
         os.close(fd)
 
 
-# A JSON string; an unclosed one runs to the end, so that no match fails and backtracks.
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_NESTING = {"[": 1, "{": 1, "]": -1, "}": -1}
 # What nbformat.validate raises on a notebook that is not valid: it normalises cell ids before
 # its schema check, and that step raises on odd types.
 _INVALID = (nbformat.ValidationError, TypeError, ValueError, KeyError, AssertionError)
-
-
-def json_depth(text: str) -> int:
-    """How deep JSON text nests arrays and objects, counted without parsing or recursion.
-
-    Strings (which may hold brackets) are cut out first; every pass is linear, so a file of five
-    million ``[`` costs half a second, not a RecursionError deep in a parser.
-    """
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
-    return max(itertools.accumulate(map(_NESTING.__getitem__, brackets)), default=0)
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:

@@ -17,7 +17,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from autograder.release import ROOT
+from autograder.paths import ROOT
 
 SCRIPT = Path(__file__).with_name("typeset_math.mjs")
 MATHJAX = ROOT / "node_modules" / "mathjax-full"

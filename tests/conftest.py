@@ -11,7 +11,8 @@ import nbformat
 
 from autograder import EXERCISES, notebooks
 from autograder.grader import manual_items
-from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR, nbgrader_env
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
+from autograder.release import nbgrader_env
 from autograder.scoring import MANUAL
 
 GRADED = tuple(EXERCISES)  # every graded function, in the order of the chapters

@@ -35,7 +35,7 @@ from nbgrader.api import Gradebook
 from autograder import EXERCISES, grader, nbgrader_plugin, notebooks, report, sandbox
 from autograder.batch import grade_batch
 from autograder.grader import Policy
-from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
 from autograder.sandbox import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]

@@ -24,7 +24,7 @@ from autograder import report
 from autograder.batch import grade_batch
 from autograder.class_report import common_mistakes
 from autograder.guide import formgrader_order, questions
-from autograder.release import ASSIGNMENT
+from autograder.paths import ASSIGNMENT
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 

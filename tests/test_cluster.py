@@ -28,7 +28,7 @@ from autograder import __main__ as cli
 from autograder import report
 from autograder.__main__ import class_files
 from autograder.batch import grade_batch
-from autograder.release import ROOT
+from autograder.paths import ROOT
 from autograder.sandbox import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]

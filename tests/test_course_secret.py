@@ -40,7 +40,7 @@ from autograder.course_config import (
     settings_of,
 )
 from autograder.nbgrader_plugin import TrustedAutograde, load_settings
-from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
 
 # The functions graded on seeded random inputs (the counting ones take fixed sizes).
 SEEDED = [name for name, ex in EXERCISES.items() if ex.kind in ("conv", "compose")]

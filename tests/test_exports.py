@@ -22,9 +22,10 @@ from nbgrader.api import Gradebook
 
 from autograder import EXERCISES, exports, notebooks
 from autograder.__main__ import main as autograder_main
-from autograder.gradebook import assignment_gradebook, write_gradebook
+from autograder.gradebook import write_gradebook
 from autograder.grader import manual_items
-from autograder.release import ASSIGNMENT, RELEASE_DIR
+from autograder.paths import ASSIGNMENT, RELEASE_DIR
+from autograder.release import assignment_gradebook
 from autograder.scoring import ItemScore
 
 # Canvas: the student columns of its gradebook CSV, in order (Section last), and the row that

@@ -23,7 +23,7 @@ from autograder import EXERCISES, reference, report, sandbox
 from autograder import __main__ as cli
 from autograder.batch import grade_batch
 from autograder.grader import Policy, grade_notebook
-from autograder.release import ASSIGNMENT, ROOT
+from autograder.paths import ASSIGNMENT, ROOT
 from autograder.sandbox import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]

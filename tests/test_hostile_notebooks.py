@@ -34,7 +34,7 @@ from corpus import MULTI_IN, solved
 from autograder import EXERCISES, notebooks, report
 from autograder.batch import grade_batch
 from autograder.grader import manual_items, student_dirs
-from autograder.release import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
 from autograder.sandbox import Limits
 from autograder.scoring import MANUAL
 from autograder.submission import (

@@ -23,7 +23,7 @@ from autograder.kit_build import (
     kit_of_cell,
     kit_problems,
 )
-from autograder.release import RELEASE_DIR, ROOT, SOURCE_DIR
+from autograder.paths import RELEASE_DIR, ROOT, SOURCE_DIR
 from autograder.scoring import Returned, judge
 
 KIT = current_kit()

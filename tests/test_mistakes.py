@@ -9,7 +9,7 @@ from corpus import CORPUS, MULTI_IN, MULTI_OUT, typed
 from autograder import EXERCISES, notebooks
 from autograder.grader import grade_notebook_node, release_notebook
 from autograder.mistakes import defined_names, missing_function, syntax_problem
-from autograder.release import RELEASE_DIR
+from autograder.paths import RELEASE_DIR
 from autograder.sandbox import Limits, Sandbox
 
 # Misspellings of the kind found in 4 of 27 public implementations of this section.

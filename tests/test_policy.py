@@ -38,7 +38,7 @@ from autograder.kit.policy import (
     check_policy,
     student_sources,
 )
-from autograder.release import RELEASE_DIR
+from autograder.paths import RELEASE_DIR
 from autograder.sandbox import Limits
 from autograder.scoring import Returned, score_exercise
 

@@ -8,7 +8,8 @@ import pytest
 from conftest import GRADED, NOTEBOOK_OF, cell_by_grade_id
 
 from autograder import EXERCISES, notebooks
-from autograder.release import RELEASE_DIR, SOURCE_DIR, differences
+from autograder.paths import RELEASE_DIR, SOURCE_DIR
+from autograder.release import differences
 
 
 def test_release_has_one_notebook_per_source_notebook():

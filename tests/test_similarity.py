@@ -27,7 +27,7 @@ from corpus import (
     write_corpus,
 )
 
-from autograder.release import ASSIGNMENT
+from autograder.paths import ASSIGNMENT
 from autograder.similarity import (
     MAX_CHARS,
     THRESHOLD,

@@ -21,7 +21,7 @@ from corpus import CORPUS, typed
 
 from autograder.__main__ import class_files
 from autograder.batch import grade_batch
-from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
 
 pytestmark = pytest.mark.slow
 

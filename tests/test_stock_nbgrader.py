@@ -21,7 +21,8 @@ from nbgrader.api import Gradebook
 
 from autograder import notebooks, report
 from autograder.batch import grade_batch
-from autograder.release import ASSIGNMENT, RELEASE_DIR, differences
+from autograder.paths import ASSIGNMENT, RELEASE_DIR
+from autograder.release import differences
 from autograder.sandbox import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]

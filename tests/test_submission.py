@@ -11,7 +11,7 @@ from conftest import GRADED, NOTEBOOK_OF, cell_by_grade_id, stub_answered
 
 from autograder import notebooks
 from autograder.grader import manual_items
-from autograder.release import RELEASE_DIR
+from autograder.paths import RELEASE_DIR
 from autograder.scoring import MANUAL
 from autograder.submission import (
     Answer,

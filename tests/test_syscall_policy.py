@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from autograder import syscall_policy
-from autograder.release import ROOT
+from autograder.paths import ROOT
 
 
 def baseline() -> set[str]:
