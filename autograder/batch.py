@@ -11,11 +11,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from autograder import report
-from autograder.gradebook import write_gradebook
-from autograder.grader import Policy, grade_student, student_dirs
-from autograder.release import assignment_gradebook
-from autograder.sandbox import Limits, Sandbox
+from autograder.course_build.release import assignment_gradebook
+from autograder.grading.grader import Policy, grade_student, student_dirs
+from autograder.integration.gradebook import write_gradebook
+from autograder.outputs import report
+from autograder.sandbox.runner import Limits, Sandbox
 
 
 def grade_batch(
@@ -50,7 +50,9 @@ def grade_batch(
         # nbgrader's record of the assignment, made (once) while the students are graded.
         assignment_db = background.submit(assignment_gradebook)
         if dask or workers > 1:
-            from autograder.cluster import grade_on_cluster  # imports Dask: only here
+            from autograder.grading.cluster import (
+                grade_on_cluster,  # imports Dask: only here
+            )
 
             grade_on_cluster(
                 todo, save, address=dask, workers=workers, policy=policy,

@@ -10,10 +10,10 @@ from pathlib import Path
 import nbformat
 
 from autograder import EXERCISES, notebooks
-from autograder.grader import manual_items
+from autograder.course_build.release import nbgrader_env
+from autograder.grading.grader import manual_items
+from autograder.grading.scoring import MANUAL
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
-from autograder.release import nbgrader_env
-from autograder.scoring import MANUAL
 
 GRADED = tuple(EXERCISES)  # every graded function, in the order of the chapters
 # Which notebook holds each graded function.

@@ -32,11 +32,15 @@ from conftest import (
 from corpus import ADDS, MULTI_IN, MULTS, ZERO, Entry, lost, typed
 from nbgrader.api import Gradebook
 
-from autograder import EXERCISES, grader, nbgrader_plugin, notebooks, report, sandbox
+from autograder import EXERCISES, notebooks
 from autograder.batch import grade_batch
-from autograder.grader import Policy
+from autograder.grading import grader
+from autograder.grading.grader import Policy
+from autograder.integration import plugin
+from autograder.outputs import report
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
-from autograder.sandbox import Limits
+from autograder.sandbox import runner
+from autograder.sandbox.runner import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 LIMITS = Limits(wall_seconds=3.0, cpu_seconds=3)
@@ -331,10 +335,10 @@ def test_a_grader_exception_under_stock_nbgrader_costs_that_notebook(
     def raises(*args, **kwargs):
         raise ValueError("a case nobody foresaw")
 
-    monkeypatch.setattr(nbgrader_plugin, "grade_notebook_node", raises)
-    with sandbox.Sandbox(LIMITS) as box:
+    monkeypatch.setattr(plugin, "grade_notebook_node", raises)
+    with runner.Sandbox(LIMITS) as box:
         nb = notebooks.read(RELEASE_DIR / name)
-        result = nbgrader_plugin._grade_guarded(nb, name, box, Policy())
+        result = plugin._grade_guarded(nb, name, box, Policy())
     assert result.notebook == name
     assert {(i.score, i.status) for i in result.items} == {(0.0, "grader-error")}
     assert f"grader-error in {name}: ValueError" in caplog.text
@@ -438,7 +442,7 @@ for path in (f"/proc/{ppid}/mem", f"/proc/{ppid}/fd/0", "/proc/2/mem"):
 print(seen)
 """
     job = {"function": "f", "setup": [], "stand_ins": [], "cells": [probe], "cases": []}
-    with sandbox.Sandbox(LIMITS) as box:
+    with runner.Sandbox(LIMITS) as box:
         reply = box.run(job)
     seen = eval(reply["output"])  # the dict the probe printed
     for name, error in seen.items():
@@ -457,7 +461,7 @@ def test_a_child_that_closes_its_pipes_and_sleeps_is_killed_at_its_wall_limit():
         "cells": [sleeper],
         "cases": [],
     }
-    with sandbox.Sandbox(LIMITS) as box, box.session() as session:
+    with runner.Sandbox(LIMITS) as box, box.session() as session:
         reply = session.run(job)
         after = session.run({**job, "cells": ["print('still here')"]})
     assert reply["status"] == "timeout"

@@ -6,8 +6,9 @@ import pytest
 import torch
 from d2l import torch as d2l
 
-from autograder import EXERCISES, check, reference
-from autograder.kit_build import current_kit, practice_cases
+from autograder import EXERCISES, check
+from autograder.course_build.kit_build import current_kit, practice_cases
+from autograder.grading import reference
 
 practice = current_kit().practice  # the kit's, as the release notebooks carry it
 

@@ -20,10 +20,10 @@ from corpus import (
 )
 
 from autograder import __main__ as cli
-from autograder import report
 from autograder.batch import grade_batch
-from autograder.class_report import common_mistakes
-from autograder.guide import formgrader_order, questions
+from autograder.outputs import report
+from autograder.outputs.class_report import common_mistakes
+from autograder.outputs.guide import formgrader_order, questions
 from autograder.paths import ASSIGNMENT
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from autograder import __main__ as cli
-from autograder import paths, release
+from autograder import paths
+from autograder.course_build import release
 
 pytestmark = pytest.mark.slow  # each call runs nbgrader generate_assignment (about 6 s)
 

@@ -25,11 +25,11 @@ from corpus import BROKEN_FILES, CORPUS, typed, write_corpus
 from distributed import Client
 
 from autograder import __main__ as cli
-from autograder import report
 from autograder.__main__ import class_files
 from autograder.batch import grade_batch
+from autograder.outputs import report
 from autograder.paths import ROOT
-from autograder.sandbox import Limits
+from autograder.sandbox.runner import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 # What the grade command uses with ``c.TrustedAutograde.wall_seconds = 3``.

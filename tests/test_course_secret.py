@@ -28,9 +28,10 @@ from conftest import (
 from nbgrader.api import Gradebook
 from traitlets.config.loader import PyFileConfigLoader
 
-from autograder import EXERCISES, reference, report
+from autograder import EXERCISES
 from autograder import __main__ as cli
-from autograder.course_config import (
+from autograder.grading import reference
+from autograder.integration.course_config import (
     CONFIG_FILE,
     SECRET_FILE,
     CourseConfigError,
@@ -39,7 +40,8 @@ from autograder.course_config import (
     secret_file,
     settings_of,
 )
-from autograder.nbgrader_plugin import TrustedAutograde, load_settings
+from autograder.integration.plugin import TrustedAutograde, load_settings
+from autograder.outputs import report
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
 
 # The functions graded on seeded random inputs (the counting ones take fixed sizes).

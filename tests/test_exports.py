@@ -1,7 +1,7 @@
 """The Canvas and Moodle exports, from a real gradebook of the release's notebooks.
 
 The layouts are checked against what each LMS documents and reads, written out here as the
-documents spell it (not taken from autograder.exports): Canvas's gradebook import ("How do I
+documents spell it (not taken from autograder.outputs.exports): Canvas's gradebook import ("How do I
 import grades in the Gradebook?", and instructure/canvas-lms app/models/gradebook_importer.rb)
 and Moodle's CSV grade import ("Grade import" in MoodleDocs, and
 grade/import/grade_import_form.php).
@@ -20,13 +20,14 @@ import pytest
 from conftest import nbgrader
 from nbgrader.api import Gradebook
 
-from autograder import EXERCISES, exports, notebooks
+from autograder import EXERCISES, notebooks
 from autograder.__main__ import main as autograder_main
-from autograder.gradebook import write_gradebook
-from autograder.grader import manual_items
+from autograder.course_build.release import assignment_gradebook
+from autograder.grading.grader import manual_items
+from autograder.grading.scoring import ItemScore
+from autograder.integration.gradebook import write_gradebook
+from autograder.outputs import exports
 from autograder.paths import ASSIGNMENT, RELEASE_DIR
-from autograder.release import assignment_gradebook
-from autograder.scoring import ItemScore
 
 # Canvas: the student columns of its gradebook CSV, in order (Section last), and the row that
 # gives points possible; "read only" there makes the importer skip a column.
@@ -327,14 +328,17 @@ def test_the_command_line_re_exports_and_says_what_awaits_grading(
 def test_nbgrader_export_runs_the_plugins(course: Path) -> None:
     canvas, moodle = exports.write_exports(course / "gradebook.db", course / "direct")
     log = nbgrader(
-        course, "export", "--exporter=autograder.exports.CanvasExport", "--to=c.csv"
+        course,
+        "export",
+        "--exporter=autograder.outputs.exports.CanvasExport",
+        "--to=c.csv",
     )
     assert "written answers not graded yet" in log
     assert (course / "c.csv").read_bytes() == canvas.read_bytes()
     nbgrader(
         course,
         "export",
-        "--exporter=autograder.exports.MoodleExport",
+        "--exporter=autograder.outputs.exports.MoodleExport",
         "--to=m.csv",
         f"--student=['{FULL}']",
     )

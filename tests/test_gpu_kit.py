@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from nbval.plugin import get_sanitize_patterns
 
-from autograder.notebooks import execute_in_place
+from autograder.course_build.execute import execute_in_place
 from autograder.paths import ROOT, SOURCE_DIR
 
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -19,12 +19,15 @@ from conftest import (
 from corpus import BROKEN_FILES, CORPUS, write_corpus
 from nbgrader.api import Gradebook
 
-from autograder import EXERCISES, reference, report, sandbox
+from autograder import EXERCISES
 from autograder import __main__ as cli
 from autograder.batch import grade_batch
-from autograder.grader import Policy, grade_notebook
+from autograder.grading import reference
+from autograder.grading.grader import Policy, grade_notebook
+from autograder.outputs import report
 from autograder.paths import ASSIGNMENT, ROOT
-from autograder.sandbox import Limits
+from autograder.sandbox import runner
+from autograder.sandbox.runner import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 LIMITS = Limits(wall_seconds=3.0, cpu_seconds=3)
@@ -90,7 +93,7 @@ def test_feedback_shows_shapes_never_hidden_values_or_sources(graded):
         assert (
             "tensor(" not in text
             and "BEGIN HIDDEN" not in text
-            and "autograder.checks" not in text
+            and "from autograder import check" not in text
         )
 
 
@@ -103,7 +106,7 @@ def test_interrupted_batch_resumes_to_identical_files(graded, tmp_path):
 def test_grade_command_refuses_without_a_sandbox(tmp_path, monkeypatch, capsys):
     write_submission(tmp_path, "alice", {})
     monkeypatch.setattr(
-        sandbox, "sandbox_problem", lambda: "bubblewrap is not installed"
+        runner, "sandbox_problem", lambda: "bubblewrap is not installed"
     )
     shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
     code = cli.main(
@@ -165,7 +168,7 @@ def test_sandboxed_code_runs_as_nobody_without_capabilities_or_network():
         "socket.create_connection(('127.0.0.1', 22), timeout=1)\n"
     )
     job = {"function": "f", "setup": [], "stand_ins": [], "cells": [probe], "cases": []}
-    with sandbox.Sandbox(LIMITS) as box:
+    with runner.Sandbox(LIMITS) as box:
         reply = box.run(job)
     assert reply["output"].split() == ["65534", "65534", "0000000000000000", "False"]
     assert "Connection refused" in reply["child"] or "unreachable" in reply["child"]
@@ -184,7 +187,7 @@ def test_a_course_salt_defeats_answers_memorised_from_the_public_seeds(tmp_path)
         "    return torch.tensor(TABLE[round(float(X.sum()), 4)], dtype=X.dtype)",
     )
     path = write_submission(tmp_path, "mallory", {"corr2d_multi_in": memorised})
-    with sandbox.Sandbox(LIMITS) as box:
+    with runner.Sandbox(LIMITS) as box:
         public = grade_notebook(path / ex.notebook, box)
         salted = grade_notebook(path / ex.notebook, box, Policy(seed_salt="s3cret"))
     assert sum(item.score for item in public.items) == 3.0
@@ -213,7 +216,7 @@ def test_a_course_salt_defeats_counts_memorised_from_the_public_sizes(tmp_path):
         "    return answer",
     )
     path = write_submission(tmp_path, "mallory", {ex.name: memorised})
-    with sandbox.Sandbox(LIMITS) as box:
+    with runner.Sandbox(LIMITS) as box:
         public = grade_notebook(path / ex.notebook, box)
         salted = grade_notebook(path / ex.notebook, box, Policy(seed_salt="s3cret"))
     points = {name: sum(i.score for i in r.items if ex.name in i.cell) for name, r in

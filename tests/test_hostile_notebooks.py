@@ -31,13 +31,11 @@ from conftest import (
 )
 from corpus import MULTI_IN, solved
 
-from autograder import EXERCISES, notebooks, report
+from autograder import EXERCISES, notebooks
 from autograder.batch import grade_batch
-from autograder.grader import manual_items, student_dirs
-from autograder.paths import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
-from autograder.sandbox import Limits
-from autograder.scoring import MANUAL
-from autograder.submission import (
+from autograder.grading.grader import manual_items, student_dirs
+from autograder.grading.scoring import MANUAL
+from autograder.grading.submission import (
     MAX_NOTEBOOK_BYTES,
     Answer,
     Problem,
@@ -46,6 +44,9 @@ from autograder.submission import (
     read_notebook,
     submitted_names,
 )
+from autograder.outputs import report
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
+from autograder.sandbox.runner import Limits
 
 NB1 = NOTEBOOK_OF[MULTI_IN]
 SOLUTION = SOURCE_DIR / NB1  # holds the hidden tests
@@ -316,7 +317,7 @@ def test_a_code_cell_without_string_source_is_a_changed_cell():
 
 
 def test_stock_nbgrader_gets_the_release_for_a_link_to_the_solutions(tmp_path):
-    from autograder.nbgrader_plugin import UNREADABLE, TolerantNotebookExporter
+    from autograder.integration.plugin import UNREADABLE, TolerantNotebookExporter
 
     path = victim(tmp_path)
     ATTACKS["link-to-solutions"][0](path)
@@ -328,7 +329,7 @@ def test_stock_nbgrader_gets_the_release_for_a_link_to_the_solutions(tmp_path):
 
 
 def test_a_mark_forged_by_the_student_is_dropped_and_the_grader_own_kept(tmp_path):
-    from autograder.nbgrader_plugin import UNREADABLE, TolerantNotebookExporter
+    from autograder.integration.plugin import UNREADABLE, TolerantNotebookExporter
 
     exporter = TolerantNotebookExporter()
     path = victim(tmp_path)
@@ -360,7 +361,7 @@ def test_stock_nbgrader_copies_only_regular_files_of_a_submission(tmp_path):
     from nbgrader.converters.base import BaseConverter
     from nbgrader.coursedir import CourseDirectory
 
-    from autograder.nbgrader_plugin import TolerantNotebookExporter
+    from autograder.integration.plugin import TolerantNotebookExporter
 
     secret = tmp_path / ".autograder-secret"
     secret.write_text("course secret")
@@ -478,7 +479,7 @@ def test_stock_nbgrader_autograde_with_hostile_submissions(tmp_path):
     every point."""
     from nbgrader.api import Gradebook
 
-    from autograder.nbgrader_plugin import UNREADABLE
+    from autograder.integration.plugin import UNREADABLE
 
     build_course(
         tmp_path, dict.fromkeys(["bystander", "victim", "victim_schema"], solved())

@@ -12,9 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder import EXERCISES, notebooks, reference
-from autograder.kit.notebook import Kit
-from autograder.kit_build import (
+from autograder import EXERCISES, notebooks
+from autograder.course_build.kit_build import (
     KIT_CELL,
     KIT_FILES,
     KIT_PACKAGE,
@@ -23,8 +22,10 @@ from autograder.kit_build import (
     kit_of_cell,
     kit_problems,
 )
+from autograder.grading import reference
+from autograder.grading.scoring import Returned, judge
+from autograder.kit.notebook import Kit
 from autograder.paths import RELEASE_DIR, ROOT, SOURCE_DIR
-from autograder.scoring import Returned, judge
 
 KIT = current_kit()
 GRADED_NOTEBOOKS = sorted({ex.notebook for ex in EXERCISES.values()})
@@ -62,7 +63,9 @@ def solution_lines() -> set[str]:
     the solutions' answer code (long enough to be an answer, not an idiom)."""
     lines = set()
     body = False
-    for line in (ROOT / "autograder" / "reference.py").read_text().splitlines():
+    for line in (
+        (ROOT / "autograder" / "grading" / "reference.py").read_text().splitlines()
+    ):
         body = body or line.startswith("def ")
         stripped = line.strip()
         if (
@@ -308,7 +311,7 @@ def test_a_new_notebook_gets_the_first_cell_under_its_title():
     """``make release`` on a notebook a maintainer just added: the install cell goes first."""
     import nbformat
 
-    from autograder.kit_build import PACKAGES_CELL, _settle, packages_cell
+    from autograder.course_build.kit_build import PACKAGES_CELL, _settle, packages_cell
 
     nb = nbformat.v4.new_notebook(
         cells=[
@@ -327,7 +330,7 @@ def test_the_sandbox_builds_the_same_inputs_as_the_kit():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "harness", ROOT / "autograder" / "harness.py"
+        "harness", ROOT / "autograder" / "sandbox" / "inside" / "harness.py"
     )
     harness = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(harness)
@@ -361,8 +364,10 @@ KIT_BYTES = """
 import hashlib, os, sys, torch
 torch.set_num_threads(int(sys.argv[1]))
 torch.backends.mkldnn.enabled = sys.argv[2] == "on"
-from autograder.kit_build import _conv_policy, _source_notebooks, kit_data, kit_files, kit_zip
-from autograder.release import SOURCE_DIR
+from autograder.course_build.kit_build import (
+    _conv_policy, _source_notebooks, kit_data, kit_files, kit_zip,
+)
+from autograder.paths import SOURCE_DIR
 zipped = kit_zip(kit_files(kit_data(_source_notebooks(SOURCE_DIR), _conv_policy())))
 print(torch.backends.cpu.get_cpu_capability(), hashlib.sha256(zipped).hexdigest())
 """

@@ -7,10 +7,10 @@ from conftest import solution_source
 from corpus import CORPUS, MULTI_IN, MULTI_OUT, typed
 
 from autograder import EXERCISES, notebooks
-from autograder.grader import grade_notebook_node, release_notebook
-from autograder.mistakes import defined_names, missing_function, syntax_problem
+from autograder.grading.grader import grade_notebook_node, release_notebook
+from autograder.grading.mistakes import defined_names, missing_function, syntax_problem
 from autograder.paths import RELEASE_DIR
-from autograder.sandbox import Limits, Sandbox
+from autograder.sandbox.runner import Limits, Sandbox
 
 # Misspellings of the kind found in 4 of 27 public implementations of this section.
 MISSPELLED = ["corr2d_muli_in", "corr2d_multiin", "corr2d_mutli_in", "Corr2d_multi_in"]

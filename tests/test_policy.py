@@ -24,10 +24,11 @@ from conftest import (
 )
 from corpus import CORPUS, solved, typed
 
-from autograder import notebooks, report
+from autograder import notebooks
 from autograder.batch import grade_batch
-from autograder.exercises import EXERCISES
-from autograder.grader import release_notebook, setup_cells
+from autograder.grading.exercises import EXERCISES
+from autograder.grading.grader import release_notebook, setup_cells
+from autograder.grading.scoring import Returned, score_exercise
 from autograder.kit.policy import (
     CLEAN,
     CLEAN_VERDICT,
@@ -38,9 +39,9 @@ from autograder.kit.policy import (
     check_policy,
     student_sources,
 )
+from autograder.outputs import report
 from autograder.paths import RELEASE_DIR
-from autograder.sandbox import Limits
-from autograder.scoring import Returned, score_exercise
+from autograder.sandbox.runner import Limits
 
 MULTI_IN, MULTI_OUT, MATMUL, COMPOSE = (
     "corr2d_multi_in",

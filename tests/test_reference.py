@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder import EXERCISES, reference
-from autograder.scoring import error_bound
+from autograder import EXERCISES
+from autograder.grading import reference
+from autograder.grading.scoring import error_bound
 
 X = torch.tensor(
     [

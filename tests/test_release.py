@@ -8,8 +8,8 @@ import pytest
 from conftest import GRADED, NOTEBOOK_OF, cell_by_grade_id
 
 from autograder import EXERCISES, notebooks
+from autograder.course_build.release import differences
 from autograder.paths import RELEASE_DIR, SOURCE_DIR
-from autograder.release import differences
 
 
 def test_release_has_one_notebook_per_source_notebook():
@@ -31,7 +31,7 @@ def test_release_contains_no_hidden_tests_and_no_outputs():
     for path in sorted(RELEASE_DIR.glob("*.ipynb")):
         nb = notebooks.read(path)
         assert "HIDDEN TESTS" not in path.read_text()
-        assert "autograder.checks" not in path.read_text()
+        assert "from autograder import check" not in path.read_text()
         # Written answers: the model answer and its rubric stay in the instructor's source.
         assert "Model answer" not in path.read_text()
         assert "Rubric (" not in path.read_text()

@@ -27,8 +27,7 @@ from corpus import (
     write_corpus,
 )
 
-from autograder.paths import ASSIGNMENT
-from autograder.similarity import (
+from autograder.outputs.similarity import (
     MAX_CHARS,
     THRESHOLD,
     Cluster,
@@ -38,6 +37,7 @@ from autograder.similarity import (
     similar_submissions,
     sources_of,
 )
+from autograder.paths import ASSIGNMENT
 
 BOOK = ("reference_1", "reference_2", "stubs_1", "stubs_2")
 

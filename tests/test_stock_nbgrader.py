@@ -19,11 +19,12 @@ from conftest import (
 from corpus import BROKEN_FILES, CORPUS, MULTI_IN, solved, typed
 from nbgrader.api import Gradebook
 
-from autograder import notebooks, report
+from autograder import notebooks
 from autograder.batch import grade_batch
+from autograder.course_build.release import differences
+from autograder.outputs import report
 from autograder.paths import ASSIGNMENT, RELEASE_DIR
-from autograder.release import differences
-from autograder.sandbox import Limits
+from autograder.sandbox.runner import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
@@ -161,7 +162,10 @@ def test_feedback_shows_the_trusted_status_and_no_hidden_test(graded_course):
     assert len(pages) == len(list(RELEASE_DIR.glob("*.ipynb"))) * len(STUDENTS)
     for page in pages:
         text = page.read_text()
-        assert "BEGIN HIDDEN TESTS" not in text and "autograder.checks" not in text
+        assert (
+            "BEGIN HIDDEN TESTS" not in text
+            and "from autograder import check" not in text
+        )
     flipped = (graded_course / "feedback" / "flipped_kernel" / ASSIGNMENT).glob(
         "01-*.html"
     )

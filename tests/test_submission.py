@@ -10,16 +10,16 @@ import pytest
 from conftest import GRADED, NOTEBOOK_OF, cell_by_grade_id, stub_answered
 
 from autograder import notebooks
-from autograder.grader import manual_items
-from autograder.paths import RELEASE_DIR
-from autograder.scoring import MANUAL
-from autograder.submission import (
+from autograder.grading.grader import manual_items
+from autograder.grading.scoring import MANUAL
+from autograder.grading.submission import (
     Answer,
     Problem,
     edited_locked_cells,
     find_answer,
     read_notebook,
 )
+from autograder.paths import RELEASE_DIR
 
 NB1 = NOTEBOOK_OF["corr2d_multi_in"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from autograder import syscall_policy
 from autograder.paths import ROOT
+from autograder.sandbox.inside import syscall_policy
 
 
 def baseline() -> set[str]:

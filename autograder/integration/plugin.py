@@ -28,15 +28,7 @@ from traitlets import Bool, Enum, Float, Int, Unicode
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder import notebooks
-from autograder.course_config import (
-    CONFIG_FILE,
-    CourseConfigError,
-    CourseSettings,
-    course_secret,
-    limits_of,
-    settings_of,
-)
-from autograder.grader import (
+from autograder.grading.grader import (
     NotebookResult,
     Policy,
     grade_notebook_node,
@@ -44,12 +36,20 @@ from autograder.grader import (
     release_notebook,
     unreadable_notebook,
 )
+from autograder.grading.scoring import ItemScore, cell_totals
+from autograder.grading.submission import Problem, edited_locked_cells, read_notebook
+from autograder.integration.course_config import (
+    CONFIG_FILE,
+    CourseConfigError,
+    CourseSettings,
+    course_secret,
+    limits_of,
+    settings_of,
+)
+from autograder.outputs.report import MESSAGE_CHARS
+from autograder.outputs.typeset import Typesetter
 from autograder.paths import RELEASE_DIR
-from autograder.report import MESSAGE_CHARS
-from autograder.sandbox import Limits, Sandbox, SandboxUnavailableError
-from autograder.scoring import ItemScore, cell_totals
-from autograder.submission import Problem, edited_locked_cells, read_notebook
-from autograder.typeset import Typesetter
+from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError
 from autograder.untrusted import clean_text
 
 _sandboxes: dict[tuple, Sandbox] = {}

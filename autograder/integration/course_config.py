@@ -1,8 +1,8 @@
 """The course's grading settings and secret, read the same way by both grading paths.
 
-The grade command and stock ``nbgrader autograde`` (``nbgrader_plugin.TrustedAutograde``) must
+The grade command and stock ``nbgrader autograde`` (``plugin.TrustedAutograde``) must
 grade on the same inputs under the same policy, so both take ``c.TrustedAutograde`` from the
-course's ``nbgrader_config.py`` (``nbgrader_plugin.load_settings``, beside the class whose traits
+course's ``nbgrader_config.py`` (``plugin.load_settings``, beside the class whose traits
 validate it) and, unless it sets ``seed_salt``, the same secret file beside it.
 The seeds in ``exercises.py`` are in a public repository (students get only the check kit, which
 has none of them, but may find the course's code), so grading on them is an explicit opt-in
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.paths import RELEASE_DIR, ROOT
-from autograder.sandbox import Limits
+from autograder.sandbox.runner import Limits
 
 CONFIG_FILE = "nbgrader_config.py"
 # Created once, at the course root beside nbgrader_config.py and gradebook.db (git-ignored).

@@ -4,8 +4,8 @@ Both are read from an nbgrader gradebook with nbgrader's own API, so the same ex
 grade command's ``G/gradebook.db`` and a stock nbgrader course's ``gradebook.db``, and both are
 nbgrader export plugins::
 
-    nbgrader export --exporter=autograder.exports.CanvasExport --to canvas.csv
-    nbgrader export --exporter=autograder.exports.MoodleExport --to moodle.csv
+    nbgrader export --exporter=autograder.outputs.exports.CanvasExport --to canvas.csv
+    nbgrader export --exporter=autograder.outputs.exports.MoodleExport --to moodle.csv
     python -m autograder export --gradebook G/gradebook.db --out G/   # both files
 
 Each file has, per student, the assignment's total and one column per notebook. A written answer

@@ -16,8 +16,8 @@ from nbgrader.api import (
     SubmittedNotebook,
 )
 
+from autograder.grading.scoring import MANUAL, ItemScore, cell_totals
 from autograder.paths import ASSIGNMENT
-from autograder.scoring import MANUAL, ItemScore, cell_totals
 
 
 def write_gradebook(out: Path, results: list[dict], assignment_db: Path) -> Path:

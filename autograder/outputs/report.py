@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from autograder.scoring import MANUAL, ItemScore, cell_totals
+from autograder.grading.scoring import MANUAL, ItemScore, cell_totals
 from autograder.untrusted import clean_text
 
 COLUMNS = [

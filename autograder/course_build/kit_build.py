@@ -27,13 +27,13 @@ import nbformat
 import torch
 
 from autograder import notebooks
-from autograder.exercises import EXERCISES, Case, Exercise, reseeded
+from autograder.course_build.release import ReleaseError
+from autograder.grading.exercises import EXERCISES, Case, Exercise, reseeded
+from autograder.grading.mistakes import defined_names
 from autograder.kit.notebook import KIT_TITLE, Kit, cell_hash
-from autograder.mistakes import defined_names
 from autograder.paths import ROOT, SOURCE_DIR
-from autograder.release import ReleaseError
 
-KIT_DIR = Path(__file__).parent / "kit"
+KIT_DIR = Path(__file__).parent.parent / "kit"
 KIT_PACKAGE = "channels_kit"
 KIT_FILES = ("__init__.py", "judging.py", "notebook.py", "policy.py")
 # Practice inputs: the graded shapes drawn from seeds derived from this public salt, so the
@@ -288,7 +288,7 @@ def _settle(
 
 def _conv_policy() -> str:
     # The course's configuration, read by the plugin's class (which imports nbgrader).
-    from autograder.nbgrader_plugin import load_settings
+    from autograder.integration.plugin import load_settings
 
     return load_settings(ROOT).conv_policy
 

@@ -11,7 +11,7 @@ import hashlib
 
 import torch
 
-from autograder.answer_key import REFERENCE
+from autograder.grading.answer_key import REFERENCE
 from autograder.kit.judging import Case, Exercise, RubricItem
 
 # Library routines that compute a convolution for you. An exercise that asks for the computation

@@ -2,8 +2,8 @@
 // package.json), here, once: the page then carries its math as SVG with MathML for screen readers
 // and needs no script and no CDN when a student or an instructor opens it, even offline.
 //
-// A filter for autograder/typeset.py: one JSON line in ({"html": ..., and optionally "css" to
-// add and the page's "lang" where it has none}), one JSON line out
+// A filter for autograder/outputs/typeset.py: one JSON line in ({"html": ..., and optionally
+// "css" to add and the page's "lang" where it has none}), one JSON line out
 // ({"html": ...} or {"error": ...}), for as many pages as it is sent; one process serves a batch.
 import { createInterface } from "node:readline";
 import { createRequire } from "node:module";

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ast
 
+from autograder.grading.submission import Problem
 from autograder.kit.judging import missing_function_message
-from autograder.submission import Problem
 from autograder.untrusted import clean_text
 
 LINE_CHARS = 200  # of the offending line shown under the message

@@ -26,10 +26,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-HARNESS = Path(__file__).with_name("harness.py")
-# What the sandbox sees of this package: the harness and the two small modules it imports.
-BOUND_FILES = [Path(__file__).with_name(name) for name in
-               ("harness.py", "syscall_policy.py", "fingerprint.py")]  # fmt: skip
+# What the sandbox sees of this package: the harness and the two small modules it imports, the
+# whole of inside/ but its package marker (the harness runs as a script there, not a package).
+INSIDE = Path(__file__).with_name("inside")
+HARNESS = INSIDE / "harness.py"
+BOUND_FILES = [
+    INSIDE / name for name in ("harness.py", "syscall_policy.py", "fingerprint.py")
+]
 SANDBOX_UID = 65534  # "nobody" inside the sandbox
 WORKER_START_SECONDS = 180
 # Beyond a job's wall-clock limit: the fork, the student's cells and the reply's way back.

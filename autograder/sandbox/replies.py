@@ -13,8 +13,8 @@ import math
 
 import torch
 
-from autograder.fingerprint import digest
 from autograder.kit.judging import Case, Exercise, Returned
+from autograder.sandbox.inside.fingerprint import digest
 from autograder.untrusted import clean_text, json_depth
 
 MAX_DEPTH = 8  # the harness writes {"cases": [{"values": [...]}]}: depth 3

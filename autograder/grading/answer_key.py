@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from autograder import reference
+from autograder.grading import reference
 from autograder.kit.judging import Answers, Case, Exercise
 
 

@@ -21,10 +21,15 @@ import nbformat
 from nbconvert.filters import markdown2html
 
 from autograder import notebooks
-from autograder.exports import open_gradebook
+from autograder.grading.submission import (
+    Problem,
+    cells_with_id,
+    read_notebook,
+    written_answer,
+)
+from autograder.outputs.exports import open_gradebook
+from autograder.outputs.typeset import Typesetter
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
-from autograder.submission import Problem, cells_with_id, read_notebook, written_answer
-from autograder.typeset import Typesetter
 from autograder.untrusted import clean_text
 
 ANSWER_CHARS = 20_000  # of one student's answer shown; a longer one is cut, and says so

@@ -14,14 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import notebooks
-from autograder.exercises import EXERCISES, Exercise, reseeded
-from autograder.kit.policy import check_policy, student_sources
-from autograder.mistakes import missing_function, not_defined, syntax_problem
-from autograder.paths import ASSIGNMENT, RELEASE_DIR
-from autograder.replies import MalformedReplyError, parse_child
-from autograder.sandbox import Limits, Sandbox, SandboxUnavailableError, Session
-from autograder.scoring import MANUAL, ItemScore, score_exercise
-from autograder.submission import (
+from autograder.grading.exercises import EXERCISES, Exercise, reseeded
+from autograder.grading.mistakes import missing_function, not_defined, syntax_problem
+from autograder.grading.scoring import MANUAL, ItemScore, score_exercise
+from autograder.grading.submission import (
     Answer,
     Problem,
     edited_locked_cells,
@@ -31,6 +27,10 @@ from autograder.submission import (
     submitted_names,
     written_answer,
 )
+from autograder.kit.policy import check_policy, student_sources
+from autograder.paths import ASSIGNMENT, RELEASE_DIR
+from autograder.sandbox.replies import MalformedReplyError, parse_child
+from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError, Session
 from autograder.untrusted import clean_text
 
 log = logging.getLogger("autograder")

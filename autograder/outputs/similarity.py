@@ -38,9 +38,9 @@ from copydetect.utils import (
 from numpy.lib.stride_tricks import sliding_window_view
 
 from autograder import notebooks
+from autograder.grading.submission import Problem, read_notebook
 from autograder.kit.policy import student_sources
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
-from autograder.submission import Problem, read_notebook
 
 # In normalised characters (``V(V,V)`` is six): the shortest shared passage that counts
 # (copydetect's default noise threshold; at 20, two honest students of the corpus who share

@@ -21,14 +21,14 @@ from pathlib import Path
 
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
 
-from autograder.grader import (
+from autograder.grading.grader import (
     Policy,
     Submission,
     grade_submission,
     grader_error_result,
     read_submission,
 )
-from autograder.sandbox import Limits, Sandbox, SandboxUnavailableError
+from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError
 
 PLUGIN = "autograder-sandbox"
 CONNECT_TIMEOUT = "30s"

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import torch
 
-from autograder.exercises import EXERCISES
+from autograder.grading.exercises import EXERCISES
+from autograder.grading.scoring import judge, modified_input_message
 from autograder.kit.notebook import call_on
-from autograder.scoring import judge, modified_input_message
 
 
 def check(name: str, fn: Callable, device: torch.device | str = "cpu") -> None:

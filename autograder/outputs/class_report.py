@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.scoring import MANUAL
+from autograder.grading.scoring import MANUAL
 from autograder.untrusted import clean_text
 
 # Statuses an instructor should look at: the grader could not judge, or the run went wrong.
@@ -232,7 +232,7 @@ def _wide(label: str) -> str:
 
 
 def report_html(results: list[dict], similarity=None, title: str = "channels") -> str:
-    """The class report's page; ``similarity`` (``autograder.similarity.Similarity``) adds
+    """The class report's page; ``similarity`` (``similarity.Similarity``) adds
     the similar submissions."""
     esc = html.escape
     results = sorted(results, key=lambda r: r["student"])
@@ -416,7 +416,7 @@ def write_report(out: Path, results: list[dict], submitted: Path | None = None) 
     """Write ``out/report.html``; with ``submitted``, the similar submissions too."""
     similarity = None
     if submitted is not None:
-        from autograder import similarity as alike
+        from autograder.outputs import similarity as alike
 
         sources = alike.sources_of(submitted, [r["student"] for r in results])
         similarity = alike.similar_submissions(sources, alike.book_boilerplate())
