@@ -41,6 +41,18 @@ def test_module_runs_as_a_command():
     assert "check-release" in done.stdout
 
 
+def test_the_execute_command_loads_no_nbgrader():
+    """The GPU run's machine has torch and Jupyter but not nbgrader (benchmarks/gpu_kit.txt)."""
+    probe = (
+        "import sys, autograder.__main__, autograder.course_build.execute; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'nbgrader'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
 def test_make_help_lists_the_targets_from_their_comments():
     done = subprocess.run(
         ["make", "--no-print-directory", "help"],
