@@ -1,8 +1,9 @@
 """A batch, end to end: grade every student of ``submitted/``, then write what the instructor gets.
 
-Above the grader's core (which grades one student at a time, here or on Dask workers) and the
-files it leads to (results, grades.csv, feedback pages, the gradebook): neither of those imports
-the other, so the batch that joins them lives here, and the cluster is one choice it makes.
+The grader's core grades one student at a time, here or on Dask workers, and imports none of
+the code that writes the files it leads to (results, grades.csv, feedback pages, the gradebook),
+which reads the core's scores: so the batch that joins them lives above both, and the cluster is
+one choice it makes.
 """
 
 from __future__ import annotations
