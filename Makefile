@@ -79,9 +79,9 @@ RELEASE := $(SOURCES:solutions/%=chapters/%)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2
 
 release: setup $(RELEASE)
-$(RELEASE) &: $(SOURCES) $(SOURCE_DATA) nbgrader_config.py autograder/release.py \
-		autograder/kit_build.py autograder/exercises.py autograder/answer_key.py \
-		$(wildcard autograder/kit/*.py)
+$(RELEASE) &: $(SOURCES) $(SOURCE_DATA) nbgrader_config.py autograder/course_build/release.py \
+		autograder/course_build/kit_build.py autograder/grading/exercises.py \
+		autograder/grading/answer_key.py $(wildcard autograder/kit/*.py)
 	$(PY) -m autograder release
 
 check-release: setup  ## fail if chapters/ is not what solutions/ generates

@@ -13,10 +13,11 @@ c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "chapters"
 
 # Autograding never runs a student's notebook in a kernel with the instructor's permissions:
-# stock nbgrader's Execute step is replaced by the sandboxed grader (autograder/nbgrader_plugin.py),
-# which writes the trusted scores into the test cells; the rest is nbgrader's default order.
+# stock nbgrader's Execute step is replaced by the sandboxed grader
+# (autograder/integration/plugin.py), which writes the trusted scores into the test cells; the
+# rest is nbgrader's default order.
 c.Autograde.autograde_preprocessors = [
-    "autograder.nbgrader_plugin.TrustedAutograde",
+    "autograder.integration.plugin.TrustedAutograde",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
@@ -28,26 +29,28 @@ c.Autograde.autograde_preprocessors = [
 # costs that answer's points (duplicated-cell), not the student's whole submission. The first
 # step notes the locked cells the student edited before OverwriteCells restores them.
 c.Autograde.sanitize_preprocessors = [
-    "autograder.nbgrader_plugin.NoteEditedLockedCells",
+    "autograder.integration.plugin.NoteEditedLockedCells",
     "nbgrader.preprocessors.ClearOutput",
-    "autograder.nbgrader_plugin.SetDuplicatesAside",
+    "autograder.integration.plugin.SetDuplicatesAside",
     "nbgrader.preprocessors.OverwriteKernelspec",
     "nbgrader.preprocessors.OverwriteCells",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 # A submitted file that is not a notebook costs that notebook's points only (stock nbgrader would
 # drop the student's whole submission): it is read as the grade command reads it.
-c.Autograde.exporter_class = "autograder.nbgrader_plugin.TolerantNotebookExporter"
+c.Autograde.exporter_class = "autograder.integration.plugin.TolerantNotebookExporter"
 # Feedback pages carry their math typeset (the project's MathJax, run once here) instead of
 # asking a CDN for MathJax, which a student opening the page offline cannot reach.
-c.GenerateFeedback.exporter_class = "autograder.nbgrader_plugin.TypesetFeedbackExporter"
+c.GenerateFeedback.exporter_class = (
+    "autograder.integration.plugin.TypesetFeedbackExporter"
+)
 # Course-wide policy for a hand-written function that calls torch's convolution:
 # "zero" (no points for that function) or "report" (a note, points kept).
 c.TrustedAutograde.conv_policy = "zero"
-# The hidden random inputs are the public seeds of autograder/exercises.py (students have the
-# package, for the practice check) reseeded with a course secret. Left unset, the secret is made
-# on first use in .autograder-secret beside this file (mode 0600, git-ignored); stock nbgrader and
-# the grade command both read it. Back it up, and keep this directory away from students, the
+# The hidden random inputs are the public seeds of autograder/grading/exercises.py (students have
+# the package, for the practice check) reseeded with a course secret. Left unset, the secret is
+# made on first use in .autograder-secret beside this file (mode 0600, git-ignored); stock nbgrader
+# and the grade command both read it. Back it up, and keep this directory away from students, the
 # site build and chapters/. Or set your own (then keep this file private):
 # c.TrustedAutograde.seed_salt = "..."
 # Tests and demos only: grade on the public seeds, which students can read.

@@ -4,9 +4,9 @@ Never installed where students work: it holds the solutions. Students get the ch
 (``autograder/kit/``, built into the release notebooks by ``python -m autograder release``).
 """
 
-from autograder.checks import check
-from autograder.exercises import EXERCISES, Case, Exercise
-from autograder.reference import (
+from autograder.grading.checks import check
+from autograder.grading.exercises import EXERCISES, Case, Exercise
+from autograder.grading.reference import (
     corr2d_multi_in,
     corr2d_multi_in_out,
     corr2d_multi_in_out_1x1,

@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autograder import course_config, notebooks, release
-from autograder.sandbox import Limits, SandboxUnavailableError
+from autograder import paths
+from autograder.course_build import release
+from autograder.integration import course_config
+from autograder.sandbox.runner import Limits, SandboxUnavailableError
 
 if TYPE_CHECKING:
-    from autograder.grader import Policy
+    from autograder.grading.grader import Policy
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -163,9 +165,11 @@ def grade_settings(args: argparse.Namespace) -> tuple[Policy, Limits]:
 
     The same reading as stock nbgrader's (``course_config``), so both grade on the same inputs.
     """
-    from autograder.grader import Policy  # imports torch: only when grading
+    # Import torch and nbgrader: only when grading.
+    from autograder.grading.grader import Policy
+    from autograder.integration.plugin import load_settings
 
-    settings = course_config.load_settings(args.course)
+    settings = load_settings(args.course)
     if args.public_seeds:
         salt = ""
     else:
@@ -193,9 +197,9 @@ def _progress(done: int, total: int) -> None:
 
 def _grade(args: argparse.Namespace) -> int:
     # Imports torch: only when grading.
-    from autograder import report
-    from autograder.cluster import ClusterUnavailableError
-    from autograder.grader import grade_batch
+    from autograder.batch import grade_batch
+    from autograder.grading.cluster import ClusterUnavailableError
+    from autograder.outputs import report
 
     if not args.submitted.is_dir():
         print(f"error: {args.submitted} is not a folder", file=sys.stderr)
@@ -251,9 +255,9 @@ def _grade(args: argparse.Namespace) -> int:
 def class_files(submitted: Path, out: Path, results: list[dict]) -> list[Path]:
     """What the instructor reads after a batch, from its results and gradebook: the LMS
     exports, the grading guide for the written answers, and the class report."""
-    from autograder import exports
-    from autograder.class_report import write_report
-    from autograder.guide import write_guide
+    from autograder.outputs import exports
+    from autograder.outputs.class_report import write_report
+    from autograder.outputs.guide import write_guide
 
     return [
         *exports.write_exports(out / "gradebook.db", out),
@@ -268,37 +272,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "grade":
             return _grade(args)
         if args.command == "export":
-            from autograder import exports
+            from autograder.outputs import exports
 
             return exports.run(args)
         if args.command == "guide":
-            from autograder.guide import write_guide
+            from autograder.outputs.guide import write_guide
 
             print(f"wrote {write_guide(args.submitted, args.gradebook, args.out)}")
             return 0
         if args.command == "release":
-            from autograder.kit_build import write_kit
+            from autograder.course_build.kit_build import write_kit
 
             for path in write_kit():
                 print(
-                    f"wrote the kit and first cell into {path.relative_to(release.ROOT)}"
+                    f"wrote the kit and first cell into {path.relative_to(paths.ROOT)}"
                 )
             # Like otter's assign: from scratch, so a deleted source leaves no stale copy.
-            shutil.rmtree(release.RELEASE_DIR, ignore_errors=True)
-            out = release.generate_release(release.RELEASE_DIR.parent)
+            shutil.rmtree(paths.RELEASE_DIR, ignore_errors=True)
+            out = release.generate_release(paths.RELEASE_DIR.parent)
             print(
                 f"wrote {len(list(out.glob('*.ipynb')))} notebooks to "
-                f"{out.relative_to(release.ROOT)}"
+                f"{out.relative_to(paths.ROOT)}"
             )
         elif args.command == "check-release":
-            from autograder.kit_build import check_kit
+            from autograder.course_build.kit_build import check_kit
 
             check_kit()
             release.check_release()
             print("the kit is up to date, and chapters/ matches solutions/")
         else:
+            from autograder.course_build.execute import execute_in_place
+
             for path in args.notebooks:
-                notebooks.execute_in_place(path)
+                execute_in_place(path)
                 print(f"executed {path}")
     except release.ReleaseError as error:
         print(f"error: {error}", file=sys.stderr)

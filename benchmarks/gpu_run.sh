@@ -114,7 +114,7 @@ grep -m 1 "^nbval_figures:" "$OUT/nbval.log" | tee -a "$SUMMARY"
 
 # 4. The `gpu`-marked tests. They need torch and the autograder package only, so tests/
 # conftest.py (which imports nbgrader's stack, not in the kit) is left out.
-gpu_files=$(grep -l 'mark\.gpu' tests/test_*.py)
+gpu_files=$(grep -rl --include='test_*.py' 'mark\.gpu' tests | sort)
 # shellcheck disable=SC2086 # one argument per file
 step "gpu-marked tests" "$OUT/gpu-tests.log" \
 	"$PY" -m pytest -p no:cacheprovider --noconftest -m gpu -rA $gpu_files

@@ -26,13 +26,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from corpus import write_generated  # noqa: E402
 
-from autograder.grader import Policy, grade_batch  # noqa: E402
+from autograder.batch import grade_batch  # noqa: E402
+from autograder.grading.grader import Policy  # noqa: E402
 
 # (stage, [(module file, function)], [stages whose time is inside it and counted there]).
 STAGES = [
-    ("sandbox start (zygote imports torch, d2l)", [("sandbox.py", "_start")], []),
+    ("sandbox start (zygote imports torch, d2l)", [("runner.py", "_start")], []),
     ("sandbox round trips (forks, confinement, student code, exit)",
-     [("sandbox.py", "run_all")], ["sandbox start (zygote imports torch, d2l)"]),
+     [("runner.py", "run_all")], ["sandbox start (zygote imports torch, d2l)"]),
     ("reading and parsing notebooks",
      [("submission.py", "read_submitted"), ("submission.py", "parse_notebook")], []),
     ("policy (the student's source)", [("policy.py", "check_policy")], []),

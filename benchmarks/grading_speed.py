@@ -31,8 +31,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from corpus import write_generated  # noqa: E402
 
-from autograder.grader import Policy, grade_batch  # noqa: E402
-from autograder.release import nbgrader_env  # noqa: E402
+from autograder.batch import grade_batch  # noqa: E402
+from autograder.course_build.release import nbgrader_env  # noqa: E402
+from autograder.grading.grader import Policy  # noqa: E402
 
 STOCK = """
 # Benchmark: nbgrader's own autograde pipeline (runs the notebooks in a kernel).

@@ -22,12 +22,17 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from corpus import write_generated  # noqa: E402
 
-# Run in a fresh interpreter whose autograder package is the given tree's.
+# Run in a fresh interpreter whose autograder package is the given tree's: the layout of issue 22
+# (autograder/batch.py, autograder/grading/), or an earlier commit's flat package.
 GRADE = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from autograder.grader import Policy, grade_batch
+try:
+    from autograder.batch import grade_batch
+    from autograder.grading.grader import Policy
+except ImportError:
+    from autograder.grader import Policy, grade_batch
 start = time.perf_counter()
 grade_batch(Path(sys.argv[2]), Path(sys.argv[3]), workers=int(sys.argv[4]),
             policy=Policy(seed_salt=""))

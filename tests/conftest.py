@@ -10,9 +10,10 @@ from pathlib import Path
 import nbformat
 
 from autograder import EXERCISES, notebooks
-from autograder.grader import manual_items
-from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR, nbgrader_env
-from autograder.scoring import MANUAL
+from autograder.course_build.release import nbgrader_env
+from autograder.grading.grader import manual_items
+from autograder.grading.scoring import MANUAL
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
 
 GRADED = tuple(EXERCISES)  # every graded function, in the order of the chapters
 # Which notebook holds each graded function.
@@ -146,7 +147,7 @@ def resume_after_a_kill(
 ) -> Path:
     """Copy a graded batch's ``out`` as if the run had been killed before ``killed_before``
     were graded (their results and grades.csv gone), grade it again, and return the copy."""
-    from autograder.grader import grade_batch
+    from autograder.batch import grade_batch
 
     resumed = scratch / "resumed"
     shutil.copytree(out, resumed)

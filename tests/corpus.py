@@ -24,7 +24,7 @@ from conftest import (
 )
 
 from autograder import notebooks
-from autograder.release import SOURCE_DIR
+from autograder.paths import SOURCE_DIR
 
 NOTEBOOK = "01-multiple-input-channels.ipynb"  # its source holds the hidden tests
 MULTI_IN, MULTI_OUT, ONE_BY_ONE = (

@@ -39,7 +39,7 @@ from nbclient import NotebookClient
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from autograder.release import RELEASE_DIR, ROOT
+from autograder.paths import RELEASE_DIR, ROOT
 
 NOTEBOOK = RELEASE_DIR / "01-multiple-input-channels.ipynb"
 KERNEL = "bare-jupyter"

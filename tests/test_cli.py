@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from autograder import __main__ as cli
-from autograder import release
+from autograder import paths
+from autograder.course_build import release
 
 pytestmark = pytest.mark.slow  # each call runs nbgrader generate_assignment (about 6 s)
 
@@ -22,8 +23,8 @@ def test_check_release_passes_on_the_committed_release(capsys):
 def test_check_release_fails_with_the_fix_when_a_release_notebook_was_edited(
     tmp_path, monkeypatch, capsys
 ):
-    edited = tmp_path / "chapters" / release.ASSIGNMENT
-    shutil.copytree(release.RELEASE_DIR, edited)
+    edited = tmp_path / "chapters" / paths.ASSIGNMENT
+    shutil.copytree(paths.RELEASE_DIR, edited)
     (edited / "02-multiple-output-channels.ipynb").write_text("{}")
     monkeypatch.setattr(release, "RELEASE_DIR", edited)
     assert cli.main(["check-release"]) == 1
@@ -40,10 +41,22 @@ def test_module_runs_as_a_command():
     assert "check-release" in done.stdout
 
 
+def test_the_execute_command_loads_no_nbgrader():
+    """The GPU run's machine has torch and Jupyter but not nbgrader (benchmarks/gpu_kit.txt)."""
+    probe = (
+        "import sys, autograder.__main__, autograder.course_build.execute; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'nbgrader'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
 def test_make_help_lists_the_targets_from_their_comments():
     done = subprocess.run(
         ["make", "--no-print-directory", "help"],
-        cwd=release.ROOT,
+        cwd=paths.ROOT,
         capture_output=True,
         text=True,
     )
@@ -60,7 +73,7 @@ def test_make_refuses_a_python_the_pins_do_not_fit_in_one_line(tmp_path):
     done = subprocess.run(
         ["make", "--no-print-directory", f"VENV={tmp_path / 'venv'}", f"PYTHON={fake}",
          f"{tmp_path / 'venv'}/.installed"],
-        cwd=release.ROOT,
+        cwd=paths.ROOT,
         capture_output=True,
         text=True,
     )  # fmt: skip

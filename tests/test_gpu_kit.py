@@ -19,8 +19,8 @@ import nbformat
 import pytest
 from nbval.plugin import get_sanitize_patterns
 
-from autograder.notebooks import execute_in_place
-from autograder.release import ROOT, SOURCE_DIR
+from autograder.course_build.execute import execute_in_place
+from autograder.paths import ROOT, SOURCE_DIR
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from gpu_kit_pins import kit_names, kit_pins

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from autograder import EXERCISES, notebooks
-from autograder.release import RELEASE_DIR, SOURCE_DIR
+from autograder.paths import RELEASE_DIR, SOURCE_DIR
 
 
 def grade_id(cell) -> str:

@@ -22,7 +22,7 @@ from conftest import build_course
 from corpus import CORPUS, typed
 from nbgrader.api import Gradebook
 
-from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 

@@ -20,8 +20,8 @@ from conftest import GRADED, NOTEBOOK_OF, build_course, nbgrader
 from corpus import CORPUS, typed
 
 from autograder.__main__ import class_files
-from autograder.grader import grade_batch
-from autograder.release import ASSIGNMENT, RELEASE_DIR, ROOT
+from autograder.batch import grade_batch
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
 
 pytestmark = pytest.mark.slow
 

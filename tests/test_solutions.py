@@ -6,7 +6,7 @@ import pytest
 from conftest import GRADED, NOTEBOOK_OF, cell_by_grade_id, namespace_of
 
 from autograder import EXERCISES, check, notebooks
-from autograder.release import SOURCE_DIR
+from autograder.paths import SOURCE_DIR
 
 
 @pytest.mark.parametrize("name", GRADED)

@@ -3,9 +3,10 @@
 The grader's judging and policy (``judging.py``, ``policy.py``), the notebook checks
 (``notebook.py``) and, in a release, ``data.json``: the visible and practice inputs, and the
 answers to those inputs that are not public computations (counts, composed kernels). The
-instructor's package builds it (``autograder/kit_build.py``) and every graded release notebook
-carries it in a locked cell, so the checks work wherever the notebook runs: a course hub, a bare
-Jupyter, Colab. ``tests/test_kit.py`` inspects it for solutions.
+instructor's package builds it (``autograder/course_build/kit_build.py``) and every graded
+release notebook carries it in a locked cell, so the checks work wherever the notebook runs: a
+course hub, a bare Jupyter, Colab. ``tests/kit/test_kit.py`` inspects it for solutions. It
+imports nothing of the package (it travels alone, as ``channels_kit``), only itself, relatively.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def seeded_inputs(
     of at most 16 are exact in every float dtype down to bfloat16, and so is every product and
     every sum of a convolution's terms in float64, whatever the order of the additions: the
     right answers the kit stores are the same bytes wherever the release is built.
-    (``harness.py`` makes the same tensors in the sandbox; tests/test_kit.py checks both.)
+    (``harness.py`` makes the same tensors in the sandbox; tests/kit/test_kit.py checks both.)
     """
     gen = torch.Generator().manual_seed(seed)
     X = torch.randint(-16, 17, x_shape, generator=gen).to(dtype) / 8
@@ -175,7 +175,7 @@ class Answers:
 
     A convolution's are computed here (``conv_oracle``, public). The others are looked up in
     ``stored``, keyed by (exercise name, case): the kit's data. The instructor's package
-    computes them for any case instead (``autograder.answer_key``).
+    computes them for any case instead (``autograder.grading.answer_key``).
     """
 
     def __init__(self, stored: Mapping[tuple[str, Case], Stored] | None = None) -> None:

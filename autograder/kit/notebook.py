@@ -34,7 +34,7 @@ from .policy import CLEAN, check_policy
 
 # A worked example small enough to print expected and returned values side by side.
 SIDE_BY_SIDE_MAX = 36
-# The first line of the cell that carries the kit (``autograder/kit_build.py`` writes it).
+# The first line of the cell that carries the kit (``course_build/kit_build.py`` writes it).
 KIT_TITLE = "#@title The course's check kit: run it, no need to read it"
 
 

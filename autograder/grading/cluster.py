@@ -1,0 +1,152 @@
+"""Grade a batch on Dask workers: this machine's cores (``--workers N``) or a cluster (``--dask``).
+
+Each worker holds one warm sandbox (``SandboxPlugin``); the instructor's process reads each
+student's files, sends them as data (a worker needs no access to the submissions folder), and
+saves each plain result as it comes back, so a killed client resumes where it stopped. Dask
+reschedules the students of a worker that dies; a student whose grading has killed workers
+``distributed.scheduler.allowed-failures`` times (3 by default) is reported as ``KilledWorker``
+and gets status ``grader-error``, and the cluster goes on with everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
+
+from autograder.grading.grader import (
+    Policy,
+    Submission,
+    grade_submission,
+    grader_error_result,
+    read_submission,
+)
+from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError
+
+PLUGIN = "autograder-sandbox"
+CONNECT_TIMEOUT = "30s"
+# Students sent ahead of the results per worker thread: enough to keep every worker busy while
+# results travel back, few enough that the client never holds a MOOC's notebooks at once.
+AHEAD_PER_THREAD = 4
+
+
+class ClusterUnavailableError(RuntimeError):
+    """No Dask scheduler answers at the address given."""
+
+
+class SandboxPlugin(WorkerPlugin):
+    """One warm sandbox per worker, started when the worker joins (or restarts after dying).
+
+    A zygote that dies is started again by the sandbox itself on the next student. A worker
+    with several threads grades one student at a time: one sandbox is one zygote.
+    """
+
+    def __init__(self, limits: Limits, unsafe: bool) -> None:
+        self.limits = limits
+        self.unsafe = unsafe
+        self.sandbox: Sandbox | None = None
+        # Made on the worker, in setup: a lock cannot travel.
+        self.lock: threading.Lock | None = None
+
+    async def setup(self, worker) -> None:
+        self.lock = threading.Lock()
+        self.sandbox = Sandbox(self.limits, unsafe=self.unsafe)
+        # Starting imports torch in the zygote (seconds): off the worker's event loop.
+        await asyncio.get_running_loop().run_in_executor(None, self.sandbox.start)
+
+    def teardown(self, worker) -> None:
+        if self.sandbox is not None:
+            self.sandbox.close()
+
+
+def grade_on_worker(submission: Submission, policy: Policy) -> dict:
+    """The task: one student, graded in this worker's sandbox, as plain data."""
+    plugin = get_worker().plugins[PLUGIN]
+    with plugin.lock:
+        return grade_submission(submission, plugin.sandbox, policy)
+
+
+@contextmanager
+def connect(address: str | None, workers: int) -> Iterator[Client]:
+    """A client of the cluster at ``address``, or of ``workers`` local worker processes."""
+    if address:
+        try:
+            client = Client(address, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as error:
+            raise ClusterUnavailableError(
+                f"no Dask scheduler answers at {address} ({error})"
+            ) from error
+        with client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # any free port: never in the way of another run
+            silence_logs=logging.ERROR,
+        ) as local,
+        Client(local) as client,
+    ):
+        yield client
+
+
+def grade_on_cluster(
+    todo: list[Path],
+    save: Callable[[dict], None],
+    *,
+    address: str | None,
+    workers: int,
+    policy: Policy,
+    limits: Limits,
+    unsafe: bool,
+) -> None:
+    """Grade the students in ``todo`` on Dask workers; ``save`` each result as it arrives.
+
+    Raises SandboxUnavailableError when a worker cannot sandbox (no bubblewrap there): no one
+    is graded unconfined, and the results saved so far stay for a resumed run.
+    """
+    with connect(address, workers) as client:
+        client.register_plugin(SandboxPlugin(limits, unsafe), name=PLUGIN)
+        threads = max(1, sum(client.nthreads().values()))
+        pending = iter(todo)
+        names: dict[str, str] = {}
+        batch = uuid.uuid4().hex[:8]  # keys of this batch only, on a long-lived cluster
+
+        def submit(student_dir: Path):
+            submission = read_submission(student_dir)
+            future = client.submit(
+                grade_on_worker,
+                submission,
+                policy,
+                key=f"grade-{submission.student}-{batch}",
+                pure=False,
+            )
+            names[future.key] = submission.student
+            return future
+
+        running = as_completed(
+            [submit(d) for d in itertools.islice(pending, AHEAD_PER_THREAD * threads)]
+        )
+        for future in running:
+            student = names.pop(future.key)
+            error = future.exception()
+            if isinstance(error, SandboxUnavailableError):
+                client.cancel(list(running.futures))
+                raise error
+            save(
+                future.result()
+                if error is None
+                else grader_error_result(student, error, policy)
+            )
+            future.release()
+            if (student_dir := next(pending, None)) is not None:
+                running.add(submit(student_dir))

@@ -1,0 +1,475 @@
+"""Grade submissions: read each notebook, run each answer in the sandbox, score the replies.
+
+Everything that can go wrong with one student (a broken file, a deleted cell, an endless loop, a
+crash) becomes a status on that student's items; nothing here raises for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from autograder import notebooks
+from autograder.grading.exercises import EXERCISES, Exercise, reseeded
+from autograder.grading.mistakes import missing_function, not_defined, syntax_problem
+from autograder.grading.scoring import MANUAL, ItemScore, score_exercise
+from autograder.grading.submission import (
+    Answer,
+    Problem,
+    edited_locked_cells,
+    find_answer,
+    parse_notebook,
+    read_submitted,
+    submitted_names,
+    written_answer,
+)
+from autograder.kit.policy import check_policy, student_sources
+from autograder.paths import ASSIGNMENT, RELEASE_DIR
+from autograder.sandbox.replies import MalformedReplyError, parse_child
+from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError, Session
+from autograder.untrusted import clean_text
+
+log = logging.getLogger("autograder")
+
+# The release's own cells that run before the student's: the imports, and locked helpers the
+# exercises give (grade_id ``given_*``), always from the release, whatever the submission says.
+SETUP_CELL = "setup_imports"
+GIVEN_PREFIX = "given_"
+# Notebooks of unknown names listed in a student's results (the student chooses how many).
+MAX_STRAY_NAMES = 20
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Course-wide grading choices (``nbgrader_config.py``, or the grade command's options)."""
+
+    # A by-hand function that calls torch's convolution: "zero" points, or "report" only.
+    conv: str = "zero"
+    # A course secret: graded inputs that students cannot reproduce ("" = the public seeds).
+    seed_salt: str = ""
+
+    def exercise(self, ex: Exercise) -> Exercise:
+        """The exercise with the inputs this course grades on."""
+        return dataclasses.replace(ex, cases=reseeded(ex.cases, self.seed_salt))
+
+    def inputs_log(self) -> dict[str, list]:
+        """What each exercise was graded on, after the course's salt (never the salt itself):
+        the seed of each random case, the sizes of each counting case. Enough to reproduce
+        every input."""
+        return {
+            ex.name: [
+                dict(case.params) if case.params else case.seed
+                for case in self.exercise(ex).cases
+            ]
+            for ex in EXERCISES.values()
+        }
+
+
+@dataclass(frozen=True)
+class NotebookResult:
+    notebook: str
+    items: list[ItemScore]
+    notes: list[str]
+
+
+def _failed(ex: Exercise, status: str, message: str) -> list[ItemScore]:
+    return [
+        ItemScore(i.cell, i.description, 0.0, i.points, status, message)
+        for i in ex.rubric
+    ]
+
+
+def manual_items(
+    release_nb, nb=None, problem: Problem | None = None
+) -> list[ItemScore]:
+    """The release's written-answer cells ("manually graded answer"): not scored here.
+
+    With the submission ``nb``, an answer left blank scores 0 at once, as in nbgrader; with a
+    ``problem`` (an unreadable file), every answer gets that status.
+    """
+    items = []
+    for cell in release_nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if not (meta.get("grade") and meta.get("solution")):
+            continue
+        issue = problem or (written_answer(nb, cell) if nb is not None else None)
+        status, message = (
+            (issue.status, issue.message)
+            if issue
+            else (MANUAL, "graded by your instructor")
+        )
+        items.append(
+            ItemScore(
+                meta["grade_id"], "written answer", 0.0, meta["points"], status, message
+            )
+        )
+    return items
+
+
+def _student_cells(nb, release_nb, answer: Answer) -> list[str]:
+    """The answer cell plus any code cells the student added, in notebook order."""
+    release_ids = {cell.get("id") for cell in release_nb.cells}
+    cells = []
+    for cell in nb.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if cell.cell_type == "code" and (
+            grade_id == answer.grade_id or cell.get("id") not in release_ids
+        ):
+            cells.append(cell.source)
+    return cells
+
+
+def setup_cells(release_nb) -> list[str]:
+    """The release's own cells that run before the student's (imports, given helpers)."""
+    return [
+        c.source
+        for c in release_nb.cells
+        if (grade_id := c.metadata.get("nbgrader", {}).get("grade_id", ""))
+        == SETUP_CELL
+        or grade_id.startswith(GIVEN_PREFIX)
+    ]
+
+
+def exercise_job(ex: Exercise, nb, release_nb, setup: list[str]) -> dict | Problem:
+    """What the sandbox runs for ``ex`` (``ex`` with the course's inputs) after the release's
+    ``setup`` cells, or the problem that leaves nothing to run (the answer cell missing,
+    duplicated or changed)."""
+    answer = find_answer(nb, ex.name)
+    if isinstance(answer, Problem):
+        return answer
+    unparsable = syntax_problem(ex.name, answer.source)
+    if unparsable is not None:
+        return unparsable
+    return {
+        "function": ex.name,
+        "setup": setup,
+        "cells": _student_cells(nb, release_nb, answer),
+        "stand_ins": list(ex.stand_ins),
+        "cases": [case.as_job() for case in ex.cases],
+    }
+
+
+def score_reply(
+    ex: Exercise,
+    reply: dict,
+    sources: list[str],
+    setup: list[str],
+    limits: Limits,
+    policy: Policy,
+) -> tuple[list[ItemScore], list[str]]:
+    """Points for what the sandbox sent back for ``ex``, read as hostile data; the policy
+    from ``sources``, every cell the student wrote in the notebook."""
+    if reply["status"] != "ok":
+        status = clean_text(reply["status"], 100)
+        return _failed(
+            ex, "timeout" if status == "timeout" else "crashed", f"{ex.name}: {status}"
+        ), []
+    try:
+        returned, cell_errors = parse_child(reply["child"], ex, limits.result_bytes)
+    except MalformedReplyError as error:
+        return _failed(
+            ex, "crashed", f"{ex.name}: the grader got no usable answer ({error})"
+        ), []
+    if returned and all(r.error == not_defined(ex.name) for r in returned):
+        missing = missing_function(ex.name, sources)
+        return _failed(ex, missing.status, missing.message), []
+    notes = [f"{ex.name}: a cell raised {e}" for e in cell_errors]
+    items, score_notes = score_exercise(
+        ex,
+        returned,
+        # The policy, from every cell the student wrote here: never from the sandbox's reply.
+        policy_verdict=check_policy(
+            sources, ex.forbidden, function=ex.name, preamble=setup
+        ),
+        conv_policy=policy.conv,
+    )
+    return items, notes + score_notes
+
+
+def grade_notebook(
+    path: Path, sandbox: Sandbox | Session, policy: Policy = Policy()
+) -> NotebookResult:
+    """Grade one submitted file (a file that is not a notebook costs its own items only)."""
+    return grade_file(path.name, read_submitted(path), sandbox, policy)
+
+
+def grade_file(
+    name: str, data: bytes | Problem, sandbox: Sandbox | Session, policy: Policy
+) -> NotebookResult:
+    """Grade the submitted bytes of release notebook ``name`` (or the problem reading them)."""
+    return grade_files({name: data}, sandbox, policy)[0]
+
+
+def grade_files(
+    files: dict[str, bytes | Problem], sandbox: Sandbox | Session, policy: Policy
+) -> list[NotebookResult]:
+    """Grade one student's notebooks (``files``: release name -> bytes, or the problem reading
+    them), in that order.
+
+    Every notebook's answers run in one child, one fork per student (as one kernel per student
+    would run them: they share that process's state, which only this student's code can
+    change). A job that times out or crashes may have left the child, or forged what the jobs
+    after it reply; so from the first notebook where one did, each later notebook is graded
+    again on its own, in a child of its own, as if every notebook had had one from the start.
+    """
+    if isinstance(sandbox, Sandbox):
+        with sandbox.session() as session:
+            return grade_files(files, session, policy)
+    pending = [prepare_file(name, data, policy) for name, data in files.items()]
+    jobs = [job for p in pending if isinstance(p, Pending) for job in p.runnable]
+    replies = iter(_run(sandbox, jobs))
+    results: list[NotebookResult] = []
+    troubled = False
+    for p in pending:
+        if not isinstance(p, Pending):
+            results.append(p)
+            continue
+        mine = [next(replies) for _ in p.runnable]
+        if troubled and p.runnable:
+            mine = _run(sandbox, p.runnable)
+        result = p.finish(iter(mine), sandbox.limits, policy)
+        troubled = troubled or any(i.status in RERUN_AFTER for i in result.items)
+        results.append(result)
+    return results
+
+
+# Statuses that say a child ended or misbehaved while it may still have had jobs to run.
+RERUN_AFTER = frozenset({"timeout", "crashed"})
+
+
+def _run(sandbox: Sandbox | Session, jobs: list[dict]) -> list[dict]:
+    return sandbox.run_all(jobs) if jobs else []
+
+
+@dataclass
+class Pending:
+    """A notebook read and its jobs built, waiting for the sandbox's replies."""
+
+    name: str
+    exercises: list[Exercise]
+    jobs: list[dict | Problem]
+    sources: list[str]
+    setup: list[str]
+    notes: list[str]
+    release_nb: object
+    nb: object
+
+    @property
+    def runnable(self) -> list[dict]:
+        return [job for job in self.jobs if not isinstance(job, Problem)]
+
+    def finish(self, replies, limits: Limits, policy: Policy) -> NotebookResult:
+        """Score each answer from its reply (``replies``: one per runnable job, in order)."""
+        items: list[ItemScore] = []
+        notes = list(self.notes)
+        for ex, job in zip(self.exercises, self.jobs, strict=True):
+            if isinstance(job, Problem):
+                items += _failed(ex, job.status, job.message)
+                continue
+            ex_items, ex_notes = score_reply(
+                ex, next(replies), self.sources, self.setup, limits, policy
+            )
+            items += ex_items
+            notes += ex_notes
+        return NotebookResult(
+            self.name, items + manual_items(self.release_nb, self.nb), notes
+        )
+
+
+def prepare_file(
+    name: str, data: bytes | Problem, policy: Policy
+) -> Pending | NotebookResult:
+    """Read the submitted bytes of release notebook ``name`` and build its jobs; an
+    unreadable file is its result at once (zero for its own items only)."""
+    nb = data if isinstance(data, Problem) else parse_notebook(data, name)
+    if isinstance(nb, Problem):
+        return unreadable_notebook(name, nb)
+    return prepare_notebook(nb, name, policy)
+
+
+def unreadable_notebook(name: str, problem: Problem) -> NotebookResult:
+    """Zero, with the problem as status, for every graded item of release notebook ``name``."""
+    exercises = [ex for ex in EXERCISES.values() if ex.notebook == name]
+    items = [
+        item
+        for ex in exercises
+        for item in _failed(ex, problem.status, problem.message)
+    ]
+    items += manual_items(release_notebook(name), problem=problem)
+    return NotebookResult(name, items, [])
+
+
+def grade_notebook_node(
+    nb,
+    name: str,
+    sandbox: Sandbox | Session,
+    policy: Policy = Policy(),
+    locked_edits: list[Problem] | None = None,
+) -> NotebookResult:
+    """Grade a parsed notebook that stands for the release notebook ``name``: its answers run
+    as one batch (one child, as one kernel would run them), then each is scored.
+
+    ``locked_edits``: the locked cells the student edited, when ``nb`` is no longer the
+    submitted notebook (stock nbgrader has put its locked cells back); else found here.
+    """
+    pending = prepare_notebook(nb, name, policy, locked_edits)
+    return pending.finish(iter(_run(sandbox, pending.runnable)), sandbox.limits, policy)
+
+
+def prepare_notebook(
+    nb, name: str, policy: Policy, locked_edits: list[Problem] | None = None
+) -> Pending:
+    """The jobs of a parsed notebook standing for release notebook ``name``, and what scoring
+    them needs (see ``grade_notebook_node`` for ``locked_edits``)."""
+    release_nb = release_notebook(name)
+    if locked_edits is None:
+        locked_edits = edited_locked_cells(nb, release_nb)
+    exercises = [
+        policy.exercise(ex) for ex in EXERCISES.values() if ex.notebook == name
+    ]
+    setup = setup_cells(release_nb)
+    return Pending(
+        name,
+        exercises,
+        [exercise_job(ex, nb, release_nb, setup) for ex in exercises],
+        student_sources(nb, release_nb),
+        setup,
+        [problem.message for problem in locked_edits],
+        release_nb,
+        nb,
+    )
+
+
+@functools.cache
+def release_notebook(name: str):
+    """The release's notebook ``name``, read once per process: every student's is compared
+    with it, and nothing here changes it."""
+    return notebooks.read(RELEASE_DIR / name)
+
+
+@functools.cache
+def graded_notebooks() -> tuple[str, ...]:
+    """Release notebooks with something to grade: a graded function or a written answer.
+
+    Read once per process: every student of a batch needs the list, and the release is fixed.
+    """
+    return tuple(
+        sorted(
+            {ex.notebook for ex in EXERCISES.values()}
+            | {
+                path.name
+                for path in RELEASE_DIR.glob("*.ipynb")
+                if manual_items(notebooks.read(path))
+            }
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One student's submission as data: what a worker needs, with no path to follow."""
+
+    student: str
+    # Each graded notebook's bytes, or why there are none (missing, a link, too large).
+    files: dict[str, bytes | Problem]
+    # Notebooks of names the release does not have: listed in the results, never read.
+    stray: list[str] = field(default_factory=list)
+
+
+def read_submission(student_dir: Path) -> Submission:
+    """Read ``submitted/<student>/<assignment>/`` without following links (on the client)."""
+    known = {p.name for p in RELEASE_DIR.glob("*.ipynb")}
+    # Listed, never followed; a few, in printable names (the student chose them).
+    stray = [
+        name
+        for name in submitted_names(student_dir)
+        if name.endswith(".ipynb") and name not in known
+    ][:MAX_STRAY_NAMES]
+    files = {name: read_submitted(student_dir / name) for name in graded_notebooks()}
+    return Submission(student_dir.parent.name, files, stray)
+
+
+def grade_submission(
+    submission: Submission, sandbox: Sandbox, policy: Policy = Policy()
+) -> dict:
+    """All of one student's results as plain data (what ``report`` writes out).
+
+    Never raises for the grader's own failure on this student (that student gets
+    ``grader-error``), only SandboxUnavailableError: that machine can grade no one.
+    """
+    try:
+        # This student's processes, and no one else's.
+        files = {name: submission.files[name] for name in graded_notebooks()}
+        with sandbox.session() as session:
+            results = grade_files(files, session, policy)
+        return student_result(submission.student, results, policy, submission.stray)
+    except SandboxUnavailableError:
+        raise
+    except Exception as error:  # one student's grading failed: the batch goes on
+        return grader_error_result(submission.student, error, policy)
+
+
+def grade_student(
+    student_dir: Path, sandbox: Sandbox, policy: Policy = Policy()
+) -> dict:
+    """``grade_submission`` of the files in ``student_dir``."""
+    return grade_submission(read_submission(student_dir), sandbox, policy)
+
+
+def student_result(
+    student: str,
+    results: list[NotebookResult],
+    policy: Policy,
+    stray: list[str] | None = None,
+) -> dict:
+    """One student's notebooks as the plain data ``report`` writes out and reads back."""
+    return {
+        "student": student,
+        "assignment": ASSIGNMENT,
+        "notebooks": [
+            {
+                "notebook": r.notebook,
+                "items": [asdict(i) for i in r.items],
+                "notes": r.notes,
+            }
+            for r in results
+        ],
+        "unrecognised_files": stray or [],
+        "seeds": policy.inputs_log(),
+    }
+
+
+def grader_error(where: str, error: BaseException, scope: str) -> Problem:
+    """The grader's own failure ``where`` (``for <student>``, ``in <notebook>``) on one ``scope``.
+
+    The exception is the grader's bug or a case it did not foresee: the instructor's log names
+    it, the student's items get status ``grader-error``, and the rest of the batch goes on.
+    """
+    log.error("grader-error %s: %s", where, clean_text(repr(error), 500))
+    return Problem(
+        "grader-error",
+        f"the grader failed on this {scope}; your instructor has been told",
+    )
+
+
+def grader_error_result(student: str, error: BaseException, policy: Policy) -> dict:
+    """Every item of a student whose grading raised: zero, status ``grader-error``."""
+    problem = grader_error(f"for {student}", error, "submission")
+    failed = [unreadable_notebook(name, problem) for name in graded_notebooks()]
+    return student_result(student, failed, policy)
+
+
+def student_dirs(submitted: Path) -> list[Path]:
+    """nbgrader's layout: submitted/<student>/<assignment>/<notebook>.ipynb.
+
+    A student or assignment folder that is a link (to another student, to ``solutions/``) is
+    still listed, so that the student appears in grades.csv: ``read_notebook`` never follows it,
+    and every notebook there is graded ``not-a-regular-file``, with the link named.
+    """
+    return sorted(
+        p / ASSIGNMENT for p in submitted.iterdir() if os.path.lexists(p / ASSIGNMENT)
+    )

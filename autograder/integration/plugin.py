@@ -1,0 +1,386 @@
+"""Stock ``nbgrader autograde`` with the trusted scores: a preprocessor that replaces execution.
+
+Configured in ``nbgrader_config.py`` in place of nbgrader's ``Execute``: the student's notebook is
+never run in a kernel with the instructor's permissions. Each answer is graded in the sandbox,
+and every test cell gets outputs that nbgrader's own partial-credit rule reads as the trusted
+score (a stdout line with the status and message, then the score as the cell's value). Test cells
+get their release source back, so no hidden test reaches the feedback. Gradebook, export,
+formgrader and generate_feedback then work unchanged.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import functools
+import os
+import secrets
+import stat
+from pathlib import Path
+
+import nbformat
+from nbconvert.exporters import HTMLExporter, NotebookExporter
+from nbconvert.exporters.exporter import ResourcesDict
+from nbgrader.converters import base as nbgrader_base
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Bool, Enum, Float, Int, Unicode
+from traitlets.config.loader import PyFileConfigLoader
+
+from autograder import notebooks
+from autograder.grading.grader import (
+    NotebookResult,
+    Policy,
+    grade_notebook_node,
+    grader_error,
+    release_notebook,
+    unreadable_notebook,
+)
+from autograder.grading.scoring import ItemScore, cell_totals
+from autograder.grading.submission import Problem, edited_locked_cells, read_notebook
+from autograder.integration.course_config import (
+    CONFIG_FILE,
+    CourseConfigError,
+    CourseSettings,
+    course_secret,
+    limits_of,
+    settings_of,
+)
+from autograder.outputs.report import MESSAGE_CHARS
+from autograder.outputs.typeset import Typesetter
+from autograder.paths import RELEASE_DIR
+from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError
+from autograder.untrusted import clean_text
+
+_sandboxes: dict[tuple, Sandbox] = {}
+# Notebook metadata key: the submitted file could not be read (see TolerantNotebookExporter).
+UNREADABLE = "autograder_unreadable"
+# Notebook metadata key: grade_ids that appeared more than once (see SetDuplicatesAside).
+DUPLICATED = "autograder_duplicated"
+# Notebook metadata key: the locked cells the student edited (see NoteEditedLockedCells).
+EDITED = "autograder_edited"
+# Proves a mark is this process's own (nbgrader's two passes run in one process), not a
+# student's: a notebook that carries one of these marks without it loses the mark.
+_MARK_KEY = secrets.token_hex(16)
+_MARKS = (UNREADABLE, DUPLICATED, EDITED)
+
+
+class TolerantNotebookExporter(NotebookExporter):
+    """Reads each submitted file as the grade command does (``c.Autograde.exporter_class``).
+
+    Stock nbgrader reads a file itself and, on one that is not a notebook, drops the student's
+    whole submission. Here an unreadable file (also a link, FIFO or device, never opened) becomes
+    the release notebook marked with the problem, so only that notebook's items score zero, with
+    the reason as their status. A readable one is handed over as checked: nbgrader never reads
+    the file a second time. Making one also hardens nbgrader's copying (``harden_nbgrader``).
+    """
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        harden_nbgrader()
+
+    def from_filename(self, filename: str, resources=None, **kw):
+        path = Path(filename)
+        if resources is None:
+            resources = ResourcesDict()
+        if not resources.get("metadata"):
+            resources["metadata"] = ResourcesDict()
+        resources["metadata"].update(name=path.stem, path=str(path.parent))
+        nb = read_notebook(path)
+        if not isinstance(nb, Problem):
+            for name in _MARKS:
+                mark = nb.metadata.pop(name, None)
+                if isinstance(mark, dict) and mark.pop("key", None) == _MARK_KEY:
+                    nb.metadata[name] = mark  # ours, from nbgrader's first pass
+            return self.from_notebook_node(nb, resources, **kw)
+        stand_in = RELEASE_DIR / path.name
+        if not stand_in.exists():  # not one of this course's: fail, as nbgrader would
+            raise ValueError(f"{path.name}: {nb.status}: {nb.message}")
+        marked = notebooks.read(stand_in)
+        marked.metadata[UNREADABLE] = {
+            "status": nb.status,
+            "message": nb.message,
+            "key": _MARK_KEY,
+        }
+        return self.from_notebook_node(marked, resources, **kw)
+
+
+def _plain_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _in_linked_folder(folder: str) -> bool:
+    """Whether a student's assignment folder, or the student's folder above it, is a link."""
+    folder = os.path.normpath(folder)
+    return os.path.islink(folder) or os.path.islink(os.path.dirname(folder))
+
+
+def harden_nbgrader() -> None:
+    """Make nbgrader, in this process, touch only a submission's regular files (idempotent).
+
+    Before any notebook is read, nbgrader's ``BaseConverter.init_assignment`` copies every other
+    file of ``submitted/<student>/<assignment>/`` into ``autograded/`` with ``shutil.copy``, which
+    follows links and reads FIFOs and devices: a link to ``.autograder-secret``, ``solutions/`` or
+    the gradebook would be copied, and ``generate_feedback`` hands ``autograded/``'s files back to
+    the student; a FIFO or ``/dev/zero`` hangs the run or fills the disk. Likewise
+    ``CourseDirectory.get_existing_timestamp`` opens the student's ``timestamp.txt``. Both now
+    skip what is not a regular file in an unlinked folder. The notebooks themselves nbgrader only
+    lists; this exporter reads them.
+    """
+    if getattr(nbgrader_base.find_all_files, "hardened", False):
+        return
+    find_all_files = nbgrader_base.find_all_files
+    get_existing_timestamp = CourseDirectory.get_existing_timestamp
+
+    def regular_files(path: str, exclude=None) -> list[str]:
+        if _in_linked_folder(path):
+            return []
+        return [f for f in find_all_files(path, exclude) if _plain_file(f)]
+
+    def plain_timestamp(self, dest_path: str):
+        timestamp = os.path.join(dest_path, "timestamp.txt")
+        if not os.path.lexists(timestamp):
+            return None
+        if _in_linked_folder(dest_path) or not _plain_file(timestamp):
+            self.log.warning("Ignoring %s: not a regular file", timestamp)
+            return None
+        return get_existing_timestamp(self, dest_path)
+
+    regular_files.hardened = True  # type: ignore[attr-defined]
+    nbgrader_base.find_all_files = regular_files
+    CourseDirectory.get_existing_timestamp = plain_timestamp
+
+
+def _shared_sandbox(limits: Limits, unsafe: bool) -> Sandbox:
+    """One warm sandbox for the whole autograde run (nbgrader grades notebook after notebook)."""
+    key = (limits, unsafe)
+    if key not in _sandboxes:
+        _sandboxes[key] = Sandbox(limits, unsafe=unsafe)
+        atexit.register(_sandboxes[key].close)
+    return _sandboxes[key]
+
+
+class SetDuplicatesAside(NbGraderPreprocessor):
+    """nbgrader's ``DeduplicateIds`` minus its batch-stopper (in ``sanitize_preprocessors``).
+
+    A student who copies a graded cell in Jupyter copies its nbgrader metadata too. nbgrader's own
+    step empties the copy's metadata, which its next step, ``CheckCellMetadata``, rejects as an
+    outdated schema: that student's whole submission fails. Here, as there, the last copy keeps
+    the metadata; the others lose it entirely, and the notebook is marked with the grade_ids, so
+    that ``TrustedAutograde`` gives those answers ``duplicated-cell``, as the grade command does.
+    """
+
+    def preprocess(self, nb, resources):
+        seen: set[str] = set()
+        duplicated: set[str] = set()
+        for cell in reversed(nb.cells):
+            meta = cell.metadata.get("nbgrader")
+            if not isinstance(meta, dict) or not (
+                meta.get("grade") or meta.get("solution") or meta.get("locked")
+            ):
+                continue
+            grade_id = str(meta.get("grade_id"))
+            if grade_id in seen:
+                del cell.metadata["nbgrader"]
+                duplicated.add(grade_id)
+            seen.add(grade_id)
+        if duplicated:
+            nb.metadata[DUPLICATED] = {
+                "grade_ids": sorted(duplicated),
+                "key": _MARK_KEY,
+            }
+        return nb, resources
+
+
+class NoteEditedLockedCells(NbGraderPreprocessor):
+    """Records which locked cells the student edited, before nbgrader restores them.
+
+    First in ``sanitize_preprocessors``: ``OverwriteCells`` later puts the gradebook's copy of
+    every locked and test cell back (hidden tests included), after which an edit can no longer
+    be seen and a hidden-test cell no longer matches the release. The grade command compares
+    the submitted notebook itself; this gives ``TrustedAutograde`` the same evidence.
+    """
+
+    def preprocess(self, nb, resources):
+        name = resources["nbgrader"]["notebook"] + ".ipynb"
+        if (RELEASE_DIR / name).exists() and UNREADABLE not in nb.metadata:
+            edited = edited_locked_cells(nb, release_notebook(name))
+            nb.metadata[EDITED] = {
+                "problems": [[p.status, p.message] for p in edited],
+                "key": _MARK_KEY,
+            }
+        return nb, resources
+
+
+def _edits_noted(nb) -> list[Problem]:
+    """The edits ``NoteEditedLockedCells`` saw; none if it did not run (not configured)."""
+    mark = nb.metadata.get(EDITED, {})
+    return [Problem(status, message) for status, message in mark.get("problems", ())]
+
+
+def _as_submitted(nb) -> nbformat.NotebookNode:
+    """The notebook as the student submitted it, for grading: the copies that
+    ``SetDuplicatesAside`` stripped count again (a copy of the kept cell stands for them)."""
+    duplicated = set(nb.metadata.get(DUPLICATED, {}).get("grade_ids", ()))
+    if not duplicated:
+        return nb
+    graded = copy.deepcopy(nb)
+    graded.cells += [
+        copy.deepcopy(cell)
+        for cell in nb.cells
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in duplicated
+    ]
+    return graded
+
+
+def _grade_guarded(nb, name: str, sandbox: Sandbox, policy: Policy) -> NotebookResult:
+    """One notebook in a student process of its own; a failure of the grader's own code is
+    that notebook's ``grader-error``, logged, and nbgrader goes on with the next."""
+    try:
+        with sandbox.session() as session:
+            return grade_notebook_node(
+                nb, name, session, policy, locked_edits=_edits_noted(nb)
+            )
+    except SandboxUnavailableError:
+        raise
+    except Exception as error:
+        return unreadable_notebook(name, grader_error(f"in {name}", error, "notebook"))
+
+
+def item_lines(items: list[ItemScore]) -> list[str]:
+    """One line per rubric item of a test cell: its points and what happened, for the feedback
+    (nbgrader itself shows only the cell's total)."""
+    return [
+        f"- {item.item}: {item.score:g} of {item.max_score:g} points"
+        + ("" if item.status == "passed" else f" ({item.status})")
+        + (f". {clean_text(item.message, MESSAGE_CHARS)}" if item.message else "")
+        for item in items
+    ]
+
+
+# nbgrader's feedback template, made to pass WCAG 2.2 AA (tests/test_site.py runs axe on it):
+# its code colours and links on the grey code background fall short of 4.5:1.
+FEEDBACK_CSS = (Path(__file__).with_name("feedback.css")).read_text()
+
+
+class TypesetFeedbackExporter(HTMLExporter):
+    """``generate_feedback``'s pages with their math typeset as they are written
+    (``c.GenerateFeedback.exporter_class``): nbgrader's template would ask a CDN for MathJax."""
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        output, resources = super().from_notebook_node(nb, resources, **kw)
+        return _typesetter().typeset(output, FEEDBACK_CSS, "en"), resources
+
+
+@functools.cache
+def _typesetter() -> Typesetter:
+    typesetter = Typesetter()
+    atexit.register(typesetter.close)
+    return typesetter
+
+
+class TrustedAutograde(NbGraderPreprocessor):
+    """Grade in the sandbox and write the scores where nbgrader's SaveAutoGrades reads them."""
+
+    conv_policy = Enum(
+        ["zero", "report"],
+        "zero",
+        help="torch's conv in a by-hand answer: no points, or a note",
+    ).tag(config=True)
+    seed_salt = Unicode(
+        "",
+        help="A course secret that picks the graded random inputs; unset, the one in "
+        ".autograder-secret at the course root (created on first use)",
+    ).tag(config=True)
+    public_seeds = Bool(
+        False,
+        help="Grade on the public seeds of exercises.py, which students can read "
+        "(tests and demos only)",
+    ).tag(config=True)
+    wall_seconds = Float(10.0, help="Wall-clock limit per graded function").tag(
+        config=True
+    )
+    cpu_seconds = Int(10, help="CPU-time limit per graded function").tag(config=True)
+    memory_mb = Int(
+        1024, help="Memory a graded function may add to the warm interpreter's"
+    ).tag(config=True)
+    unsafe = Bool(
+        False, help="Run student code without the sandbox (trusted code only)"
+    ).tag(config=True)
+
+    def policy(self) -> Policy:
+        """The course's policy and salt, as the grade command reads them.
+
+        nbgrader's converter runs in the course root (CourseDirectory.root), where the secret is.
+        """
+        salt = course_secret(os.getcwd(), settings_of(self))
+        return Policy(conv=self.conv_policy, seed_salt=salt)
+
+    def preprocess(self, nb, resources):
+        name = resources["nbgrader"]["notebook"] + ".ipynb"
+        if not (RELEASE_DIR / name).exists():
+            return nb, resources
+        sandbox = _shared_sandbox(limits_of(settings_of(self)), self.unsafe)
+        policy = self.policy()
+        unreadable = nb.metadata.get(UNREADABLE)
+        result = (
+            unreadable_notebook(name, Problem(**unreadable))
+            if unreadable
+            else _grade_guarded(_as_submitted(nb), name, sandbox, policy)
+        )
+        totals = cell_totals(result.items)
+        release = {
+            c.metadata["nbgrader"]["grade_id"]: c
+            for c in notebooks.read(RELEASE_DIR / name).cells
+            if "nbgrader" in c.metadata
+        }
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type != "code" or not meta.get("grade"):
+                continue
+            grade_id = meta["grade_id"]
+            score, max_score, status, _ = totals.get(
+                grade_id, (0.0, 0.0, "not graded", "")
+            )
+            lines = [f"{status}: {score:g} of {max_score:g} points"]
+            lines += item_lines([i for i in result.items if i.cell == grade_id])
+            lines += (
+                [f"note: {note}" for note in result.notes]
+                if grade_id.endswith("_example")
+                else []
+            )
+            cell.outputs = [
+                nbformat.v4.new_output(
+                    "stream", name="stdout", text="\n".join(lines) + "\n"
+                ),
+                nbformat.v4.new_output(
+                    "execute_result",
+                    data={"text/plain": repr(float(score))},
+                    execution_count=None,
+                ),
+            ]
+            if grade_id in release:
+                cell.source = release[
+                    grade_id
+                ].source  # the release has no hidden tests
+        return nb, resources
+
+
+def load_settings(course_dir: Path | str = ".") -> CourseSettings:
+    """``c.TrustedAutograde`` from ``course_dir/nbgrader_config.py``, validated as nbgrader would
+    (by the class above, so the grade command reads the very settings nbgrader does).
+
+    Refuses a directory without the file: grading from the wrong directory would otherwise
+    create a second secret there and grade on other inputs than nbgrader does.
+    """
+    course = Path(course_dir)
+    if not (course / CONFIG_FILE).is_file():
+        raise CourseConfigError(
+            f"no {CONFIG_FILE} in {course.resolve()}: run in the course directory "
+            "or pass --course"
+        )
+    config = PyFileConfigLoader(CONFIG_FILE, path=str(course)).load_config()
+    return settings_of(TrustedAutograde(config=config))

@@ -1,0 +1,224 @@
+"""The sandboxed grader on the adversarial corpus: exact scores, clear statuses, no lost batch."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import (
+    GRADED,
+    full_marks,
+    gradebook_view,
+    resume_after_a_kill,
+    same_files,
+    solution_source,
+    stub_answered,
+    write_submission,
+)
+from corpus import BROKEN_FILES, CORPUS, write_corpus
+from nbgrader.api import Gradebook
+
+from autograder import EXERCISES
+from autograder import __main__ as cli
+from autograder.batch import grade_batch
+from autograder.grading import reference
+from autograder.grading.grader import Policy, grade_notebook
+from autograder.outputs import report
+from autograder.paths import ASSIGNMENT, ROOT
+from autograder.sandbox import runner
+from autograder.sandbox.runner import Limits
+
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+LIMITS = Limits(wall_seconds=3.0, cpu_seconds=3)
+FULL = full_marks()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
+    course = tmp_path_factory.mktemp("course")
+    write_corpus(course, BROKEN_FILES)
+    out = course / "out"
+    results = grade_batch(course / "submitted", out, workers=2, limits=LIMITS)
+    return out, {r["student"]: r for r in results}
+
+
+def cell_scores(result: dict) -> dict[str, tuple[float, str]]:
+    return {row["item"]: (row["score"], row["status"]) for row in report.rows(result)}
+
+
+@pytest.mark.parametrize("student", sorted(CORPUS))
+def test_corpus_submission_gets_exactly_its_expected_scores(graded, student):
+    _, results = graded
+    assert cell_scores(results[student]) == FULL | CORPUS[student].expected
+
+
+@pytest.mark.parametrize("student", sorted(BROKEN_FILES))
+def test_broken_notebook_costs_its_own_points_only(graded, student):
+    _, results = graded
+    status = BROKEN_FILES[student][1]
+    expected = FULL | {
+        "test_corr2d_multi_in_example": (0.0, status),
+        "test_corr2d_multi_in_hidden": (0.0, status),
+    }
+    assert cell_scores(results[student]) == expected
+
+
+def test_deleted_answer_cell_and_renamed_notebook_are_named_in_the_results(graded):
+    _, results = graded
+    assert cell_scores(results["broken_deleted_cell"])[
+        "test_corr2d_multi_in_example"
+    ] == (0.0, "missing-cell")
+    renamed = results["broken_renamed"]
+    assert cell_scores(renamed)["test_corr2d_multi_in_hidden"] == (
+        0.0,
+        "missing-notebook",
+    )
+    assert renamed["unrecognised_files"] == ["my-copy.ipynb"]
+
+
+def test_book_solution_is_told_about_float32_without_losing_points(graded):
+    out, results = graded
+    notes = results["honest_book_d2l"]["notebooks"][0]["notes"]
+    assert any("returned torch.float32 for torch.float64 input" in n for n in notes)
+    assert (
+        "precision is lost" in (out / "feedback" / "honest_book_d2l.html").read_text()
+    )
+
+
+def test_feedback_shows_shapes_never_hidden_values_or_sources(graded):
+    out, _ = graded
+    for page in (out / "feedback").glob("*.html"):
+        text = page.read_text()
+        assert (
+            "tensor(" not in text
+            and "BEGIN HIDDEN" not in text
+            and "from autograder import check" not in text
+        )
+
+
+def test_interrupted_batch_resumes_to_identical_files(graded, tmp_path):
+    out, _ = graded
+    killed_before = ["honest_loops", "mistake_flipped_kernel"]
+    assert same_files(out, resume_after_a_kill(out, tmp_path, killed_before, LIMITS))
+
+
+def test_grade_command_refuses_without_a_sandbox(tmp_path, monkeypatch, capsys):
+    write_submission(tmp_path, "alice", {})
+    monkeypatch.setattr(
+        runner, "sandbox_problem", lambda: "bubblewrap is not installed"
+    )
+    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
+    code = cli.main(
+        [
+            "grade",
+            "--course",
+            str(tmp_path),
+            "--submitted",
+            str(tmp_path / "submitted"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 2
+    assert "--unsafe-no-sandbox" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "results").exists()
+
+
+def test_grade_command_writes_csv_and_feedback(tmp_path, capsys):
+    write_submission(
+        tmp_path, "alice", {name: solution_source(name) for name in GRADED}
+    )
+    out = tmp_path / "out"
+    # A course of its own, so the secret it creates lands there.
+    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
+    command = [
+        "grade",
+        "--course",
+        str(tmp_path),
+        "--submitted",
+        str(tmp_path / "submitted"),
+    ]
+    assert cli.main([*command, "--out", str(out)]) == 0
+    lines = (out / "grades.csv").read_text().splitlines()
+    assert lines[0] == "student,assignment,notebook,item,score,max_score,status,message"
+    assert len(lines) == 1 + len(full_marks())
+    assert (out / "feedback" / "alice.html").exists()
+    assert ASSIGNMENT in lines[1]
+
+
+def test_gradebook_holds_the_same_scores_as_grades_csv(graded):
+    out, results = graded
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        for student, result in results.items():
+            stored = {
+                grade.name: (grade.score, grade.needs_manual_grade)
+                for nb in gb.find_submission(ASSIGNMENT, student).notebooks
+                for grade in nb.grades
+            }
+            assert stored == gradebook_view(report.rows(result))
+
+
+def test_sandboxed_code_runs_as_nobody_without_capabilities_or_network():
+    probe = (
+        "import os, socket\n"
+        "caps = open('/proc/self/status').read().split('CapEff:')[1].split()[0]\n"
+        "home = os.path.exists('/root/.bashrc')\n"
+        "print(os.getuid(), os.getgid(), caps, home)\n"
+        "socket.create_connection(('127.0.0.1', 22), timeout=1)\n"
+    )
+    job = {"function": "f", "setup": [], "stand_ins": [], "cells": [probe], "cases": []}
+    with runner.Sandbox(LIMITS) as box:
+        reply = box.run(job)
+    assert reply["output"].split() == ["65534", "65534", "0000000000000000", "False"]
+    assert "Connection refused" in reply["child"] or "unreachable" in reply["child"]
+
+
+def test_a_course_salt_defeats_answers_memorised_from_the_public_seeds(tmp_path):
+    """Whoever reads exercises.py can precompute the public hidden inputs; not the salted ones."""
+    ex = EXERCISES["corr2d_multi_in"]
+    table = {
+        round(float(X.sum()), 4): reference.corr2d_multi_in(X, K).tolist()
+        for X, K in (case.inputs() for case in ex.cases)
+    }
+    memorised = stub_answered(
+        "corr2d_multi_in",
+        f"    TABLE = {table!r}\n"
+        "    return torch.tensor(TABLE[round(float(X.sum()), 4)], dtype=X.dtype)",
+    )
+    path = write_submission(tmp_path, "mallory", {"corr2d_multi_in": memorised})
+    with runner.Sandbox(LIMITS) as box:
+        public = grade_notebook(path / ex.notebook, box)
+        salted = grade_notebook(path / ex.notebook, box, Policy(seed_salt="s3cret"))
+    assert sum(item.score for item in public.items) == 3.0
+    assert sum(item.score for item in salted.items) == 0.0
+    # Nothing computed: "inputs left unchanged" has nothing to be checked against.
+    assert {item.status for item in salted.items} == {
+        "failed",
+        "hard-coded",
+        "not-checked",
+    }
+
+
+def test_a_course_salt_defeats_counts_memorised_from_the_public_sizes(tmp_path):
+    """The counting exercises take sizes, not seeds: the salt changes their channel counts."""
+    ex = EXERCISES["conv2d_multiplications"]
+    table = {
+        tuple(dict(case.params).values()): ex.answers.expected(ex, case)
+        for case in ex.cases
+    }
+    memorised = stub_answered(
+        ex.name,
+        f"    TABLE = {table!r}\n"
+        "    answer = TABLE.get((c_i, c_o, h, w, k_h, k_w, padding, stride))\n"
+        "    if answer is None:\n"
+        "        raise ValueError('sizes that do not fit')\n"
+        "    return answer",
+    )
+    path = write_submission(tmp_path, "mallory", {ex.name: memorised})
+    with runner.Sandbox(LIMITS) as box:
+        public = grade_notebook(path / ex.notebook, box)
+        salted = grade_notebook(path / ex.notebook, box, Policy(seed_salt="s3cret"))
+    points = {name: sum(i.score for i in r.items if ex.name in i.cell) for name, r in
+              (("public", public), ("salted", salted))}  # fmt: skip
+    assert points == {"public": 2.0, "salted": 0.0}

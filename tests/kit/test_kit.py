@@ -1,0 +1,397 @@
+"""The student's check kit: it leaks no solution, judges as the grader does, and its visible
+tests tell the truth the grader will tell (the mistakes real students make, and the rules)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from autograder import EXERCISES, notebooks
+from autograder.course_build.kit_build import (
+    KIT_CELL,
+    KIT_FILES,
+    KIT_PACKAGE,
+    PRACTICE_SALT,
+    current_kit,
+    kit_of_cell,
+    kit_problems,
+)
+from autograder.grading import reference
+from autograder.grading.scoring import Returned, judge
+from autograder.kit.notebook import Kit
+from autograder.paths import RELEASE_DIR, ROOT, SOURCE_DIR
+
+KIT = current_kit()
+GRADED_NOTEBOOKS = sorted({ex.notebook for ex in EXERCISES.values()})
+
+
+def grade_id(cell) -> str:
+    return cell.metadata.get("nbgrader", {}).get("grade_id", "")
+
+
+def release_kits() -> dict[str, dict[str, bytes]]:
+    """The kit each release notebook carries, unpacked."""
+    kits = {}
+    for name in GRADED_NOTEBOOKS:
+        cells = notebooks.read(RELEASE_DIR / name).cells
+        (cell,) = [c for c in cells if grade_id(c) == KIT_CELL]
+        kits[name] = kit_of_cell(cell.source)
+    return kits
+
+
+def student_files() -> dict[str, str]:
+    """Every file a student receives: the release folder, and each notebook's kit, unpacked."""
+    files = {
+        str(path.relative_to(ROOT)): path.read_text(errors="replace")
+        for path in RELEASE_DIR.rglob("*")
+        if path.is_file()
+    }
+    for name, kit in release_kits().items():
+        for path, data in kit.items():
+            files[f"{name}:{path}"] = data.decode()
+    return files
+
+
+def solution_lines() -> set[str]:
+    """Lines of code that only the instructor has: the reference module's function bodies and
+    the solutions' answer code (long enough to be an answer, not an idiom)."""
+    lines = set()
+    body = False
+    for line in (
+        (ROOT / "autograder" / "grading" / "reference.py").read_text().splitlines()
+    ):
+        body = body or line.startswith("def ")
+        stripped = line.strip()
+        if (
+            body
+            and len(stripped) > 24
+            and not stripped.startswith(('"""', "#", "def "))
+        ):
+            lines.add(stripped)
+    for path in sorted(SOURCE_DIR.glob("*.ipynb")):
+        for cell in notebooks.read(path).cells:
+            if "### BEGIN SOLUTION" in cell.source:
+                answer = cell.source.split("### BEGIN SOLUTION")[1]
+                answer = answer.split("### END SOLUTION")[0]
+                lines |= {
+                    ln.strip() for ln in answer.splitlines() if len(ln.strip()) > 24
+                }
+    return lines - given_lines()
+
+
+def given_lines() -> set[str]:
+    """What the release shows on purpose: the stubs' signatures and the given helpers
+    (``conv2d_output_size`` of section 7.3, in the exercises)."""
+    lines = set()
+    for path in sorted(RELEASE_DIR.glob("*.ipynb")):
+        for cell in notebooks.read(path).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution") or meta.get("grade_id", "").startswith("given_"):
+                lines |= {ln.strip() for ln in cell.source.splitlines()}
+    return lines
+
+
+def model_answers() -> list[tuple[str, str]]:
+    """(written answer, a sentence of its model answer or rubric) from solutions/."""
+    found = []
+    for path in sorted(SOURCE_DIR.glob("*.ipynb")):
+        for cell in notebooks.read(path).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "markdown" and meta.get("solution"):
+                found += [
+                    (meta["grade_id"], s.strip())
+                    for s in re.split(r"(?<=[.:])\s", cell.source)
+                    if len(s.strip()) > 40
+                ]
+    return found
+
+
+def test_the_release_and_its_kits_hold_no_solution_seed_or_model_answer():
+    files = student_files()
+    assert any(path.endswith("data.json") for path in files)
+    # Reference code and answer code.
+    answers = solution_lines()
+    assert len(answers) > 40
+    leaks = [
+        (path, line) for path, text in files.items() for line in answers if line in text
+    ]
+    assert leaks == []
+    # Model answers and their rubrics.
+    written = model_answers()
+    assert len(written) > 20
+    leaks = [
+        (path, gid) for path, text in files.items() for gid, s in written if s in text
+    ]
+    assert leaks == []
+    # No module of the instructor's package, nothing that imports it.
+    for path, text in files.items():
+        assert not re.search(r"^\s*(from|import)\s+autograder\b", text, re.M), path
+        assert not re.search(r"import\s+(reference|answer_key)\b", text), path
+
+
+def test_the_kit_carries_no_graded_seed_and_no_course_secret():
+    for name, kit in release_kits().items():
+        assert sorted(kit) == sorted(
+            [f"{KIT_PACKAGE}/{f}" for f in KIT_FILES] + [f"{KIT_PACKAGE}/data.json"]
+        )
+        data = json.loads(kit[f"{KIT_PACKAGE}/data.json"])
+        for ex in data["exercises"]:
+            graded = EXERCISES[ex["name"]]
+            random_seeds = {
+                c.seed for c in graded.cases if c.values is None and not c.params
+            }
+            carried = {c["seed"] for c in ex["practice"] + ex["visible"]}
+            assert not random_seeds & carried, (name, ex["name"])
+            # Counting cases: the graded channel counts are not carried either.
+            graded_sizes = {tuple(sorted(c.params)) for c in graded.cases if c.params}
+            carried_sizes = {
+                tuple(sorted((k, v) for k, v in c.get("params", {}).items()))
+                for c in ex["practice"]
+                if "example" not in c["tags"]
+            }
+            assert not graded_sizes & carried_sizes, (name, ex["name"])
+    secret = ROOT / ".autograder-secret"
+    if secret.exists():  # made by the first grading run here, never committed
+        value = secret.read_text().strip()
+        assert all(value not in text for text in student_files().values())
+    assert PRACTICE_SALT == "practice"  # public: the practice inputs are no secret
+
+
+def test_every_rubric_line_the_kit_carries_is_in_its_released_notebook():
+    for ex in EXERCISES.values():
+        text = (RELEASE_DIR / ex.notebook).read_text()
+        for item in ex.rubric:
+            assert json.dumps(item.description)[1:-1] in text, (
+                ex.name,
+                item.description,
+            )
+
+
+def test_the_source_notebooks_carry_the_kit_autograder_kit_builds():
+    assert kit_problems() == []
+
+
+def test_the_kit_judges_every_practice_and_visible_case_as_the_grader_does():
+    """Same verdicts and wording for the reference answers and for known wrong ones."""
+
+    def flipped(X, K):
+        return reference.compose_kernels(X, K.flip(-1, -2))
+
+    for name, ex in EXERCISES.items():
+        kit_ex = KIT.exercises[name]
+        fn = getattr(reference, name)
+        for case in (*KIT.practice_cases[name], *kit_ex.visible):
+            if "invalid" in case.tags and not case.params:
+                continue
+            for answer in (fn, flipped) if ex.kind == "compose" else (fn,):
+                if case.params:
+                    got = Returned.from_count(answer, dict(case.params))
+                else:
+                    got = Returned.from_call(answer, *case.inputs())
+                assert judge(kit_ex, case, got) == judge(ex, case, got), (name, case)
+
+
+# The visible tests, on the mistakes the issue names; what the student reads in the cell.
+
+
+def visible_failure(name: str, fn, sources: list[str] | None = None) -> str:
+    with pytest.raises(AssertionError) as info:
+        KIT.visible_test(name, fn, sources=sources)
+    return str(info.value)
+
+
+def test_a_flipped_kernel_fails_the_visible_test_with_the_diagnosis_and_both_values():
+    def corr2d_multi_in(X, K):
+        return reference.corr2d_multi_in(X, K.flip(-1, -2))
+
+    message = visible_failure("corr2d_multi_in", corr2d_multi_in)
+    assert "FAIL corr2d_multi_in on the worked example" in message
+    assert "It looks like the kernel is flipped" in message
+    # The worked example side by side: expected 56, 72, 104, 120; the flipped kernel's result.
+    assert "expected" in message and "got" in message
+    assert re.search(r"\[56, 72\]\s+\[\d+, \d+\]", message), message
+
+
+def test_channels_not_summed_fails_the_visible_test_with_the_diagnosis():
+    def corr2d_multi_in(X, K):
+        return torch.stack(
+            [
+                reference.corr2d_multi_in(x[None], k[None])
+                for x, k in zip(X, K, strict=True)
+            ]
+        )
+
+    message = visible_failure("corr2d_multi_in", corr2d_multi_in)
+    assert "It looks like the channels were not summed" in message
+
+
+def test_im2col_with_f_unfold_fails_the_visible_test_under_the_course_rules():
+    source = """
+def corr2d_multi_in_out_matmul(X, K):
+    c_o, c_i, k_h, k_w = K.shape
+    patches = F.unfold(X[None], (k_h, k_w))[0]
+    h_out, w_out = X.shape[1] - k_h + 1, X.shape[2] - k_w + 1
+    return (K.reshape(c_o, -1) @ patches).reshape(c_o, h_out, w_out)
+"""
+    namespace = {"F": F}
+    exec(source, namespace)
+    message = visible_failure(
+        "corr2d_multi_in_out_matmul", namespace["corr2d_multi_in_out_matmul"], [source]
+    )
+    assert (
+        "ok   corr2d_multi_in_out_matmul on the worked example" in message
+    )  # right values
+    assert (
+        "FAIL corr2d_multi_in_out_matmul calls one of PyTorch's convolutions or F.unfold"
+        in (message)
+    )
+
+
+def test_padding_on_one_side_fails_the_visible_test_with_the_diagnosis():
+    def conv2d_additions(c_i, c_o, h, w, k_h, k_w, padding=0, stride=1):
+        h_out = (h + padding - k_h) // stride + 1
+        w_out = (w + padding - k_w) // stride + 1
+        return c_o * h_out * w_out * (c_i * k_h * k_w - 1)
+
+    message = visible_failure("conv2d_additions", conv2d_additions)
+    assert "padding was added on one side only" in message
+
+
+def test_a_misspelled_function_is_named_with_its_closest_definition():
+    """In the notebook the kit looks the function up by name, as the grader does; the names the
+    notebook itself defines (the book's version) are no suggestion."""
+    namespace = {
+        "corr2d_muli_in": lambda X, K: X,
+        "book_corr2d_multi_in": lambda X, K: X,
+        "torch": torch,
+    }
+    assert KIT.missing("corr2d_multi_in", namespace) == (
+        "corr2d_multi_in: no function named `corr2d_multi_in` was defined; did you mean "
+        "`corr2d_muli_in`? The grader calls `corr2d_multi_in`: keep the name of the stub."
+    )
+
+
+def test_a_right_answer_passes_every_visible_test(capsys):
+    for name in EXERCISES:
+        KIT.visible_test(name, getattr(reference, name))
+    out = capsys.readouterr().out
+    assert out.count("Visible tests pass.") == len(EXERCISES)
+    assert "FAIL" not in out
+
+
+def test_the_kit_loads_from_its_own_zip_without_the_autograder_package(tmp_path: Path):
+    """As a notebook cell loads it: from the zip alone, in a process that cannot import the
+    instructor's package."""
+    import subprocess
+    import sys
+
+    cells = notebooks.read(RELEASE_DIR / "01-multiple-input-channels.ipynb").cells
+    (cell,) = [c for c in cells if grade_id(c) == KIT_CELL]
+    script = (
+        "import sys\nsys.modules['autograder'] = None\n"
+        + cell.source
+        + "\nimport channels_kit\nprint(sorted(channels_kit._loaded().exercises))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+        check=False, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str(sorted(EXERCISES))
+    assert isinstance(KIT, Kit)
+
+
+def test_a_new_notebook_gets_the_first_cell_under_its_title():
+    """``make release`` on a notebook a maintainer just added: the install cell goes first."""
+    import nbformat
+
+    from autograder.course_build.kit_build import PACKAGES_CELL, _settle, packages_cell
+
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# 7.4.6"),
+            nbformat.v4.new_code_cell("x = 1"),
+        ]
+    )
+    assert _settle(nb, PACKAGES_CELL, packages_cell(), None)
+    assert [grade_id(c) for c in nb.cells] == ["", PACKAGES_CELL, ""]
+    assert nb.cells[1].source == packages_cell()
+    assert not _settle(nb, PACKAGES_CELL, packages_cell(), None)  # written once
+
+
+def test_the_sandbox_builds_the_same_inputs_as_the_kit():
+    # harness.py cannot import the package, so it makes the tensors with its own two lines.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "harness", ROOT / "autograder" / "sandbox" / "inside" / "harness.py"
+    )
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    cases = [c for ex in EXERCISES.values() for c in ex.cases if not c.params]
+    seen = []
+    harness._run_cases(
+        {"function": "f", "cases": [c.as_job() for c in cases]},
+        {"f": lambda X, K: seen.append((X.clone(), K.clone())) or X},
+    )
+    assert len(seen) == len(cases) > 20
+    for case, (X, K) in zip(cases, seen, strict=True):
+        want_X, want_K = case.inputs()
+        assert X.dtype == want_X.dtype and torch.equal(X, want_X), case.describe()
+        assert K.dtype == want_K.dtype and torch.equal(K, want_K), case.describe()
+
+
+def test_seeded_inputs_are_eighths_whose_convolutions_are_exact():
+    # What makes the stored answers the same bytes on any machine: every term and every partial
+    # sum of a float64 convolution of these inputs is exact, so the order of additions is moot.
+    for ex in EXERCISES.values():
+        for case in ex.cases + ex.visible:
+            if case.params or case.values is not None:
+                continue
+            X, K = case.inputs()
+            for t in (X, K):
+                scaled = t.double() * 8
+                assert torch.equal(scaled, scaled.round()) and scaled.abs().max() <= 16
+
+
+KIT_BYTES = """
+import hashlib, os, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+torch.backends.mkldnn.enabled = sys.argv[2] == "on"
+from autograder.course_build.kit_build import (
+    _conv_policy, _source_notebooks, kit_data, kit_files, kit_zip,
+)
+from autograder.paths import SOURCE_DIR
+zipped = kit_zip(kit_files(kit_data(_source_notebooks(SOURCE_DIR), _conv_policy())))
+print(torch.backends.cpu.get_cpu_capability(), hashlib.sha256(zipped).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_the_kit_is_the_same_bytes_whatever_the_threads_onednn_or_cpu_path():
+    import subprocess
+    import sys
+
+    runs = {}
+    for threads, onednn, capability in [
+        ("1", "on", "default"),
+        ("2", "off", "default"),
+        ("2", "on", "avx2"),
+        ("1", "off", "avx2"),
+    ]:
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+        out = subprocess.run(
+            [sys.executable, "-c", KIT_BYTES, threads, onednn],
+            capture_output=True, text=True, check=True, env=env, cwd=ROOT, timeout=300,
+        ).stdout.split()  # fmt: skip
+        runs[(threads, onednn, out[0])] = out[1]
+    assert {cap for _, _, cap in runs} >= {
+        "DEFAULT"
+    }  # the generic path ran at least once
+    assert len(set(runs.values())) == 1, runs

@@ -1,0 +1,163 @@
+"""The class report and the grading guide, from a real batch: corpus students graded in the
+sandbox, with planted near-copies, read back as an instructor would read the pages."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from conftest import build_course
+from corpus import (
+    BROKEN_FILES,
+    CORPUS,
+    NEAR_COPIES,
+    NEAR_COPY_PAIRS,
+    NOTEBOOK,
+    near_copy_answers,
+    typed,
+)
+
+from autograder import __main__ as cli
+from autograder.batch import grade_batch
+from autograder.outputs import report
+from autograder.outputs.class_report import common_mistakes
+from autograder.outputs.guide import formgrader_order, questions
+from autograder.paths import ASSIGNMENT
+
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+
+HONEST = sorted(name for name in CORPUS if name.startswith("honest_"))
+MISTAKES = {  # corpus student -> the mistake the report must count for them
+    "mistake_flipped_kernel": "the kernel is flipped",
+    "mistake_not_summed": "the channels were not summed",
+    "mistake_wrong_axis": "the output channels were stacked on the wrong axis",
+    "mistake_additions_one_per_product": "one addition per product was counted",
+    "mistake_compose_cross_correlated": "the kernels were cross-correlated with each other",
+    "policy_library_im2col": "the library's im2col (F.unfold or nn.Unfold) was called",
+    "policy_builtin_conv": "torch's convolution was called where the point is to compute "
+    "by hand",
+}
+COPIES = sorted(NEAR_COPIES)
+BROKEN = "broken_not_json"
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> Path:
+    """A batch graded by the grade command's own steps, then the instructor's pages."""
+    course = tmp_path_factory.mktemp("class")
+    originals = [original for original, *_ in NEAR_COPIES.values()]
+    students = {s: typed(CORPUS[s]) for s in {*HONEST, *MISTAKES, *originals}}
+    students |= {copy: near_copy_answers(*NEAR_COPIES[copy]) for copy in COPIES}
+    students[BROKEN] = typed(CORPUS["honest_loops"])
+    build_course(course, students)
+    (course / "submitted" / BROKEN / ASSIGNMENT / NOTEBOOK).write_bytes(
+        BROKEN_FILES[BROKEN][0]
+    )
+    out = course / "grades"
+    results = grade_batch(course / "submitted", out, workers=1)
+    cli.class_files(course / "submitted", out, results)
+    return out
+
+
+class Text(HTMLParser):
+    """The page's text by section id, as a reader (or a screen reader) gets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: dict[str, list[str]] = {"": []}
+        self.current = ""
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "section":
+            self.current = dict(attrs).get("id", "")
+            self.sections[self.current] = []
+
+    def handle_data(self, data):
+        self.sections[self.current].append(data)
+
+
+def section(page: Path, name: str) -> str:
+    parser = Text()
+    parser.feed(page.read_text())
+    return re.sub(r"\s+", " ", " ".join(parser.sections[name]))
+
+
+def test_each_common_mistake_counts_the_students_who_made_it(graded):
+    results = report.load_results(graded)
+    found = {m.what: set(m.students) for m in common_mistakes(results)}
+    for student, mistake in MISTAKES.items():
+        assert student in found[mistake], (student, mistake)
+    for honest in HONEST:
+        assert all(honest not in who for who in found.values()), honest
+
+
+def test_planted_near_copies_pair_up_and_honest_styles_do_not(graded):
+    text = section(graded / "report.html", "similar")
+    for a, b in NEAR_COPY_PAIRS:
+        assert f"{a} and {b}" in text, (a, b)
+    listed = re.findall(r"(\w+) and (\w+) (\d\.\d\d)", text)
+    assert {tuple(sorted(p[:2])) for p in listed} == NEAR_COPY_PAIRS
+
+
+def test_the_report_lists_the_unreadable_submission_to_look_at(graded):
+    text = section(graded / "report.html", "trouble")
+    assert f"{BROKEN} not-a-notebook" in text
+    assert all(h not in text for h in HONEST)
+
+
+def test_the_report_marks_rubric_items_and_plots_with_alt_text(graded):
+    page = (graded / "report.html").read_text()
+    alts = re.findall(r"<img src='data:image/png;base64,[^']+' alt='([^']+)'", page)
+    assert len(alts) == page.count("<img ")
+    assert all(re.search(r"median [\d.]+, \d+ with full marks", a) for a in alts)
+    assert "http://" not in page and "https://" not in page  # offline, one page
+    items = section(graded / "report.html", "items")
+    assert "the worked example" in items and "% of" in items
+
+
+def test_the_guide_shows_every_written_question_with_its_model_answer(graded):
+    page = (graded / "guide.html").read_text()
+    asked = questions()
+    assert len(asked) == 6
+    for q in asked:
+        assert re.search(f"id=[\"']{q.grade_id}[\"']", page), q.grade_id
+    assert page.count("Model answer and rubric") == len(asked)
+    assert (
+        "$" not in section(graded / "guide.html", asked[0].grade_id).split("Answers")[0]
+    )
+
+
+def test_the_guide_lists_answers_in_formgraders_order(graded):
+    q = questions()[0]
+    order = formgrader_order(graded / "gradebook.db", q.notebook)
+    text = section(graded / "guide.html", q.grade_id)
+    shown = re.findall(r"Submission #(\d+): (\w+)", text)
+    assert [(int(n), s) for n, s in shown] == order
+
+
+def test_a_students_answer_cannot_add_markup_to_the_guide(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    q = questions()[0]
+    build_course(
+        course, {"hostile": {q.grade_id: "<script>alert(1)</script> **bold**"}}
+    )
+    grade_batch(course / "submitted", course / "grades", workers=1)
+    out = tmp_path / "guide.html"
+    cli.main(
+        [
+            "guide",
+            "--submitted",
+            str(course / "submitted"),
+            "--gradebook",
+            str(course / "grades" / "gradebook.db"),
+            "--out",
+            str(out),
+        ]
+    )
+    page = out.read_text()
+    assert (
+        "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    )

@@ -1,0 +1,523 @@
+"""Students who run native code against the grader: each costs only its own points.
+
+Written as the attacker would write it: answer cells that reach for the process that forked
+them, leave state for a later student, forge the reply on the result pipe, or close their pipes
+and sleep. Every batch is graded on one worker, so each attacker runs before bystanders who share
+its zygote; the bystanders must get exactly their honest scores, the batch must finish, and a
+resumed batch must end with identical files. The same students then go through stock
+``nbgrader autograde``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import (
+    NOTEBOOK_OF,
+    build_course,
+    full_marks,
+    nbgrader,
+    resume_after_a_kill,
+    same_files,
+    write_submission,
+)
+from corpus import ADDS, MULTI_IN, MULTS, ZERO, Entry, lost, typed
+from nbgrader.api import Gradebook
+
+from autograder import EXERCISES, notebooks
+from autograder.batch import grade_batch
+from autograder.grading import grader
+from autograder.grading.grader import Policy
+from autograder.integration import plugin
+from autograder.outputs import report
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
+from autograder.sandbox import runner
+from autograder.sandbox.runner import Limits
+
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+LIMITS = Limits(wall_seconds=3.0, cpu_seconds=3)
+FULL = full_marks()
+HONEST = "\n    return sum(d2l.corr2d(x, k) for x, k in zip(X, K))"
+N_CASES = len(EXERCISES[MULTI_IN].cases)
+
+# Class 1: native code against every process it can see (the zygote, its own student process):
+# ptrace, /proc/<pid>/mem, forged replies written into every descriptor of theirs, SIGKILL.
+TAKEOVER = """
+    import ctypes, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    forged = (b'{"status": "ok", "output": "", "seconds": 0.0, "child": '
+              b'"{\\\\"cell_errors\\\\": [], \\\\"cases\\\\": []}"}\\n') * 64
+    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+        if pid == os.getpid():
+            continue
+        libc.ptrace(16, pid, 0, 0)  # PTRACE_ATTACH
+        try:
+            with open(f"/proc/{pid}/mem", "r+b", buffering=0) as mem:
+                mem.write(b"\\xcc")
+        except OSError:
+            pass
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            fds = []
+        for fd in fds:
+            try:
+                with open(f"/proc/{pid}/fd/{fd}", "wb", buffering=0) as pipe:
+                    pipe.write(forged)
+            except OSError:
+                pass
+        libc.kill(pid, 9)
+    libc.kill(-1, 9)
+    return torch.zeros(1)
+"""
+
+# Class 2: state left for a later student, and looked for by that student.
+LEAVE_STATE = (
+    """
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmget(0x5EED, 1536 << 20, 0o1666)  # 1.5 GiB, IPC_CREAT
+    libc.msgget(0x5EED, 0o1666)
+    libc.semget(0x5EED, 1, 0o1666)
+    libc.syscall(248, b"user", b"d2l-leak", b"answers", 7, -4)  # add_key: the user keyring
+    open("/tmp/d2l-leak", "w").close()
+"""
+    + HONEST
+)
+FIND_STATE = (
+    """
+    import ctypes, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    found = [libc.shmget(0x5EED, 0, 0) >= 0, libc.msgget(0x5EED, 0) >= 0,
+             libc.semget(0x5EED, 0, 0) >= 0, os.path.exists("/tmp/d2l-leak"),
+             libc.syscall(250, 10, -4, b"user", b"d2l-leak", 0) >= 0]  # keyctl(SEARCH)
+    if not any(found):
+        raise RuntimeError("nothing was left behind")
+"""
+    + HONEST
+)
+
+
+def forge(payload: bytes | str) -> str:
+    """An answer that writes ``payload`` (bytes, or a Python expression that builds them in the
+    child, so that the notebook stays small) on every pipe it holds, its result pipe among
+    them, and leaves before the harness can write the real reply."""
+    return (
+        "\n    import os\n"
+        f"    payload = {payload if isinstance(payload, str) else repr(payload)}\n"
+        "    for fd in map(int, os.listdir('/proc/self/fd')):\n"
+        "        if fd > 2:\n"
+        "            try:\n"
+        "                os.write(fd, payload)\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "    os._exit(0)\n"
+    )
+
+
+def cases_of(*cases: dict, cell_errors: object = ()) -> bytes:
+    return json.dumps({"cell_errors": list(cell_errors), "cases": list(cases)}).encode()
+
+
+HUGE_COUNT = {"type": "builtins.int", "shape": [], "values": [-1]}
+BIG = b"1" + b"0" * 400  # 10**400, written where the -1 placeholder is
+SURROGATE = {"error": "\ud800\x1b[2J\x00 is not text", "inputs_after": "0" * 64}
+CRASHED = (0.0, "crashed")
+# student -> (entry, expected scores of the cells that differ from full marks)
+ATTACKERS: dict[str, Entry] = {
+    # Of all the descriptors it tried, only its own result pipe took the forged lines.
+    "attack_takeover": Entry({MULTI_IN: TAKEOVER}, lost(MULTI_IN, CRASHED, CRASHED)),
+    "attack_ints_of_400_digits": Entry(
+        {
+            MULTS: forge(
+                cases_of(*[HUGE_COUNT] * len(EXERCISES[MULTS].cases)).replace(
+                    b"-1", BIG
+                )
+            )
+        },
+        lost(MULTS, CRASHED, CRASHED),
+    ),
+    "attack_lone_surrogates": Entry(
+        {MULTI_IN: forge(cases_of(*[SURROGATE] * N_CASES, cell_errors=["\udfff"]))},
+        lost(MULTI_IN, ZERO, ZERO),
+    ),
+    "attack_wrong_types": Entry(
+        {MULTI_IN: forge(b'{"cell_errors": 5, "cases": {"shape": "big"}}')},
+        lost(MULTI_IN, CRASHED, CRASHED),
+    ),
+    "attack_nested_100000_deep": Entry(
+        {MULTI_IN: forge('b"[" * 100_000 + b"]" * 100_000')},
+        lost(MULTI_IN, CRASHED, CRASHED),
+    ),
+    "attack_megabytes_of_errors": Entry(
+        {
+            MULTI_IN: forge(
+                f"{cases_of(*[SURROGATE] * N_CASES, cell_errors=['x'])!r}"
+                ".replace(b'\"x\"', b'\"' + b'x' * 7_000_000 + b'\"', 1)"
+            )
+        },
+        lost(MULTI_IN, ZERO, ZERO),
+    ),
+    "attack_closes_pipes_and_sleeps": Entry(
+        {
+            MULTI_IN: "\n    import os, time\n    os.closerange(0, 4096)\n    time.sleep(600)"
+        },
+        lost(MULTI_IN, (0.0, "timeout"), (0.0, "timeout")),
+    ),
+    # Class 4: the course policy, evaded by an alias in an added cell or a computed name.
+    "attack_alias_in_an_added_cell": Entry(
+        {MULTI_IN: "\n    return xcorr(X[None], K[None])[0, 0]"},
+        lost(MULTI_IN, *[(0.0, "builtin-convolution")] * 2),
+        extra_cells=("from torch.nn.functional import conv2d as xcorr",),
+    ),
+    "attack_computed_name": Entry(
+        {MULTI_IN: "\n    return getattr(F, 'con' + 'v2d')(X[None], K[None])[0, 0]"},
+        lost(MULTI_IN, *[(0.0, "needs-review")] * 2),
+    ),
+    # Class 3, in the notebook: a sum too long for the static check's parser, and nbgrader
+    # metadata that is a string (the whole notebook is then malformed).
+    # CPython's compiler gives up on it too (too deep): syntax-error before anything runs (the
+    # policy check's verdict, needs-review, would only replace a pass).
+    "attack_5000_term_sum": Entry(
+        {MULTI_IN: "\n    zero = " + " + ".join(["0"] * 5000) + HONEST},
+        lost(MULTI_IN, (0.0, "syntax-error"), (0.0, "syntax-error")),
+    ),
+    "attack_metadata_a_string": Entry(
+        {}, lost(MULTI_IN, *[(0.0, "malformed-notebook")] * 2)
+    ),
+}
+# Graded after the attackers on the same worker (names sort after "attack_").
+BYSTANDERS: dict[str, Entry] = {
+    "bystander_solved": Entry({}),
+    "bystander_flipped": Entry(
+        {
+            MULTI_IN: "\n    return sum(d2l.corr2d(x, k.flip(0, 1)) for x, k in zip(X, K))"
+        },
+        lost(MULTI_IN, ZERO, ZERO),
+    ),
+    "bystander_untouched": Entry({}),  # written below as the release, unanswered
+}
+STUDENTS = ATTACKERS | BYSTANDERS
+
+
+def honest_scores(student: str) -> dict[str, tuple[float | None, str]]:
+    if student == "bystander_untouched":
+        return {
+            cell: (0.0, "no-answer")
+            if status == "needs-manual-grade"
+            else (0.0, "failed")
+            for cell, (_, status) in FULL.items()
+        }
+    return FULL | STUDENTS[student].expected
+
+
+def write_students(course: Path) -> None:
+    for student, entry in STUDENTS.items():
+        answers = {} if student == "bystander_untouched" else typed(entry)
+        folder = write_submission(course, student, answers)
+        path = folder / NOTEBOOK_OF[MULTI_IN]
+        nb = json.loads(path.read_text())
+        at = next(
+            i for i, cell in enumerate(nb["cells"])
+            if cell["metadata"].get("nbgrader", {}).get("grade_id") == MULTI_IN
+        )  # fmt: skip
+        if student == "attack_metadata_a_string":
+            nb["cells"][at]["metadata"]["nbgrader"] = "corr2d_multi_in"
+        for i, source in enumerate(entry.extra_cells):
+            cell = {"cell_type": "code", "id": f"added-{i}", "metadata": {},
+                    "execution_count": None, "outputs": [], "source": source}  # fmt: skip
+            nb["cells"].insert(at + i, cell)
+        path.write_text(json.dumps(nb))
+
+
+def cell_scores(result: dict) -> dict[str, tuple[float | None, str]]:
+    return {row["item"]: (row["score"], row["status"]) for row in report.rows(result)}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
+    course = tmp_path_factory.mktemp("attacks")
+    write_students(course)
+    out = course / "out"
+    results = grade_batch(course / "submitted", out, workers=1, limits=LIMITS)
+    return out, {r["student"]: r for r in results}
+
+
+@pytest.mark.parametrize("student", sorted(BYSTANDERS))
+def test_bystanders_graded_after_every_attack_get_exactly_their_honest_scores(
+    graded, student
+):
+    _, results = graded
+    assert cell_scores(results[student]) == honest_scores(student)
+
+
+@pytest.mark.parametrize("student", sorted(ATTACKERS))
+def test_each_attacker_loses_only_the_function_it_attacked_with(graded, student):
+    _, results = graded
+    scores = cell_scores(results[student])
+    for cell, (score, status) in honest_scores(student).items():
+        if cell in ATTACKERS[student].expected:
+            assert scores[cell][0] == 0.0, cell
+            # A policy check may flag the attack for review first; never a pass.
+            assert scores[cell][1] in {status, "needs-review"}, cell
+        else:
+            assert scores[cell] == (score, status), cell
+
+
+def test_forged_text_reaches_no_file_as_control_characters_or_surrogates(graded):
+    out, _ = graded
+    files = [out / "grades.csv", *(out / "feedback").glob("*.html")]
+    files += (out / "results").glob("*.json")
+    for path in files:
+        text = path.read_bytes().decode("utf-8")  # raises on a lone surrogate
+        assert "\x1b" not in text and "\x00" not in text and "\\ud800" not in text, path
+
+
+def test_a_reply_full_of_errors_costs_kilobytes_not_megabytes(graded):
+    out, _ = graded
+    assert (out / "results" / "attack_megabytes_of_errors.json").stat().st_size < 50_000
+
+
+def test_the_attacked_batch_resumes_to_identical_files(graded, tmp_path):
+    out, _ = graded
+    killed_before = [
+        "attack_takeover",
+        "attack_closes_pipes_and_sleeps",
+        "bystander_solved",
+    ]
+    assert same_files(out, resume_after_a_kill(out, tmp_path, killed_before, LIMITS))
+
+
+def test_a_grader_exception_costs_one_student_and_is_logged(
+    tmp_path, monkeypatch, caplog
+):
+    """Whatever input makes the grader's own code raise (none is known: each found so far is a
+    test above) costs that student alone, as grader-error, and the resumed batch agrees."""
+    unforeseen = HONEST + "  # the input that breaks the grader"
+    write_submission(
+        tmp_path, "a_breaks_the_grader", typed(Entry({MULTI_IN: unforeseen}))
+    )
+    write_submission(tmp_path, "b_bystander", typed(Entry({})))
+    real = grader.prepare_file
+
+    def fails_for_one_student(name, data, *args, **kwargs):
+        if b"breaks the grader" in data:
+            raise RecursionError("a case nobody foresaw")
+        return real(name, data, *args, **kwargs)
+
+    monkeypatch.setattr(grader, "prepare_file", fails_for_one_student)
+    out = tmp_path / "out"
+    results = {
+        r["student"]: r for r in grade_batch(tmp_path / "submitted", out, limits=LIMITS)
+    }
+    assert cell_scores(results["b_bystander"]) == FULL
+    broken = cell_scores(results["a_breaks_the_grader"])
+    assert (
+        set(broken.values()) == {(0.0, "grader-error")} and broken.keys() == FULL.keys()
+    )
+    assert "grader-error for a_breaks_the_grader: RecursionError" in caplog.text
+    assert same_files(out, resume_after_a_kill(out, tmp_path, ["b_bystander"], LIMITS))
+
+
+def test_a_grader_exception_under_stock_nbgrader_costs_that_notebook(
+    monkeypatch, caplog
+):
+    name = NOTEBOOK_OF[MULTI_IN]
+
+    def raises(*args, **kwargs):
+        raise ValueError("a case nobody foresaw")
+
+    monkeypatch.setattr(plugin, "grade_notebook_node", raises)
+    with runner.Sandbox(LIMITS) as box:
+        nb = notebooks.read(RELEASE_DIR / name)
+        result = plugin._grade_guarded(nb, name, box, Policy())
+    assert result.notebook == name
+    assert {(i.score, i.status) for i in result.items} == {(0.0, "grader-error")}
+    assert f"grader-error in {name}: ValueError" in caplog.text
+
+
+def test_state_left_by_one_student_is_gone_for_the_next(tmp_path):
+    """A shared-memory segment, a message queue, a semaphore, a key in the user keyring and a
+    file in /tmp, left by one student: the next student on the same zygote finds none."""
+    write_submission(tmp_path, "a_leaves", typed(Entry({MULTI_IN: LEAVE_STATE})))
+    write_submission(tmp_path, "b_looks", typed(Entry({MULTI_IN: FIND_STATE})))
+    results = {
+        r["student"]: cell_scores(r)
+        for r in grade_batch(tmp_path / "submitted", tmp_path / "out", limits=LIMITS)
+    }
+    found = results["b_looks"]["test_corr2d_multi_in_example"]
+    assert found == (0.0, "failed"), "the second student found what the first left"
+    message = next(
+        row["message"]
+        for r in report.load_results(tmp_path / "out")
+        for row in report.rows(r)
+        if r["student"] == "b_looks" and row["item"] == "test_corr2d_multi_in_example"
+    )
+    assert "nothing was left behind" in message
+
+
+ORDINARY_UID = 4242  # any unprivileged uid: no account is needed
+
+
+def as_ordinary_user(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``argv`` as an unprivileged user, as a course without root runs the grader.
+
+    Root's home is private on many machines, so the Python installation under it is bound
+    into a view where it can be reached; nothing else changes.
+    """
+    view = ["bwrap", "--dev-bind", "/", "/"]
+    # pyenv under /root: bind its whole folder, as the interpreter resolves itself there.
+    if sys.base_prefix.startswith("/root/"):
+        install = "/root/" + Path(sys.base_prefix).relative_to("/root").parts[0]
+        view += ["--tmpfs", "/root", "--ro-bind", install, install]
+    drop = ["setpriv", f"--reuid={ORDINARY_UID}", f"--regid={ORDINARY_UID}",
+            "--clear-groups", "--inh-caps=-all", "--"]  # fmt: skip
+    return subprocess.run(
+        [*view, "--chdir", str(cwd), *drop, *argv], capture_output=True, text=True
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root sets up the ordinary user's run")
+def test_as_an_ordinary_user_the_attacks_cost_the_same_and_nothing_more(graded):
+    """Without root, bubblewrap maps the grader's user to nobody in a user namespace, and the
+    student processes nest their own inside it: the same scores, byte for byte."""
+    out, _ = graded
+    course = Path(tempfile.mkdtemp(prefix="ordinary-"))
+    try:
+        shutil.copytree(out.parent / "submitted", course / "submitted")
+        shutil.copy(ROOT / "nbgrader_config.py", course)
+        for path in [course, *course.rglob("*")]:
+            os.chown(path, ORDINARY_UID, ORDINARY_UID)
+        done = as_ordinary_user(
+            [sys.executable, "-m", "autograder", "grade", "--public-seeds",
+             "--submitted", "submitted", "--out", "out"],
+            course,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert (course / "out" / "grades.csv").read_bytes() == (
+            out / "grades.csv"
+        ).read_bytes()
+    finally:
+        shutil.rmtree(course)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86_64 system call numbers")
+def test_the_system_calls_of_an_escape_are_refused_in_a_grading_child():
+    """Each call an escape needs, made by hand: EPERM from the filter (EACCES for the zygote's
+    /proc files, which a non-dumpable process keeps to root)."""
+    probe = """
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+ppid = os.getppid()
+calls = {
+    "ptrace": (101, 16, ppid, 0, 0), "process_vm_readv": (310, ppid, 0, 0, 0, 0, 0),
+    "kill parent": (62, ppid, 0), "kill all": (62, -1, 0), "tgkill": (234, ppid, ppid, 0),
+    "pidfd_open": (434, ppid, 0), "shmget": (29, 0, 1 << 20, 0o1600),
+    "msgget": (68, 0, 0o1600), "semget": (64, 0, 1, 0o1600),
+    "add_key": (248, b"user", b"k", b"v", 1, -4), "keyctl": (250, 0, -4, 0),
+    "io_uring_setup": (425, 1, ctypes.create_string_buffer(120)),
+    "unshare": (272, 0x10000000), "setns": (308, 0, 0), "mount": (165, 0, 0, 0, 0, 0),
+    "bpf": (321, 0, 0, 0), "perf_event_open": (298, 0, 0, -1, -1, 0),
+    "userfaultfd": (323, 0), "fork": (57,), "execve": (59, b"/bin/true", 0, 0),
+    "setsid": (112,),
+}
+seen = {}
+for name, (number, *args) in calls.items():
+    result = libc.syscall(number, *args)
+    seen[name] = "ok" if result >= 0 else errno.errorcode[ctypes.get_errno()]
+for path in (f"/proc/{ppid}/mem", f"/proc/{ppid}/fd/0", "/proc/2/mem"):
+    try:
+        open(path, "rb").close()
+        seen[path] = "ok"
+    except OSError as error:
+        seen[path] = errno.errorcode[error.errno]
+print(seen)
+"""
+    job = {"function": "f", "setup": [], "stand_ins": [], "cells": [probe], "cases": []}
+    with runner.Sandbox(LIMITS) as box:
+        reply = box.run(job)
+    seen = eval(reply["output"])  # the dict the probe printed
+    for name, error in seen.items():
+        assert error == ("EACCES" if name.startswith("/proc") else "EPERM"), (
+            name,
+            error,
+        )
+
+
+def test_a_child_that_closes_its_pipes_and_sleeps_is_killed_at_its_wall_limit():
+    sleeper = "import os, time\nos.closerange(0, 4096)\ntime.sleep(600)\n"
+    job = {
+        "function": "f",
+        "setup": [],
+        "stand_ins": [],
+        "cells": [sleeper],
+        "cases": [],
+    }
+    with runner.Sandbox(LIMITS) as box, box.session() as session:
+        reply = session.run(job)
+        after = session.run({**job, "cells": ["print('still here')"]})
+    assert reply["status"] == "timeout"
+    assert reply["seconds"] < LIMITS.wall_seconds + 1.0
+    assert after["status"] == "ok" and after["output"] == "still here\n"
+
+
+@pytest.fixture(scope="module")
+def stock_graded(tmp_path_factory) -> Path:
+    course = tmp_path_factory.mktemp("stock-attacks")
+    build_course(course, {})
+    write_students(course)
+    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    nbgrader(course, "autograde", ASSIGNMENT)
+    return course
+
+
+def stock_scores(course: Path, student: str) -> dict[str, float]:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return {
+            grade.name: grade.score
+            for nb in gb.find_submission(ASSIGNMENT, student).notebooks
+            for grade in nb.grades
+        }
+
+
+@pytest.mark.parametrize("student", sorted(STUDENTS))
+def test_stock_autograde_gives_attackers_and_bystanders_the_grade_commands_scores(
+    stock_graded, student
+):
+    expected = {
+        cell: score or 0.0 for cell, (score, _) in honest_scores(student).items()
+    }
+    assert stock_scores(stock_graded, student) == expected
+
+
+def test_an_answer_that_hangs_or_kills_its_child_costs_only_itself(tmp_path):
+    """The exercises notebook's five answers run in one child, one after another, as one
+    kernel would run them. One that never returns, and the next that ends the child, cost
+    their own points: a fresh child grades each answer after them."""
+    entry = Entry(
+        {
+            ADDS: "\n    while True:\n        pass",
+            "conv2d_memory": "\n    import os\n    os._exit(0)",
+        }
+    )
+    write_submission(tmp_path, "a_hangs_then_dies", typed(entry))
+    write_submission(tmp_path, "b_bystander", typed(Entry({})))
+    results = {
+        r["student"]: r
+        for r in grade_batch(tmp_path / "submitted", tmp_path / "out", limits=LIMITS)
+    }
+    lost_cells = {
+        item.cell: (0.0, status)
+        for name, status in ((ADDS, "timeout"), ("conv2d_memory", "crashed"))
+        for item in EXERCISES[name].rubric
+    }
+    assert cell_scores(results["a_hangs_then_dies"]) == FULL | lost_cells
+    assert cell_scores(results["b_bystander"]) == FULL
