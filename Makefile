@@ -81,7 +81,8 @@ RELEASE := $(SOURCES:solutions/%=chapters/%)
 release: setup $(RELEASE)
 $(RELEASE) &: $(SOURCES) $(SOURCE_DATA) nbgrader_config.py autograder/course_build/release.py \
 		autograder/course_build/kit_build.py autograder/grading/exercises.py \
-		autograder/grading/answer_key.py autograder/grading/reference.py $(wildcard autograder/kit/*.py)
+		autograder/grading/answer_key.py autograder/grading/reference.py \
+		$(wildcard autograder/kit/*.py)
 	$(PY) -m autograder release
 
 check-release: setup  ## fail if chapters/ is not what solutions/ generates
