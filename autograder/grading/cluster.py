@@ -145,7 +145,7 @@ def grade_on_cluster(
             save(
                 future.result()
                 if error is None
-                else grader_error_result(student, error, policy)
+                else grader_error_result(student, error)
             )
             future.release()
             if (student_dir := next(pending, None)) is not None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import hmac
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -51,22 +53,45 @@ class Policy:
     conv: str = "zero"
     # A course secret: graded inputs that students cannot reproduce ("" = the public seeds).
     seed_salt: str = ""
+    # Whose submission this policy grades: part of what the graded inputs are derived from.
+    student: str = ""
 
-    def exercise(self, ex: Exercise) -> Exercise:
-        """The exercise with the inputs this course grades on."""
-        return dataclasses.replace(ex, cases=reseeded(ex.cases, self.seed_salt))
+    def for_student(self, student: str) -> Policy:
+        return dataclasses.replace(self, student=student)
 
-    def inputs_log(self) -> dict[str, list]:
-        """What each exercise was graded on, after the course's salt (never the salt itself):
-        the seed of each random case, the sizes of each counting case. Enough to reproduce
-        every input."""
-        return {
-            ex.name: [
-                dict(case.params) if case.params else case.seed
-                for case in self.exercise(ex).cases
-            ]
-            for ex in EXERCISES.values()
-        }
+    def inputs_salt(self, notebook: str, sources: list[str]) -> str:
+        """The salt of one submitted notebook's graded inputs: the course secret keyed on the
+        student, the notebook and the code the student wrote in it ("" = the public seeds).
+
+        So inputs differ for every student and for every change of code: a table of answers
+        to inputs seen once (leaked, printed, shared) answers nothing in the next submission or
+        for anyone else. Deterministic, so any grade can be reproduced from the results' log.
+        """
+        if not self.seed_salt:
+            return ""
+        return hmac.new(
+            self.seed_salt.encode(),
+            f"{self.student}\n{notebook}\n{code_digest(sources)}".encode(),
+            hashlib.sha256,
+        ).hexdigest()
+
+
+def code_digest(sources: list[str]) -> str:
+    """sha256 of every cell a student wrote in a notebook, in order (logged with the result)."""
+    return hashlib.sha256("\0".join(sources).encode()).hexdigest()
+
+
+def inputs_log(exercises: list[Exercise], sources: list[str]) -> dict:
+    """What a notebook's exercises were graded on (never the secret): the seed of each random
+    case and the sizes of each counting case, enough to rebuild every input; and the digest
+    of the code they were derived from."""
+    return {
+        "code_sha256": code_digest(sources),
+        "seeds": {
+            ex.name: [dict(c.params) if c.params else c.seed for c in ex.cases]
+            for ex in exercises
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -74,6 +99,7 @@ class NotebookResult:
     notebook: str
     items: list[ItemScore]
     notes: list[str]
+    inputs: dict = field(default_factory=dict)  # inputs_log(): empty where nothing ran
 
 
 def _failed(ex: Exercise, status: str, message: str) -> list[ItemScore]:
@@ -276,7 +302,10 @@ class Pending:
             items += ex_items
             notes += ex_notes
         return NotebookResult(
-            self.name, items + manual_items(self.release_nb, self.nb), notes
+            self.name,
+            items + manual_items(self.release_nb, self.nb),
+            notes,
+            inputs_log(self.exercises, self.sources),
         )
 
 
@@ -328,15 +357,19 @@ def prepare_notebook(
     release_nb = release_notebook(name)
     if locked_edits is None:
         locked_edits = edited_locked_cells(nb, release_nb)
+    sources = student_sources(nb, release_nb)
+    salt = policy.inputs_salt(name, sources)
     exercises = [
-        policy.exercise(ex) for ex in EXERCISES.values() if ex.notebook == name
+        dataclasses.replace(ex, cases=reseeded(ex.cases, salt))
+        for ex in EXERCISES.values()
+        if ex.notebook == name
     ]
     setup = setup_cells(release_nb)
     return Pending(
         name,
         exercises,
         [exercise_job(ex, nb, release_nb, setup) for ex in exercises],
-        student_sources(nb, release_nb),
+        sources,
         setup,
         [problem.message for problem in locked_edits],
         release_nb,
@@ -404,13 +437,14 @@ def grade_submission(
     try:
         # This student's processes, and no one else's.
         files = {name: submission.files[name] for name in graded_notebooks()}
+        policy = policy.for_student(submission.student)
         with sandbox.session() as session:
             results = grade_files(files, session, policy)
-        return student_result(submission.student, results, policy, submission.stray)
+        return student_result(submission.student, results, submission.stray)
     except SandboxUnavailableError:
         raise
     except Exception as error:  # one student's grading failed: the batch goes on
-        return grader_error_result(submission.student, error, policy)
+        return grader_error_result(submission.student, error)
 
 
 def grade_student(
@@ -423,7 +457,6 @@ def grade_student(
 def student_result(
     student: str,
     results: list[NotebookResult],
-    policy: Policy,
     stray: list[str] | None = None,
 ) -> dict:
     """One student's notebooks as the plain data ``report`` writes out and reads back."""
@@ -435,11 +468,11 @@ def student_result(
                 "notebook": r.notebook,
                 "items": [asdict(i) for i in r.items],
                 "notes": r.notes,
+                "inputs": r.inputs,
             }
             for r in results
         ],
         "unrecognised_files": stray or [],
-        "seeds": policy.inputs_log(),
     }
 
 
@@ -456,11 +489,11 @@ def grader_error(where: str, error: BaseException, scope: str) -> Problem:
     )
 
 
-def grader_error_result(student: str, error: BaseException, policy: Policy) -> dict:
+def grader_error_result(student: str, error: BaseException) -> dict:
     """Every item of a student whose grading raised: zero, status ``grader-error``."""
     problem = grader_error(f"for {student}", error, "submission")
     failed = [unreadable_notebook(name, problem) for name in graded_notebooks()]
-    return student_result(student, failed, policy)
+    return student_result(student, failed)
 
 
 def student_dirs(submitted: Path) -> list[Path]:

@@ -324,7 +324,7 @@ class TrustedAutograde(NbGraderPreprocessor):
         if not (RELEASE_DIR / name).exists():
             return nb, resources
         sandbox = _shared_sandbox(limits_of(settings_of(self)), self.unsafe)
-        policy = self.policy()
+        policy = self.policy().for_student(resources["nbgrader"]["student"])
         unreadable = nb.metadata.get(UNREADABLE)
         result = (
             unreadable_notebook(name, Problem(**unreadable))

@@ -8,6 +8,7 @@ with the course's ``.autograder-secret``, created once on first use.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import shutil
@@ -24,6 +25,7 @@ from conftest import (
     nbgrader,
     solution_source,
     stub_answered,
+    write_submission,
 )
 from nbgrader.api import Gradebook
 from traitlets.config.loader import PyFileConfigLoader
@@ -31,6 +33,8 @@ from traitlets.config.loader import PyFileConfigLoader
 from autograder import EXERCISES
 from autograder import __main__ as cli
 from autograder.grading import reference
+from autograder.grading.exercises import reseeded
+from autograder.grading.grader import Policy
 from autograder.integration.course_config import (
     CONFIG_FILE,
     SECRET_FILE,
@@ -234,11 +238,12 @@ def test_a_course_root_inside_the_release_or_the_site_build_is_refused():
         assert not (published / SECRET_FILE).exists()
 
 
-def memorised(name: str) -> str:
-    """An answer cell that looks its result up in a table computed from the public seeds."""
+def memorised(name: str, cases=None) -> str:
+    """An answer cell that looks its result up in a table computed for ``cases`` (by default
+    the public seeds')."""
     a, b = EXERCISES[name].arg_names
     table = {}
-    for case in EXERCISES[name].cases:
+    for case in cases or EXERCISES[name].cases:
         A, B = case.inputs()
         key = (tuple(A.shape), round(float(A.sum()), 4), round(float(B.sum()), 4))
         table[key] = getattr(reference, name)(A, B).tolist()
@@ -336,8 +341,104 @@ def test_the_results_log_the_secret_seeds_but_never_the_secret(attacked_course):
     course, secret, logs = attacked_course
     ours, public = (report.load_results(course / d)[0] for d in ("ours", "public"))
     for name in SEEDED:
-        assert ours["seeds"][name] != public["seeds"][name]
+        notebook = EXERCISES[name].notebook
+        assert (
+            logged_seeds(ours, notebook)[name] != logged_seeds(public, notebook)[name]
+        )
     assert secret not in logs
     for path in course.rglob("*"):
         if path.is_file() and path.name != SECRET_FILE:
             assert secret.encode() not in path.read_bytes(), path
+
+
+def logged_seeds(result: dict, notebook: str) -> dict[str, list]:
+    """The seeds a student's notebook was graded on, as the results log them."""
+    (nb,) = [nb for nb in result["notebooks"] if nb["notebook"] == notebook]
+    return nb["inputs"]["seeds"]
+
+
+def memorised_from(result: dict) -> dict[str, str]:
+    """Answer cells that look up answers computed offline (with the reference, as a student
+    would with F.conv2d) for exactly the inputs one graded submission was graded on."""
+    answers = {}
+    for name in SEEDED:
+        ex = EXERCISES[name]
+        seeds = logged_seeds(result, ex.notebook)[name]
+        cases = [
+            dataclasses.replace(case, seed=seed) if case.values is None else case
+            for case, seed in zip(ex.cases, seeds, strict=True)
+        ]
+        answers[name] = memorised(name, cases)
+    return answers
+
+
+@pytest.fixture(scope="module")
+def replayed_course(tmp_path_factory) -> Path:
+    """Mallory's first submission probes; its graded inputs leak (the results' log stands for
+    any channel); she and Eve then submit a table of answers for exactly those inputs."""
+    course = tmp_path_factory.mktemp("replay")
+    build_course(course, {"mallory": {name: solution_source(name) for name in GRADED}})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("AUTOGRADER_SEED_SALT", raising=False)
+        patch.chdir(course)
+        grade_command(course, "first")
+        (first,) = report.load_results(course / "first")
+        table = memorised_from(first)
+        shutil.rmtree(course / "submitted")
+        bystander = {name: solution_source(name) for name in GRADED}
+        for student, answers in (
+            ("mallory", table),
+            ("eve", table),
+            ("bystander", bystander),
+        ):
+            write_submission(course, student, answers)
+        grade_command(course, "second")
+    return course
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_a_table_of_one_submissions_inputs_scores_zero_next_time_and_for_anyone_else(
+    replayed_course,
+):
+    got = scores(replayed_course / "second")
+    assert {item: got["bystander"][item] for item in FULL} == FULL
+    for student in ("mallory", "eve"):
+        for name in SEEDED:
+            for item in EXERCISES[name].rubric:
+                assert not got[student][item.cell], (student, item.cell)
+
+
+def test_graded_inputs_differ_by_student_and_by_code_and_repeat_for_the_same_both():
+    policy = Policy(seed_salt="a course secret")
+    code = ["def f(X, K):\n    return X"]
+    salt = policy.for_student("ann").inputs_salt("01.ipynb", code)
+    assert salt == policy.for_student("ann").inputs_salt("01.ipynb", code)
+    assert salt != policy.for_student("bob").inputs_salt("01.ipynb", code)
+    assert salt != policy.for_student("ann").inputs_salt("01.ipynb", [code[0] + " "])
+    assert salt != policy.for_student("ann").inputs_salt("02.ipynb", code)
+    assert (
+        Policy().for_student("ann").inputs_salt("01.ipynb", code) == ""
+    )  # public seeds
+
+
+def test_every_derived_variant_keeps_each_cases_geometry_and_edge():
+    # Many students' variants: the shapes, dtypes and tags (the edge each case tests) stay;
+    # only the drawn values (seeds) and a counting case's channel counts change.
+    for i in range(200):
+        salt = Policy(seed_salt="s").for_student(f"s{i}").inputs_salt("nb", [str(i)])
+        for ex in EXERCISES.values():
+            for case, variant in zip(ex.cases, reseeded(ex.cases, salt), strict=True):
+                assert (
+                    variant.x_shape,
+                    variant.k_shape,
+                    variant.dtype,
+                    variant.tags,
+                ) == (case.x_shape, case.k_shape, case.dtype, case.tags)
+                if case.values is not None:
+                    assert variant == case  # worked examples stay as written
+                elif case.params:
+                    keep = {k: v for k, v in case.params if k not in ("c_i", "c_o")}
+                    assert {k: v for k, v in variant.params if k in keep} == keep
+                else:
+                    assert variant.seed != case.seed
