@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import notebooks
-from autograder.grading.exercises import EXERCISES, Exercise, reseeded
+from autograder.grading.exercises import EXERCISES, Case, Exercise, reseeded
 from autograder.grading.mistakes import missing_function, not_defined, syntax_problem
 from autograder.grading.scoring import MANUAL, ItemScore, score_exercise
 from autograder.grading.submission import (
@@ -175,8 +175,25 @@ def exercise_job(ex: Exercise, nb, release_nb, setup: list[str]) -> dict | Probl
         "setup": setup,
         "cells": _student_cells(nb, release_nb, answer),
         "stand_ins": list(ex.stand_ins),
-        "cases": [case.as_job() for case in ex.cases],
+        "cases": [sandbox_case(case) for case in ex.cases],
     }
+
+
+def sandbox_case(case: Case) -> dict:
+    """What the sandbox receives for a case: its inputs and nothing else.
+
+    The tensors themselves (eighths, exact as JSON floats), never the seed that drew them:
+    student code can read its job, and nothing in it may lead back to the graded inputs of
+    another case or submission. A counting case's inputs are its keyword arguments.
+    """
+    if case.params:
+        return {"params": dict(case.params)}
+    X, K = case.inputs()
+    tensors = {
+        name: {"shape": list(t.shape), "values": t.double().reshape(-1).tolist()}
+        for name, t in (("X", X), ("K", K))
+    }
+    return {"dtype": str(case.dtype).removeprefix("torch."), **tensors}
 
 
 def score_reply(

@@ -36,7 +36,6 @@ def seeded_inputs(
     of at most 16 are exact in every float dtype down to bfloat16, and so is every product and
     every sum of a convolution's terms in float64, whatever the order of the additions: the
     right answers the kit stores are the same bytes wherever the release is built.
-    (``harness.py`` makes the same tensors in the sandbox; tests/kit/test_kit.py checks both.)
     """
     gen = torch.Generator().manual_seed(seed)
     X = torch.randint(-16, 17, x_shape, generator=gen).to(dtype) / 8

@@ -222,3 +222,75 @@ def test_a_course_salt_defeats_counts_memorised_from_the_public_sizes(tmp_path):
     points = {name: sum(i.score for i in r.items if ex.name in i.cell) for name, r in
               (("public", public), ("salted", salted))}  # fmt: skip
     assert points == {"public": 2.0, "salted": 0.0}
+
+
+def test_the_sandbox_receives_each_cases_tensors_and_nothing_else():
+    # The child once got each case's derived seed, which a probing submission read and printed
+    # into its feedback. Now a job holds the two tensors (or a count's keyword arguments).
+    import importlib.util
+    import json
+
+    import torch
+
+    from autograder.grading.exercises import reseeded
+    from autograder.grading.grader import sandbox_case
+
+    spec = importlib.util.spec_from_file_location(
+        "harness", ROOT / "autograder" / "sandbox" / "inside" / "harness.py"
+    )
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    cases = [
+        c
+        for ex in EXERCISES.values()
+        for c in reseeded(ex.cases, "a course secret")
+        if not c.params
+    ]
+    jobs = [sandbox_case(c) for c in cases]
+    for case, job in zip(cases, jobs, strict=True):
+        assert set(job) == {"dtype", "X", "K"}
+        assert set(job["X"]) == set(job["K"]) == {"shape", "values"}
+        if case.values is None:  # a worked example's seed is 0, and it is public anyway
+            assert str(case.seed) not in json.dumps(job)
+    seen = []
+    harness._run_cases(
+        {"function": "f", "cases": jobs},
+        {"f": lambda X, K: seen.append((X.clone(), K.clone())) or X},
+    )
+    assert len(seen) == len(cases) > 20
+    for case, (X, K) in zip(cases, seen, strict=True):
+        want_X, want_K = case.inputs()
+        assert X.dtype == want_X.dtype and torch.equal(X, want_X), case.describe()
+        assert K.dtype == want_K.dtype and torch.equal(K, want_K), case.describe()
+    counting = next(c for ex in EXERCISES.values() for c in ex.cases if c.params)
+    assert sandbox_case(counting) == {"params": dict(counting.params)}
+
+
+@pytest.mark.sandbox
+def test_a_probe_that_reads_its_job_from_the_callers_frame_finds_no_seed(tmp_path):
+    # The attack that read the derived seeds: walk up to the harness's frame, raise what is
+    # there, and read it back in the feedback. The job now holds the tensors alone.
+    probe = stub_answered(
+        "corr2d_multi_in",
+        "    import sys\n"
+        "    found, frame = [], sys._getframe(1)\n"
+        "    while frame is not None:\n"
+        "        for value in frame.f_locals.values():\n"
+        "            if isinstance(value, dict):\n"
+        "                found.append(value.get('seed'))\n"
+        "                found += [c.get('seed') for c in value.get('cases', [])]\n"
+        "        frame = frame.f_back\n"
+        "    raise ValueError(repr([s for s in found if s is not None]))",
+    )
+    path = write_submission(tmp_path, "mallory", {"corr2d_multi_in": probe})
+    policy = Policy(seed_salt="s3cret").for_student("mallory")
+    with runner.Sandbox(LIMITS) as box:
+        result = grade_notebook(path / "01-multiple-input-channels.ipynb", box, policy)
+    feedback = " ".join(item.message for item in result.items)
+    assert sum(item.score for item in result.items) == 0.0
+    assert "ValueError" in feedback  # the probe ran and its text came back...
+    seeds = result.inputs["seeds"]["corr2d_multi_in"]
+    cases = EXERCISES["corr2d_multi_in"].cases
+    for case, seed in zip(cases, seeds, strict=True):
+        if case.values is None:  # worked examples keep their public seed 0
+            assert str(seed) not in feedback  # ...without a seed of any case
