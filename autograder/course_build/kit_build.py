@@ -4,7 +4,7 @@ The kit is ``autograder/kit/`` (the grader's judging and policy, the notebook ch
 ``data.json``: every exercise's rubric, its visible and practice inputs as seeds and shapes, and,
 for the counts and the composed kernels (whose answers are the exercise), the answers to those
 inputs only, right and known wrong, computed here from the reference solutions. No graded seed,
-salt, reference code or model answer goes in (``tests/test_kit.py`` looks).
+salt, reference code or model answer goes in (``tests/kit/test_kit.py`` looks).
 
 It travels inside the notebooks, so that a notebook downloaded alone still checks itself: every
 graded notebook gets a locked ``setup_kit`` cell holding the kit as a base64 zip, which unpacks it
@@ -28,7 +28,13 @@ import torch
 
 from autograder import notebooks
 from autograder.course_build.release import ReleaseError
-from autograder.grading.exercises import EXERCISES, Case, Exercise, reseeded
+from autograder.grading.exercises import (
+    EXERCISES,
+    Case,
+    Exercise,
+    reseeded,
+    tensor_data,
+)
 from autograder.grading.mistakes import defined_names
 from autograder.kit.notebook import KIT_TITLE, Kit, cell_hash
 from autograder.paths import ROOT, SOURCE_DIR
@@ -95,10 +101,10 @@ importlib.invalidate_caches()'''
 
 
 def _tensor_data(t: torch.Tensor) -> dict:
-    """A tensor as JSON. Its values are exact (seeded inputs are eighths: judging.seeded_inputs);
-    adding +0.0 turns a -0.0, whose sign can depend on the order of a sum, into 0.0."""
-    t = t.to("cpu", torch.float64) + 0.0
-    return {"shape": list(t.shape), "values": t.reshape(-1).tolist()}
+    """A stored answer as JSON. Its values are exact (seeded inputs are eighths:
+    judging.seeded_inputs); adding +0.0 turns a -0.0, whose sign can depend on the order of a
+    sum, into 0.0."""
+    return tensor_data(t.to("cpu", torch.float64) + 0.0)
 
 
 def _answer_data(value) -> object:

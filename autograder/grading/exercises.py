@@ -72,6 +72,14 @@ K_DIFFERENCE = ((((1.0, -1.0),),),)
 EXERCISES_NOTEBOOK = "05-exercises.ipynb"
 
 
+def tensor_data(t: torch.Tensor) -> dict:
+    """A tensor as plain JSON data: its shape, and its values flat in float64 (exact for the
+    course's eighths). The sandbox's jobs and the kit's stored answers both carry tensors so;
+    the harness and the kit read them back."""
+    t = t.detach().to("cpu", torch.float64)
+    return {"shape": list(t.shape), "values": t.reshape(-1).tolist()}
+
+
 def reseeded(cases: tuple[Case, ...], salt: str) -> tuple[Case, ...]:
     """The same cases with their random inputs drawn from seeds derived from ``salt``.
 

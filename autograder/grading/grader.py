@@ -16,7 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import notebooks
-from autograder.grading.exercises import EXERCISES, Case, Exercise, reseeded
+from autograder.grading.exercises import (
+    EXERCISES,
+    Case,
+    Exercise,
+    reseeded,
+    tensor_data,
+)
 from autograder.grading.mistakes import missing_function, not_defined, syntax_problem
 from autograder.grading.scoring import MANUAL, ItemScore, score_exercise
 from autograder.grading.submission import (
@@ -189,11 +195,11 @@ def sandbox_case(case: Case) -> dict:
     if case.params:
         return {"params": dict(case.params)}
     X, K = case.inputs()
-    tensors = {
-        name: {"shape": list(t.shape), "values": t.double().reshape(-1).tolist()}
-        for name, t in (("X", X), ("K", K))
+    return {
+        "dtype": str(case.dtype).removeprefix("torch."),
+        "X": tensor_data(X),
+        "K": tensor_data(K),
     }
-    return {"dtype": str(case.dtype).removeprefix("torch."), **tensors}
 
 
 def score_reply(
