@@ -173,6 +173,56 @@ CORPUS: dict[str, Entry] = {
         },
         lost(MATMUL, (0.0, "builtin-convolution"), (0.0, "builtin-convolution")),
     ),
+    # The policy evaded with no name that says "conv": each gave full marks and a clean
+    # reading once; PyTorch's dispatcher now refuses the operator, whatever reached it.
+    "policy_evasion_through_the_harness": Entry(
+        # __main__ was the grading harness (its stand-ins called conv2d); it is now the
+        # student's own namespace, as in a notebook's kernel.
+        {
+            MULTI_IN: "\n    import __main__\n"
+            "    return __main__.STAND_INS['corr2d_multi_in'](X, K)"
+        },
+        lost(MULTI_IN, ZERO, ZERO),
+    ),
+    "policy_evasion_dead_store": Entry(
+        # A statement that binds no name stores conv2d in a default argument.
+        {MULTI_IN: "\n    return keep(None)[0](X[None], K[None])[0, 0]"},
+        lost(MULTI_IN, (0.0, "builtin-convolution"), (0.0, "builtin-convolution")),
+        extra_cells=(
+            "def keep(f, box=[]):\n    box.append(f)\n    return box\nkeep(F.conv2d)",
+        ),
+    ),
+    "policy_evasion_model_layer": Entry(
+        # The first layer of d2l's LeNet is a LazyConv2d, named nowhere in the answer.
+        {
+            MULTI_IN: """
+    layer = d2l.LeNet().net[0]
+    layer.padding = (0, 0)
+    layer.weight = nn.Parameter(K[None])
+    layer.bias = None
+    return layer(X[None]).detach()[0, 0]"""
+        },
+        lost(MULTI_IN, (0.0, "builtin-convolution"), (0.0, "builtin-convolution")),
+    ),
+    "policy_evasion_im2col_dead_store": Entry(
+        {},
+        lost(MATMUL, (0.0, "builtin-convolution"), (0.0, "builtin-convolution")),
+        whole_cells={
+            MATMUL: """def keep(f, box=[]):
+    box.append(f)
+    return box
+
+
+keep(F.unfold)
+
+
+def corr2d_multi_in_out_matmul(X, K):
+    windows = keep(None)[0](X.unsqueeze(0), K.shape[2:]).squeeze(0)
+    rows, cols = (n - k + 1 for n, k in zip(X.shape[1:], K.shape[2:]))
+    return torch.mm(K.flatten(1), windows).view(len(K), rows, cols)
+"""
+        },
+    ),
     "mistake_matmul_patch_order": Entry(
         {
             MATMUL: """
@@ -321,19 +371,25 @@ def write_generated(course: Path, n: int) -> None:
         write_submission(course, f"student{i:04d}", typed(entry))
 
 
+def write_entry(course: Path, student: str) -> None:
+    """Write corpus entry ``student`` as a submission, its added cells before its answer."""
+    entry = CORPUS[student]
+    dest = write_submission(course, student, typed(entry))
+    if entry.extra_cells:
+        path = dest / NOTEBOOK_OF["corr2d_multi_in"]
+        nb = notebooks.read(path)
+        at = nb.cells.index(cell_by_grade_id(nb, "corr2d_multi_in"))
+        for i, source in enumerate(entry.extra_cells):
+            nb.cells.insert(
+                at + i, nbformat.v4.new_code_cell(source, id=f"student-{i}")
+            )
+        notebooks.write(nb, path)
+
+
 def write_corpus(course: Path, broken: dict[str, tuple[bytes, str]]) -> None:
     """Write every corpus entry, the broken files and two damaged notebooks as submissions."""
-    for student, entry in CORPUS.items():
-        dest = write_submission(course, student, typed(entry))
-        if entry.extra_cells:
-            path = dest / NOTEBOOK_OF["corr2d_multi_in"]
-            nb = notebooks.read(path)
-            at = nb.cells.index(cell_by_grade_id(nb, "corr2d_multi_in"))
-            for i, source in enumerate(entry.extra_cells):
-                nb.cells.insert(
-                    at + i, nbformat.v4.new_code_cell(source, id=f"student-{i}")
-                )
-            notebooks.write(nb, path)
+    for student in CORPUS:
+        write_entry(course, student)
     solved_answers = solved()
     for student, (content, _) in broken.items():
         dest = write_submission(course, student, solved_answers)

@@ -47,6 +47,18 @@ LIBRARY_IM2COL = frozenset(
     }
 )
 
+# What the sandbox switches off at run time (``harness.OPERATOR_FAMILIES``) for an exercise
+# whose policy forbids these, under the course policy "zero": the reading of the source above
+# says who called what by name; the dispatcher makes sure nothing reached them by another way.
+RUN_TIME_REFUSALS = (("convolution", BUILTIN_CONVOLUTIONS), ("im2col", LIBRARY_IM2COL))
+
+
+def refused_operators(forbidden: frozenset[str]) -> list[str]:
+    """The operator families the sandbox switches off while an exercise with ``forbidden``
+    runs."""
+    return [family for family, names in RUN_TIME_REFUSALS if names <= forbidden]
+
+
 # The worked examples of the chapters (Fig. 7.4.1 and the K, K + 1, K + 2 stack).
 X_FIG_7_4_1 = (
     ((0.0, 1.0, 2.0), (3.0, 4.0, 5.0), (6.0, 7.0, 8.0)),

@@ -20,10 +20,11 @@ from autograder.grading.exercises import (
     EXERCISES,
     Case,
     Exercise,
+    refused_operators,
     reseeded,
     tensor_data,
 )
-from autograder.grading.mistakes import missing_function, not_defined, syntax_problem
+from autograder.grading.mistakes import missing_function, syntax_problem
 from autograder.grading.scoring import MANUAL, ItemScore, score_exercise
 from autograder.grading.submission import (
     Answer,
@@ -37,7 +38,12 @@ from autograder.grading.submission import (
 )
 from autograder.kit.policy import check_policy, student_sources
 from autograder.paths import ASSIGNMENT, RELEASE_DIR
-from autograder.sandbox.replies import MalformedReplyError, parse_child
+from autograder.sandbox.replies import (
+    REFUSED_WORDS,
+    MalformedReplyError,
+    not_defined,
+    parse_child,
+)
 from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError, Session
 from autograder.untrusted import clean_text
 
@@ -166,10 +172,17 @@ def setup_cells(release_nb) -> list[str]:
     ]
 
 
-def exercise_job(ex: Exercise, nb, release_nb, setup: list[str]) -> dict | Problem:
+def exercise_job(
+    ex: Exercise, nb, release_nb, setup: list[str], policy: Policy = Policy()
+) -> dict | Problem:
     """What the sandbox runs for ``ex`` (``ex`` with the course's inputs) after the release's
     ``setup`` cells, or the problem that leaves nothing to run (the answer cell missing,
-    duplicated or changed)."""
+    duplicated or changed).
+
+    Under the course policy "zero" the job switches off, at the dispatcher, the operators
+    ``ex`` forbids: a routine reached in a way the source does not show still computes
+    nothing. Under "report" the points stay, so the routines must run.
+    """
     answer = find_answer(nb, ex.name)
     if isinstance(answer, Problem):
         return answer
@@ -182,6 +195,7 @@ def exercise_job(ex: Exercise, nb, release_nb, setup: list[str]) -> dict | Probl
         "cells": _student_cells(nb, release_nb, answer),
         "stand_ins": list(ex.stand_ins),
         "cases": [sandbox_case(case) for case in ex.cases],
+        "refuse": refused_operators(ex.forbidden) if policy.conv == "zero" else [],
     }
 
 
@@ -205,20 +219,23 @@ def sandbox_case(case: Case) -> dict:
 def score_reply(
     ex: Exercise,
     reply: dict,
+    job: dict,
     sources: list[str],
-    setup: list[str],
     limits: Limits,
     policy: Policy,
 ) -> tuple[list[ItemScore], list[str]]:
-    """Points for what the sandbox sent back for ``ex``, read as hostile data; the policy
-    from ``sources``, every cell the student wrote in the notebook."""
+    """Points for what the sandbox sent back for ``ex``'s ``job``, read as hostile data; the
+    policy from ``sources``, every cell the student wrote in the notebook."""
     if reply["status"] != "ok":
         status = clean_text(reply["status"], 100)
         return _failed(
             ex, "timeout" if status == "timeout" else "crashed", f"{ex.name}: {status}"
         ), []
+    cells = job["setup"] + job["cells"]
     try:
-        returned, cell_errors = parse_child(reply["child"], ex, limits.result_bytes)
+        returned, cell_errors = parse_child(
+            reply["child"], ex, limits.result_bytes, cells
+        )
     except MalformedReplyError as error:
         return _failed(
             ex, "crashed", f"{ex.name}: the grader got no usable answer ({error})"
@@ -227,16 +244,32 @@ def score_reply(
         missing = missing_function(ex.name, sources)
         return _failed(ex, missing.status, missing.message), []
     notes = [f"{ex.name}: a cell raised {e}" for e in cell_errors]
+    refused = next(
+        (r.error for r in returned if (r.error or "").startswith(REFUSED_WORDS)), None
+    )
+    if refused is not None:
+        return _failed(ex, "builtin-convolution", refused_message(ex, refused)), notes
     items, score_notes = score_exercise(
         ex,
         returned,
         # The policy, from every cell the student wrote here: never from the sandbox's reply.
         policy_verdict=check_policy(
-            sources, ex.forbidden, function=ex.name, preamble=setup
+            sources, ex.forbidden, function=ex.name, preamble=job["setup"]
         ),
         conv_policy=policy.conv,
     )
     return items, notes + score_notes
+
+
+def refused_message(ex: Exercise, error: str) -> str:
+    """Feedback for an answer that reached an operator the sandbox had switched off."""
+    what = (
+        " and im2col (F.unfold)" if "im2col" in refused_operators(ex.forbidden) else ""
+    )
+    return (
+        f"{ex.name} reached {error}: PyTorch's convolutions{what} are switched off while "
+        "this exercise is graded, as it asks you to write the computation yourself"
+    )
 
 
 def grade_notebook(
@@ -320,7 +353,7 @@ class Pending:
                 items += _failed(ex, job.status, job.message)
                 continue
             ex_items, ex_notes = score_reply(
-                ex, next(replies), self.sources, self.setup, limits, policy
+                ex, next(replies), job, self.sources, limits, policy
             )
             items += ex_items
             notes += ex_notes
@@ -391,7 +424,7 @@ def prepare_notebook(
     return Pending(
         name,
         exercises,
-        [exercise_job(ex, nb, release_nb, setup) for ex in exercises],
+        [exercise_job(ex, nb, release_nb, setup, policy) for ex in exercises],
         sources,
         setup,
         [problem.message for problem in locked_edits],

@@ -68,9 +68,3 @@ def missing_function(function: str, sources: list[str]) -> Problem:
     """``missing-function``, with the closest names the student did define."""
     names = [clean_text(name, 80) for name in defined_names(sources)]
     return Problem("missing-function", missing_function_message(function, names))
-
-
-def not_defined(function: str) -> str:
-    """What the sandbox answers for every case when ``function`` does not exist
-    (``harness._run_cases``)."""
-    return f"NameError: {function} is not defined"

@@ -436,7 +436,9 @@ def _error_verdict(tried: str, error: str, stand_ins: tuple[str, ...] = ()) -> V
         (
             f" In this notebook `{name}` is the course's two-argument version `(X, K)`."
             for name in stand_ins
-            if error.startswith(f"TypeError: {name}()")
+            # "TypeError: name() takes 2 positional arguments" here; in the grader, which
+            # quotes no message, "TypeError at line 3: `... name(X, K, 1) ...`".
+            if error.startswith("TypeError") and f"{name}(" in error
         ),
         "",
     )

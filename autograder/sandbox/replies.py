@@ -7,9 +7,12 @@ that would break a CSV file, an HTML page, a JSON file or a terminal further on.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import json
 import math
+import re
+from collections.abc import Sequence
 
 import torch
 
@@ -22,8 +25,33 @@ MAX_VALUES = 100_000  # per case, as the harness sends them
 MAX_DIMS, MAX_SIZE = 8, 1 << 20
 # No count in this course comes near; 10**400 is an attack, not an answer.
 MAX_INT = 1 << 63
-ERROR_CHARS, NAME_CHARS = 300, 100
-CASE_KEYS = {"type", "shape", "dtype", "device", "values", "error", "inputs_after"}
+ERROR_CHARS, NAME_CHARS, LINE_CHARS = 300, 100, 80
+CASE_KEYS = {"type", "shape", "dtype", "device", "values", "error", "cell", "line"}
+CASE_KEYS |= {"inputs_after"}
+# Python's own exceptions: the only classes feedback names. A class that student code made
+# can take any name (and any module's), so its name could carry what the code read.
+BUILTIN_ERRORS = frozenset(
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+)
+# What a returned value's class, dtype and device may be called in feedback (see ``_known``).
+KNOWN_TYPES = frozenset(
+    {
+        f"builtins.{name}"
+        for name, value in vars(builtins).items()
+        if isinstance(value, type)
+    }
+    | {"builtins.NoneType", "torch.Tensor", "torch.nn.parameter.Parameter"}
+    | {f"numpy.{name}" for name in ("ndarray", "float64", "float32", "float16")}
+    | {f"numpy.{name}" for name in ("int64", "int32", "bool_", "matrix")}
+)
+OTHER_TYPE = "other.an object of a class defined in the code"
+DTYPES = frozenset(str(v) for v in vars(torch).values() if isinstance(v, torch.dtype))
+DEVICES = re.compile(r"(cpu|meta|mps|cuda|xpu)(:[0-9]{1,3})?")
+# The harness's RefusedOperatorError: an operator the exercise forbids was reached.
+REFUSED = "grader.RefusedOperatorError"
+REFUSED_WORDS = "an operator that the grader switches off for this exercise"
 
 
 class MalformedReplyError(ValueError):
@@ -59,8 +87,51 @@ def _number(value: object) -> float:
     return float(value)
 
 
-def parse_case(data: object, expected_inputs: str | None) -> Returned:
-    """One case of the reply. ``expected_inputs``: the fingerprint of the untouched inputs."""
+def quoted_error(data: dict, cells: Sequence[str]) -> str:
+    """An exception from the sandbox in the trusted side's words: its class if it is Python's
+    own, and the line of the cell where it arose, quoted from the grader's copy of the cell.
+
+    The sandbox sends no message (it could carry hidden inputs out), and even the class and
+    the place are the child's claims: an unknown class is not named, an impossible place is
+    dropped.
+    """
+    kind, cell, line = data.get("error"), data.get("cell"), data.get("line")
+    if not isinstance(kind, str):
+        raise MalformedReplyError("an error is not a class name")
+    module, _, name = kind.rpartition(".")
+    if kind == REFUSED:
+        text = REFUSED_WORDS
+    elif module == "builtins" and name in BUILTIN_ERRORS:
+        text = name
+    else:
+        text = "an exception of a class that is not one of Python's own"
+    if _is_count(cell) and _is_count(line) and cell < len(cells):
+        lines = cells[cell].splitlines()
+        if 1 <= line <= len(lines):
+            source = clean_text(lines[line - 1].strip(), LINE_CHARS)
+            text += f" at line {line}: `{source}`"
+    return text
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def not_defined(function: str) -> str:
+    """What the harness answers for every case when ``function`` does not exist
+    (``harness._run_cases``)."""
+    return f"NameError: {function} is not defined"
+
+
+def parse_case(
+    data: object,
+    expected_inputs: str | None,
+    cells: Sequence[str] = (),
+    missing: str | None = None,
+) -> Returned:
+    """One case of the reply. ``expected_inputs``: the fingerprint of the untouched inputs;
+    ``cells``: the cells the job ran (setup, then the student's), to quote an error's line;
+    ``missing``: ``not_defined`` of the function graded."""
     if not isinstance(data, dict) or not set(data) <= CASE_KEYS:
         raise MalformedReplyError("a case is not what the harness writes")
     unchanged = True
@@ -72,8 +143,13 @@ def parse_case(data: object, expected_inputs: str | None) -> Returned:
             raise MalformedReplyError("a case lacks its inputs' fingerprint")
         unchanged = after is None or after == expected_inputs
     if "error" in data:
+        # The one text the harness writes itself, for a function that was never defined, is
+        # taken as it is: the grader words that mistake (mistakes.missing_function).
+        error = data["error"]
+        if error != missing:
+            error = quoted_error(data, cells)
         return Returned(
-            error=clean_text(data["error"], ERROR_CHARS), inputs_unchanged=unchanged
+            error=clean_text(error, ERROR_CHARS), inputs_unchanged=unchanged
         )
     shape = data.get("shape")
     if shape is not None and not (
@@ -97,33 +173,48 @@ def parse_case(data: object, expected_inputs: str | None) -> Returned:
     if not all(value is None or isinstance(value, str) for value in texts.values()):
         raise MalformedReplyError("a type name is not text")
     return Returned(
-        type_name=clean_text(texts["type"] or "", NAME_CHARS),
+        type_name=_known(texts["type"] or "", KNOWN_TYPES, OTHER_TYPE),
         shape=tuple(shape) if shape is not None else None,
-        dtype=clean_text(texts["dtype"], 40) if texts["dtype"] is not None else None,
-        device=clean_text(texts["device"], 40) if texts["device"] is not None else None,
+        dtype=None if texts["dtype"] is None else _known(texts["dtype"], DTYPES, "?"),
+        device=None
+        if texts["device"] is None
+        else _known(texts["device"], DEVICES, "?"),
         values=tensor,
         inputs_unchanged=unchanged,
     )
 
 
+def _known(name: str, known: frozenset[str] | re.Pattern, other: str) -> str:
+    """``name`` if the grader knows it, else ``other``: the names of what student code
+    returned (its class, even a tensor's dtype in a forged reply) are the student's to choose,
+    so feedback repeats only names that nothing the student read could have spelled."""
+    if isinstance(known, re.Pattern):
+        return name if known.fullmatch(name) else other
+    return name if name in known else other
+
+
 def parse_child(
-    text: str, ex: Exercise, max_bytes: int
+    text: str, ex: Exercise, max_bytes: int, cells: Sequence[str] = ()
 ) -> tuple[list[Returned], list[str]]:
     """The child's whole reply for exercise ``ex`` (cases in ``ex.cases`` order), and the
-    errors its cells raised."""
+    errors its cells raised; ``cells``: the setup and student cells the job ran."""
     reply = load(text, max_bytes)
     if not isinstance(reply, dict) or set(reply) != {"cell_errors", "cases"}:
         raise MalformedReplyError("the reply is not what the harness writes")
     cases, errors = reply["cases"], reply["cell_errors"]
     if not isinstance(cases, list) or len(cases) != len(ex.cases):
         raise MalformedReplyError("wrong number of cases")
-    if not isinstance(errors, list) or not all(isinstance(e, str) for e in errors):
-        raise MalformedReplyError("cell errors are not text")
+    if not isinstance(errors, list) or not all(
+        isinstance(e, dict) and set(e) <= {"error", "cell", "line"} for e in errors
+    ):
+        raise MalformedReplyError("cell errors are not what the harness writes")
     returned = [
-        parse_case(data, None if case.params else _untouched(case))
+        parse_case(
+            data, None if case.params else _untouched(case), cells, not_defined(ex.name)
+        )
         for data, case in zip(cases, ex.cases, strict=True)
     ]
-    return returned, [clean_text(e, ERROR_CHARS) for e in errors[:3]]
+    return returned, [quoted_error(e, cells) for e in errors[:3]]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
+import nbformat
 import pytest
 from conftest import (
     GRADED,
@@ -16,13 +19,13 @@ from conftest import (
     stub_answered,
     write_submission,
 )
-from corpus import BROKEN_FILES, CORPUS, write_corpus
+from corpus import BROKEN_FILES, CORPUS, solved, write_corpus, write_entry
 from nbgrader.api import Gradebook
 
-from autograder import EXERCISES
+from autograder import EXERCISES, notebooks
 from autograder import __main__ as cli
 from autograder.batch import grade_batch
-from autograder.grading import reference
+from autograder.grading import grader, reference
 from autograder.grading.grader import Policy, grade_notebook
 from autograder.outputs import report
 from autograder.paths import ASSIGNMENT, ROOT
@@ -171,7 +174,10 @@ def test_sandboxed_code_runs_as_nobody_without_capabilities_or_network():
     with runner.Sandbox(LIMITS) as box:
         reply = box.run(job)
     assert reply["output"].split() == ["65534", "65534", "0000000000000000", "False"]
-    assert "Connection refused" in reply["child"] or "unreachable" in reply["child"]
+    # The sandbox reports an exception's class and line, never its message.
+    assert "builtins.ConnectionRefusedError" in reply["child"] or (
+        "builtins.OSError" in reply["child"]  # network unreachable
+    )
 
 
 def test_a_course_salt_defeats_answers_memorised_from_the_public_seeds(tmp_path):
@@ -294,3 +300,92 @@ def test_a_probe_that_reads_its_job_from_the_callers_frame_finds_no_seed(tmp_pat
     for case, seed in zip(cases, seeds, strict=True):
         if case.values is None:  # worked examples keep their public seed 0
             assert str(seed) not in feedback  # ...without a seed of any case
+
+
+EVASIONS = (
+    "policy_evasion_dead_store",
+    "policy_evasion_model_layer",
+    "policy_evasion_im2col_dead_store",
+)
+
+
+def test_the_evasions_are_real_they_score_full_marks_with_nothing_switched_off(
+    tmp_path, monkeypatch
+):
+    # The corpus expects builtin-convolution for these; this shows what the dispatcher stops.
+    # With no operator switched off, each computes with PyTorch's own routine under a clean
+    # reading of its source: full marks, the hole the run-time refusal closes.
+    course = tmp_path / "course"
+    for student in EVASIONS:
+        write_entry(course, student)
+    monkeypatch.setattr(grader, "refused_operators", lambda forbidden: [])
+    results = grade_batch(course / "submitted", course / "out", limits=LIMITS)
+    for result in results:
+        assert cell_scores(result) == FULL, result["student"]
+
+
+# Text that student code made from what it read: with the hidden inputs in the process, any of
+# it could carry them. Built at run time, so that the student's own source does not hold it.
+CRAFTED = "'LE' + 'AK' + repr(X.flatten().tolist()[:4])"
+CRAFTERS = {
+    "crafts_an_error_message": f"\n    raise ValueError({CRAFTED})",
+    "crafts_an_exception_class": (
+        f"\n    Leak = type({CRAFTED}, (Exception,), {{}})"
+        f"\n    Leak.__module__ = 'builtins'\n    raise Leak()"
+    ),
+    "crafts_a_returned_class": (
+        f"\n    return type({CRAFTED}, (), {{'__module__': 'numpy'}})()"
+    ),
+    "crafts_a_print": f"\n    print({CRAFTED})\n    return X",
+}
+
+
+def test_text_that_student_code_crafts_on_hidden_cases_reaches_no_feedback(tmp_path):
+    course = tmp_path / "course"
+    for student, body in CRAFTERS.items():
+        answers = {"corr2d_multi_in": stub_answered("corr2d_multi_in", body)}
+        write_submission(course, student, solved() | answers)
+    # A cell that raises what it found in the process: its notes must not carry it either.
+    write_submission(course, "crafts_in_a_cell", solved())
+    path = course / "submitted" / "crafts_in_a_cell" / ASSIGNMENT
+    nb = notebooks.read(path / "01-multiple-input-channels.ipynb")
+    nb.cells.insert(
+        3,
+        nbformat.v4.new_code_cell(
+            "import gc\nraise KeyError('LE' + 'AK' + repr([o for o in gc.get_objects()"
+            " if isinstance(o, dict) and 'X' in o][:2])[:200])"
+        ),
+    )
+    notebooks.write(nb, path / "01-multiple-input-channels.ipynb")
+    write_submission(course, "bystander", solved())
+    out = course / "out"
+    results = {
+        r["student"]: r
+        for r in grade_batch(
+            course / "submitted", out, limits=LIMITS, policy=Policy(seed_salt="s")
+        )
+    }
+    assert cell_scores(results["bystander"]) == FULL
+    for student in [*CRAFTERS, "crafts_in_a_cell"]:
+        text = (
+            json.dumps(results[student])
+            + (out / "feedback" / f"{student}.html").read_text()
+        )
+        assert "LEAK" not in text, student
+    # What the trusted side still says: Python's own class and the student's own line.
+    messages = " ".join(
+        i["message"]
+        for nb in results["crafts_an_error_message"]["notebooks"]
+        for i in nb["items"]
+    )
+    assert re.search(
+        r"raised ValueError at line \d+: `raise ValueError\('LE' \+ 'AK'", messages
+    )
+    forged_class = json.dumps(results["crafts_an_exception_class"])
+    assert (
+        "raised an exception of a class that is not one of Python's own" in forged_class
+    )
+    assert "got an object of a class defined in the code" in json.dumps(
+        results["crafts_a_returned_class"]
+    )
+    assert "a cell raised KeyError at line 2" in json.dumps(results["crafts_in_a_cell"])

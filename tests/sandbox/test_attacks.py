@@ -180,7 +180,8 @@ ATTACKERS: dict[str, Entry] = {
     ),
     "attack_computed_name": Entry(
         {MULTI_IN: "\n    return getattr(F, 'con' + 'v2d')(X[None], K[None])[0, 0]"},
-        lost(MULTI_IN, *[(0.0, "needs-review")] * 2),
+        # The reading cannot name the routine; the dispatcher refuses it at run time.
+        lost(MULTI_IN, *[(0.0, "builtin-convolution")] * 2),
     ),
     # Class 3, in the notebook: a sum too long for the static check's parser, and nbgrader
     # metadata that is a string (the whole notebook is then malformed).

@@ -15,8 +15,11 @@ reference solution and no hidden test logic is visible there) and run as a scrip
   filter, and only then runs each job: the release's setup, the student's cells, the function
   on the job's inputs, in a namespace of its own, one job after another as one kernel runs a
   notebook (the policy reads the notebook's cells as one program, too); the jobs share the
-  process, whose state only this student's code can change. It reports what came
-  back as plain data and decides nothing: the grader outside checks every field of every reply.
+  process, whose state only this student's code can change. Before the first student line it
+  switches off, in PyTorch's dispatcher, the operators the jobs' exercises forbid (``_refuse``),
+  and makes ``__main__`` each job's own namespace. It reports what came back as plain data
+  (an exception as its class and line, never its message) and decides nothing: the grader
+  outside checks every field of every reply.
   A job that runs out of time or kills the child costs that job; a fresh child takes the rest.
 """
 
@@ -26,12 +29,15 @@ import ctypes
 import gc
 import json
 import os
+import re
 import resource
 import select
 import signal
 import socket
 import sys
 import time
+import types
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fingerprint
@@ -44,7 +50,6 @@ import torch.nn.functional as F  # noqa: E402
 from d2l import torch as d2l  # noqa: E402  (imported once here, so each child starts warm)
 from torch import nn  # noqa: E402
 
-_conv2d = F.conv2d  # the stand-ins' own handle, whatever a student rebinds
 SETUP_FAILED = 71  # exit code: a process could not confine itself, so it ran nothing
 _libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
@@ -56,13 +61,85 @@ MADV_COLLAPSE, HUGE_PAGE = 25, 2 << 20
 _FILTER: syscall_policy.Filter | None = None
 
 
+class RefusedOperatorError(RuntimeError):
+    """Raised by an operator that the exercise being graded forbids (see ``_refuse``)."""
+
+
+# The grader quotes this class by this name (``replies.REFUSED``); it is no module's to import.
+RefusedOperatorError.__module__ = "grader"
+
+# Families of PyTorch operators a job may have switched off, by the operator's name in the
+# dispatcher: every convolution (conv2d, convolution, mkldnn_convolution, _slow_conv2d_forward,
+# thnn_conv2d, conv_transpose*, quantized::conv*, ...) and the library's im2col (F.unfold,
+# nn.Unfold). A tensor's own .unfold (windows, not im2col) is another operator and stays.
+OPERATOR_FAMILIES = {
+    "convolution": re.compile(r"conv(?!ert)"),
+    "im2col": re.compile(r"im2col"),
+}
+# Read once in the zygote: (namespace, operator name with overload) of every family.
+_OPERATORS = {
+    family: [
+        tuple(name.split("::", 1))
+        for name in torch._C._dispatch_get_all_op_names()
+        if pattern.search(name.split("::", 1)[1])
+    ]
+    for family, pattern in OPERATOR_FAMILIES.items()
+}
+
+
+def _refused(*args, **kwargs):
+    raise RefusedOperatorError(
+        "this operator is switched off while this exercise is graded"
+    )
+
+
+def _refuse(families: list[str]) -> None:
+    """Switch off every operator of ``families`` in this process, for good.
+
+    At the dispatcher, not in Python's names: every path to the operator (F.conv2d under any
+    alias, nn.Conv2d in a d2l model, torch.ops.aten, a handle stored before the student's code
+    ran, the harness's own globals) ends in the same kernel table, whose CPU entry now raises.
+    The registration's handle is leaked on purpose: it is not tracked by the garbage collector
+    and nothing refers to it, so student code can neither find it nor undo it (``reset``).
+    The sandbox runs on the CPU only, so the CPU key is the one to take.
+    """
+    handles = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "overriding a previously registered kernel"
+        for family in families:
+            for namespace, name in _OPERATORS[family]:
+                if namespace not in handles:
+                    handles[namespace] = torch._C._dispatch_library(
+                        "IMPL", namespace, "", "<grader>", 0
+                    )
+                handles[namespace].impl(name, "CPU", _refused)
+    for handle in handles.values():
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(handle))
+
+
+def _window_sums(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Cross-correlation of each channel of X with the same channel of K, summed over channels:
+    one product per kernel position, with no convolution operator (those may be switched off)."""
+    h, w = K.shape[-2:]
+    rows, cols = X.shape[-2] - h + 1, X.shape[-1] - w + 1
+    if X.dim() != 3 or K.dim() != 3 or X.shape[0] != K.shape[0] or rows < 1 or cols < 1:
+        raise RuntimeError(
+            f"cannot cross-correlate input {tuple(X.shape)} with kernel {tuple(K.shape)}"
+        )
+    Y = X.new_zeros((rows, cols), dtype=torch.promote_types(X.dtype, K.dtype))
+    for i in range(h):
+        for j in range(w):
+            Y += (X[:, i : i + rows, j : j + cols] * K[:, i, j, None, None]).sum(0)
+    return Y
+
+
 def _stand_in_corr2d_multi_in(X, K):
-    """The notebook's own stand-in (7.4.2): PyTorch's conv2d, called through a private handle."""
-    return _conv2d(X[None], K[None])[0, 0]
+    """The notebook's own stand-in (7.4.2), computed without any convolution operator."""
+    return _window_sums(X, K)
 
 
 def _stand_in_corr2d_multi_in_out(X, K):
-    return _conv2d(X[None], K)[0]
+    return torch.stack([_window_sums(X, k) for k in K])
 
 
 STAND_INS = {
@@ -125,7 +202,45 @@ def _call(fn, *args, **kwargs) -> dict:
     try:
         return _describe(fn(*args, **kwargs))
     except BaseException as error:  # SystemExit and friends are answers too
-        return {"error": f"{type(error).__name__}: {str(error)[:300]}"}
+        return _raised(error)
+
+
+def _raised(error: BaseException) -> dict:
+    """An exception as the grader may quote it: its class and where in the cells it arose.
+
+    Never its message, nor anything else student code made: while the function ran, its
+    inputs (hidden ones too) were in this process, and a message could carry them out. The
+    grader quotes the class only if it is Python's own, and the line from its own copy.
+    """
+    try:
+        return _where(error)
+    except BaseException:  # a class built to break this: its name alone is not worth it
+        return {"error": "?"}
+
+
+def _where(error: BaseException) -> dict:
+    kind = type(error)
+    module = kind.__module__
+    reply: dict = {
+        "error": f"{module if isinstance(module, str) else '?'}.{kind.__qualname__}"[
+            :200
+        ]
+    }
+    where = []
+    if isinstance(error, SyntaxError) and isinstance(error.filename, str):
+        where.append((error.filename, error.lineno))
+    traceback = error.__traceback__
+    while traceback is not None:  # the innermost frame that runs a cell's code wins
+        where.append((traceback.tb_frame.f_code.co_filename, traceback.tb_lineno))
+        traceback = traceback.tb_next
+    for filename, line in where:
+        cell = CELL_NAME.fullmatch(filename)
+        if cell and isinstance(line, int):
+            reply.update(cell=int(cell[1]), line=line)
+    return reply
+
+
+CELL_NAME = re.compile(r"<cell (\d{1,4})>")
 
 
 def _tensor(data: dict, dtype: torch.dtype) -> torch.Tensor:
@@ -140,7 +255,7 @@ def _tensor(data: dict, dtype: torch.dtype) -> torch.Tensor:
 def _run_cases(job: dict, namespace: dict) -> list[dict]:
     fn = namespace.get(job["function"])
     if not callable(fn):
-        # The trusted side reads this exact text as "missing-function" (mistakes.not_defined).
+        # The trusted side reads this exact text as "missing-function" (replies.not_defined).
         return [{"error": f"NameError: {job['function']} is not defined"}] * len(
             job["cases"]
         )
@@ -177,6 +292,14 @@ def _child(jobs: list[dict], limits: dict, result_fd: int, output_fd: int) -> No
     one line of reply per job on the result pipe (never returns)."""
     try:
         _close_all_but(result_fd, output_fd)
+        # Switched off before any student line runs, for all of this child's jobs (which
+        # run_jobs groups by what they switch off).
+        _refuse(jobs[0].get("refuse", []))
+        # Nothing of the harness by module name: __main__ becomes each job's own namespace.
+        for name in ("fingerprint", "syscall_policy"):
+            sys.modules.pop(name, None)
+        if sys.path[:1] == [os.path.dirname(os.path.abspath(__file__))]:
+            del sys.path[0]
         os.dup2(output_fd, 1)
         os.dup2(output_fd, 2)
         sys.stdout = os.fdopen(1, "w", buffering=1)
@@ -196,14 +319,19 @@ def _child(jobs: list[dict], limits: dict, result_fd: int, output_fd: int) -> No
 
 
 def _run_job_here(job: dict) -> dict:
-    namespace = {"__name__": "__main__", "torch": torch, "F": F, "nn": nn, "d2l": d2l}
-    namespace["device"] = torch.device("cpu")
+    """The release's setup, the student's cells and the cases, in a fresh ``__main__`` (as a
+    notebook's kernel has it), so that ``import __main__`` finds the student's names, not the
+    harness's. Cell ``i`` of setup + cells is compiled as ``<cell i>``: ``_raised`` names it."""
+    main = types.ModuleType("__main__")
+    namespace = main.__dict__
+    namespace.update(torch=torch, F=F, nn=nn, d2l=d2l, device=torch.device("cpu"))
+    sys.modules["__main__"] = main
     cell_errors = []
-    for source in job["setup"] + job["cells"]:
+    for number, source in enumerate(job["setup"] + job["cells"]):
         try:
-            exec(compile(source, "<cell>", "exec"), namespace)
+            exec(compile(source, f"<cell {number}>", "exec"), namespace)
         except BaseException as error:
-            cell_errors.append(f"{type(error).__name__}: {str(error)[:300]}")
+            cell_errors.append(_raised(error))
     for name, stand_in in STAND_INS.items():
         if name != job["function"] and name in job.get("stand_ins", ()):
             namespace[name] = stand_in
@@ -227,10 +355,17 @@ def _reap(pid: int, deadline: float) -> tuple[bool, int]:
 
 def run_jobs(jobs: list[dict], limits: dict) -> list[dict]:
     """One reply per job, whatever the jobs do: in one child (a student's answers, as one
-    kernel would run them), and in a fresh child after each job that times out or dies."""
+    kernel would run them), and in a fresh child after each job that times out or dies, and
+    wherever the operators a job switches off change."""
     replies: list[dict] = []
     while len(replies) < len(jobs):
-        replies += _run_in_a_child(jobs[len(replies) :], limits)
+        # A child's operators stay switched off: the next job that switches off others
+        # (or none) starts a child of its own.
+        refuse = jobs[len(replies)].get("refuse", [])
+        group = len(replies)
+        while group < len(jobs) and jobs[group].get("refuse", []) == refuse:
+            group += 1
+        replies += _run_in_a_child(jobs[len(replies) : group], limits)
     return replies
 
 
