@@ -67,6 +67,12 @@ STUDENTS = {
     # and the feedback says once that the cell was edited.
     "edited_locked_cell": (SOLVED, FULL),
 }
+# The policy evaded through the harness and through a d2l model's layer (tests/corpus.py): the
+# sandbox under stock nbgrader refuses the convolution at run time, as the grade command does.
+STUDENTS |= {
+    name: ({**SOLVED, **answered(name)}, {**FULL, MULTI_IN: (0, 0)})
+    for name in ("policy_evasion_through_the_harness", "policy_evasion_model_layer")
+}
 # Every honest style of the corpus: full marks, and no note about cells they never touched.
 HONEST = sorted(name for name in CORPUS if name.startswith("honest_"))
 STUDENTS |= {name: ({**SOLVED, **answered(name)}, FULL) for name in HONEST}
