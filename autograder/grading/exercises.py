@@ -32,6 +32,10 @@ BUILTIN_CONVOLUTIONS = frozenset(
         "*conv*",
         "!*convert*",
         "*correlate*",  # scipy.signal.correlate2d, numpy.correlate: the exercise itself
+        # The same by attribute name, of whatever object: numpy is one attribute away from
+        # F and d2l (their ``np``), so ``anything.np.correlate`` counts too.
+        *(".correlate", ".correlate1d", ".correlate2d", ".convolve", ".convolve1d"),
+        *(".convolve2d", ".fftconvolve", ".oaconvolve"),
     }
 )
 # im2col by the library: F.unfold (wherever it is re-exported, d2l.F.unfold too), nn.Unfold,

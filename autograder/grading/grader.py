@@ -36,7 +36,8 @@ from autograder.grading.submission import (
     submitted_names,
     written_answer,
 )
-from autograder.kit.policy import check_policy, student_sources
+from autograder.kit.judging import policy_outcome
+from autograder.kit.policy import FORBIDDEN, check_policy, student_sources
 from autograder.paths import ASSIGNMENT, RELEASE_DIR
 from autograder.sandbox.replies import (
     REFUSED_WORDS,
@@ -244,19 +245,26 @@ def score_reply(
         missing = missing_function(ex.name, sources)
         return _failed(ex, missing.status, missing.message), []
     notes = [f"{ex.name}: a cell raised {e}" for e in cell_errors]
+    # The policy, from every cell the student wrote here: never from the sandbox's reply.
+    verdict = check_policy(
+        sources,
+        ex.forbidden,
+        function=ex.name,
+        preamble=job["setup"],
+        refused_at_run_time=job["refuse"] == ["convolution"],
+    )
     refused = next(
         (r.error for r in returned if (r.error or "").startswith(REFUSED_WORDS)), None
     )
     if refused is not None:
-        return _failed(ex, "builtin-convolution", refused_message(ex, refused)), notes
+        message = (  # the routine by name where the reading found it, else the line
+            policy_outcome(ex, verdict, zero=True)[1]
+            if verdict.kind == FORBIDDEN
+            else refused_message(ex, refused)
+        )
+        return _failed(ex, "builtin-convolution", message), notes
     items, score_notes = score_exercise(
-        ex,
-        returned,
-        # The policy, from every cell the student wrote here: never from the sandbox's reply.
-        policy_verdict=check_policy(
-            sources, ex.forbidden, function=ex.name, preamble=job["setup"]
-        ),
-        conv_policy=policy.conv,
+        ex, returned, policy_verdict=verdict, conv_policy=policy.conv
     )
     return items, notes + score_notes
 

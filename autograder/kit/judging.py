@@ -551,7 +551,7 @@ def score_exercise(
     )
     flagged = policy_verdict if ex.forbidden else CLEAN_VERDICT
     zero = conv_policy == "zero"
-    policy_status, policy_message = _policy_outcome(ex, flagged, zero)
+    policy_status, policy_message = policy_outcome(ex, flagged, zero)
     items = []
     for item in ex.rubric:
         if item.tag == "untouched":
@@ -592,9 +592,7 @@ def score_exercise(
     return items, notes
 
 
-def _policy_outcome(
-    ex: Exercise, verdict: PolicyVerdict, zero: bool
-) -> tuple[str, str]:
+def policy_outcome(ex: Exercise, verdict: PolicyVerdict, zero: bool) -> tuple[str, str]:
     """The status of an item that passes but breaks (or may break) the policy, and why.
 
     With ``zero`` false (course policy "report") the message is a note and the points stay.

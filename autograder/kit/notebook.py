@@ -24,10 +24,10 @@ from .judging import (
     Returned,
     RubricItem,
     Stored,
-    _policy_outcome,
     judge,
     missing_function_message,
     modified_input_message,
+    policy_outcome,
     score_exercise,
 )
 from .policy import CLEAN, check_policy
@@ -158,7 +158,7 @@ class Kit:
             if verdict.kind == CLEAN:
                 lines.append(f"ok   the course rules: {_rules(ex)}")
             else:
-                _, message = _policy_outcome(ex, verdict, self.conv_policy == "zero")
+                _, message = policy_outcome(ex, verdict, self.conv_policy == "zero")
                 failed |= self.conv_policy == "zero"
                 lines.append(
                     ("FAIL " if self.conv_policy == "zero" else "note ") + message

@@ -173,19 +173,26 @@ def check_policy(
     *,
     function: str | None = None,
     preamble: Sequence[str] = (),
+    refused_at_run_time: bool = False,
 ) -> PolicyVerdict:
     """May ``function``, as the student's cells ``sources`` define it, be graded as by hand?
 
-    ``forbidden`` holds plain names (``conv2d``: any name or attribute so called), fnmatch patterns
-    over resolved paths (``*.unfold``: any entry with a dot or a star) and exceptions to those
-    (``!torch.Tensor.unfold``).
+    ``forbidden`` holds plain names (``conv2d``: any name or attribute so called), attribute
+    names (``.correlate``: any attribute so called, whatever it belongs to), fnmatch patterns
+    over resolved paths (``*.unfold``: any other entry with a dot or a star) and exceptions to
+    those (``!torch.Tensor.unfold``).
     ``preamble`` is trusted code that runs first (the release's imports): only its imports and
-    aliases are read. Without ``function``, all of ``sources`` counts. Never raises.
+    aliases are read. Without ``function``, all of ``sources`` counts.
+    ``refused_at_run_time``: the code runs where every torch routine ``forbidden`` names is
+    refused by PyTorch's dispatcher and torch keeps no copy of them in Python (the grader's
+    sandbox, for the convolutions; not for im2col, which ``torch._decomp`` has in Python), so
+    an attribute of torch looked up by a computed name (``getattr(torch, dtype_name)``) cannot
+    compute the answer and needs no review. Never raises.
     """
     if not forbidden:
         return CLEAN_VERDICT
     try:
-        return _check(sources, forbidden, function, preamble)
+        return _check(sources, forbidden, function, preamble, refused_at_run_time)
     except _UncheckableError as refusal:
         return refusal.verdict
     # A construct this reader did not foresee: fail closed, a person looks.
@@ -249,6 +256,7 @@ def _check(
     forbidden: frozenset[str],
     function: str | None,
     preamble: Sequence[str],
+    lenient: bool = False,
 ) -> PolicyVerdict:
     size = sum(len(source) for source in sources)
     if size > MAX_SOURCE_CHARS:
@@ -263,12 +271,18 @@ def _check(
         hit = program.first_forbidden(statement, matcher)
         if hit:
             return PolicyVerdict(FORBIDDEN, _printable(hit))
+    # Every statement, live or not: a routine handed to a call (``keep(F.conv2d)``) may be
+    # stored where no name the reading follows says so, and read back later.
     for tree in trees:
-        construct = program.first_dynamic(tree)
+        hit = program.first_passed(tree, matcher)
+        if hit:
+            return PolicyVerdict(FORBIDDEN, _printable(hit))
+    for tree in trees:
+        construct = program.first_dynamic(tree, lenient)
         if construct:
             return _review(construct)
     for statement in live:
-        escaped = program.first_escape(statement)
+        escaped = program.first_escape(statement, lenient)
         if escaped:
             return _review(f"the module {escaped} passed around as a value")
     return CLEAN_VERDICT
@@ -324,18 +338,27 @@ class _Matcher:
     def __init__(self, forbidden: Iterable[str]) -> None:
         entries = set(forbidden)
         exceptions = {e for e in entries if e.startswith("!")}
-        patterns = {e for e in entries - exceptions if "." in e or "*" in e}
-        self.names = entries - exceptions - patterns
+        attributes = {e for e in entries if e.startswith(".")}
+        patterns = {
+            e for e in entries - exceptions - attributes if "." in e or "*" in e
+        }
+        self.names = entries - exceptions - attributes - patterns
+        self.attributes = {e[1:] for e in attributes}
         self.patterns = _any_of(patterns)
         self.allowed = _any_of(e[1:] for e in exceptions)
 
-    def hit(self, names: Iterable[str], paths: Iterable[str]) -> str | None:
-        """The first forbidden path (or plain name) among a node's names and resolved paths."""
+    def hit(
+        self, names: Iterable[str], paths: Iterable[str], attribute: str = ""
+    ) -> str | None:
+        """The first forbidden path (or plain name) among a node's names and resolved paths;
+        ``attribute``: the name of the attribute the node reads, if it reads one."""
         for path in sorted(paths):
             if self.names & set(path.split(".")):
                 return path
             if self.patterns.match(path) and not self.allowed.match(path):
                 return path
+        if attribute in self.attributes:
+            return f"an attribute named {attribute}"
         return next((name for name in names if name in self.names), None)
 
 
@@ -397,8 +420,9 @@ class _Program:
         self.bound_anywhere: set[str] = set()
         self._memo: dict[int, frozenset[str]] | None = None  # once aliases are known
         pairs: list[tuple[ast.Name, ast.expr]] = []
+        computed: list[ast.Call] = []  # getattr(x, name) with a computed name
         for tree in trusted + trees:
-            self._index(tree, pairs)
+            self._index(tree, pairs, computed)
         for _ in range(_MAX_ALIAS_ROUNDS):  # aliases of aliases, to a fixed point
             grown = False
             for target, value in pairs:
@@ -420,8 +444,24 @@ class _Program:
         self.statements = [
             _StatementReader(self).read(node) for tree in trees for node in tree.body
         ]
+        # The getattr of each getattr(torch, name) where torch is the module itself and
+        # getattr the builtin: neither bound by the student to anything else.
+        rebound = set().union(*(s.other_binds for s in self.statements))
+        lookups = [
+            call
+            for call in computed
+            if self.resolve(call.args[0]) == {"torch"}
+            and not {"torch", "getattr"} & rebound
+        ]
+        self.torch_lookups = {id(call.func) for call in lookups}
+        self.torch_lookup_bases = {id(call.args[0]) for call in lookups}
 
-    def _index(self, tree: ast.Module, pairs: list[tuple[ast.Name, ast.expr]]) -> None:
+    def _index(
+        self,
+        tree: ast.Module,
+        pairs: list[tuple[ast.Name, ast.expr]],
+        computed: list[ast.Call],
+    ) -> None:
         in_class = _class_level(tree)
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
@@ -429,6 +469,8 @@ class _Program:
                 if _constant_attribute(node) is not None:
                     self.literal_lookups.add(id(node.func))
                     self.bases.add(id(node.args[0]))
+                elif _is_getattr(node):
+                    computed.append(node)
             elif isinstance(node, ast.Attribute):
                 self.bases.add(id(node.value))
             elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
@@ -527,18 +569,46 @@ class _Program:
             if isinstance(node, ast.Name):
                 found = matcher.hit([node.id], self.resolve(node))
             elif isinstance(node, ast.Attribute):
-                found = matcher.hit([node.attr], self.resolve(node))
+                found = matcher.hit([node.attr], self.resolve(node), node.attr)
             elif isinstance(node, ast.Call):
                 name = _constant_attribute(node)
-                found = matcher.hit([name] if name else [], self.resolve(node))
+                found = matcher.hit(
+                    [name] if name else [], self.resolve(node), name or ""
+                )
             else:
                 continue
             if found:
                 return found
         return None
 
-    def first_dynamic(self, tree: ast.Module) -> str | None:
+    def first_passed(self, tree: ast.Module, matcher: _Matcher) -> str | None:
+        """A forbidden routine handed to a call as a value (not called): the callee can keep it."""
         for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                arg = arg.value if isinstance(arg, ast.Starred) else arg
+                if isinstance(arg, ast.Name | ast.Attribute | ast.Call):
+                    found = self.first_forbidden(arg, matcher)
+                    if found and self._as_value(arg, matcher):
+                        return found
+        return None
+
+    def _as_value(self, arg: ast.expr, matcher: _Matcher) -> bool:
+        """Is ``arg`` itself the forbidden routine, rather than what a call of it returned?"""
+        if isinstance(arg, ast.Call):
+            name = _constant_attribute(
+                arg
+            )  # getattr(F, "conv2d") is the routine itself
+            return bool(name and matcher.hit([name], self.resolve(arg), name))
+        name = arg.id if isinstance(arg, ast.Name) else arg.attr
+        attribute = "" if isinstance(arg, ast.Name) else arg.attr
+        return bool(matcher.hit([name], self.resolve(arg), attribute))
+
+    def first_dynamic(self, tree: ast.Module, lenient: bool = False) -> str | None:
+        for node in ast.walk(tree):
+            if lenient and id(node) in self.torch_lookups:
+                continue  # getattr(torch, name): refused at run time, whatever name is
             for where, label in self._mentions(node):
                 if _DYNAMIC_ANY[where].match(label):
                     why = next(
@@ -567,14 +637,16 @@ class _Program:
             ]
         return []
 
-    def first_escape(self, statement: ast.stmt) -> str | None:
-        """A module used other than by reading an attribute of it or naming it anew."""
+    def first_escape(self, statement: ast.stmt, lenient: bool = False) -> str | None:
+        """A module used other than by reading an attribute of it or naming it anew (or, with
+        ``lenient``, as torch in getattr(torch, name))."""
         for node in ast.walk(statement):
             if (
                 isinstance(node, ast.Name | ast.Attribute)
                 and isinstance(node.ctx, ast.Load)
                 and id(node) not in self.bases
                 and id(node) not in self.assigned
+                and not (lenient and id(node) in self.torch_lookup_bases)
             ):
                 for path in sorted(self.resolve(node)):
                     if self.module_paths.match(path):
@@ -648,6 +720,15 @@ def _constant_attribute(call: ast.Call) -> str | None:
     ):
         return call.args[1].value
     return None
+
+
+def _is_getattr(call: ast.Call) -> bool:
+    return (
+        isinstance(call.func, ast.Name)
+        and call.func.id == "getattr"
+        and 2 <= len(call.args) <= 3
+        and not call.keywords
+    )
 
 
 def _constant_import(call: ast.Call, program: _Program) -> str | None:

@@ -741,15 +741,104 @@ def test_bystanders_keep_exactly_full_marks(graded, student):
 @pytest.mark.slow
 @pytest.mark.sandbox
 def test_the_evader_loses_exactly_the_evading_functions(graded):
-    zero_conv, review = (0.0, "builtin-convolution"), (0.0, "needs-review")
+    # The alias is read from the source; F.unfold by a computed name, which reading alone
+    # would send to review, is refused at run time by PyTorch's dispatcher.
+    zero_conv = (0.0, "builtin-convolution")
     expected = full_marks() | {
         f"test_{MULTI_IN}_example": zero_conv,
         f"test_{MULTI_IN}_hidden": zero_conv,
-        f"test_{MATMUL}_example": review,
-        f"test_{MATMUL}_hidden": review,
+        f"test_{MATMUL}_example": zero_conv,
+        f"test_{MATMUL}_hidden": zero_conv,
     }
     assert _cells(graded["evader"]) == expected
     messages = {row["item"]: row["message"] for row in report.rows(graded["evader"])}
     assert "torch.nn.functional.conv2d" in messages[f"test_{MULTI_IN}_example"]
-    assert "getattr" in messages[f"test_{MATMUL}_hidden"]
-    assert "an instructor will review" in messages[f"test_{MATMUL}_hidden"]
+    assert "im2col (F.unfold) are switched off" in messages[f"test_{MATMUL}_hidden"]
+    assert 'getattr(F, "un" + "fold")' in messages[f"test_{MATMUL}_hidden"]
+
+
+def lenient_verdict(*cells: str, function: str = MULTI_IN) -> PolicyVerdict:
+    """The verdict as the grader reads it where the sandbox refuses the convolutions."""
+    ex = EXERCISES[function]
+    return check_policy(
+        cells,
+        ex.forbidden,
+        function=function,
+        preamble=release_setup(ex.notebook),
+        refused_at_run_time=True,
+    )
+
+
+KEEP = "def keep(f, box=[]):\n    box.append(f)\n    return box\n"
+
+
+@pytest.mark.parametrize(
+    "store",
+    [
+        "keep(F.conv2d)",  # a statement that binds no name
+        "kept = keep(F.conv2d)",  # binds a name nothing reads
+        "if False:\n    pass\nelse:\n    keep(fn=torch.conv2d)",
+        "keep(getattr(F, 'conv2d'))",
+        "keep(*[F.unfold][:0], F.conv2d)",
+    ],
+)
+def test_a_routine_handed_to_a_call_counts_wherever_the_statement_is(store):
+    # The reading follows names; a routine stored through a call's argument (here in a
+    # default list) is read back with no name that leads to it. It counts, live or not.
+    assert verdict(KEEP + store, answer("keep(None)[0](X[None], K[None])[0, 0]")) == (
+        PolicyVerdict(FORBIDDEN, verdict(KEEP + store, answer("X")).found)
+    )
+    assert verdict(KEEP + store, answer("X")).kind == FORBIDDEN
+
+
+def test_a_scratch_cell_that_calls_the_library_to_compare_still_does_not_count():
+    scratch = (
+        "X, K = torch.ones(2, 3, 3), torch.ones(2, 2, 2)\n"
+        "print(torch.allclose(corr2d_multi_in(X, K), F.conv2d(X[None], K[None])[0, 0]))"
+    )
+    assert verdict(scratch, answer("X.sum(0)")) == CLEAN_VERDICT
+
+
+DTYPE_LOOKUP = answer(
+    "torch.zeros(2, 2, dtype=getattr(torch, str(X.dtype).split('.')[-1]))"
+)
+
+
+def test_an_attribute_of_torch_by_a_computed_name_needs_no_review_where_conv_is_refused():
+    # The issue's honest lookup: in the student's notebook (nothing refused) a person must
+    # look; in the grader's sandbox no attribute of torch can compute a convolution.
+    assert verdict(DTYPE_LOOKUP).kind == NEEDS_REVIEW
+    assert lenient_verdict(DTYPE_LOOKUP) == CLEAN_VERDICT
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        # F and d2l hold numpy (their np): numpy's correlate is refused by no dispatcher.
+        (answer("getattr(F, 'n' + 'p')"),),
+        (answer("getattr(d2l, name)(X, K)"),),
+        # torch rebound, or getattr: no longer what the reader knows.
+        ("torch = d2l", DTYPE_LOOKUP),
+        ("def getattr(o, n):\n    return o", DTYPE_LOOKUP),
+        # Two computed hops from torch reach anything.
+        (answer("getattr(getattr(torch, 'nn'), name)"),),
+    ],
+)
+def test_other_computed_lookups_still_need_review_where_conv_is_refused(cells):
+    assert lenient_verdict(*cells).kind == NEEDS_REVIEW
+
+
+def test_numpy_s_correlate_one_computed_hop_from_torch_is_forbidden_by_its_name():
+    reach = answer("getattr(torch, 'n' + 'n').functional.np.correlate(X[0], K[0])")
+    assert lenient_verdict(reach) == PolicyVerdict(
+        FORBIDDEN, "an attribute named correlate"
+    )
+
+
+def test_computed_lookups_stay_under_review_for_im2col_which_torch_keeps_in_python():
+    # torch._decomp holds a Python im2col that no operator refusal stops: the grader passes
+    # refused_at_run_time only where the convolutions alone are forbidden.
+    from autograder.grading.grader import exercise_job  # noqa: F401 (documents the caller)
+
+    lookup = matmul("getattr(torch, name)(X, K)")
+    assert verdict(lookup, function=MATMUL).kind == NEEDS_REVIEW
