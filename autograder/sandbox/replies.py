@@ -25,7 +25,7 @@ MAX_VALUES = 100_000  # per case, as the harness sends them
 MAX_DIMS, MAX_SIZE = 8, 1 << 20
 # No count in this course comes near; 10**400 is an attack, not an answer.
 MAX_INT = 1 << 63
-ERROR_CHARS, NAME_CHARS, LINE_CHARS = 300, 100, 80
+ERROR_CHARS, LINE_CHARS = 300, 80
 CASE_KEYS = {"type", "shape", "dtype", "device", "values", "error", "cell", "line"}
 CASE_KEYS |= {"inputs_after"}
 # Python's own exceptions: the only classes feedback names. A class that student code made

@@ -389,3 +389,19 @@ def test_text_that_student_code_crafts_on_hidden_cases_reaches_no_feedback(tmp_p
         results["crafts_a_returned_class"]
     )
     assert "a cell raised KeyError at line 2" in json.dumps(results["crafts_in_a_cell"])
+
+
+def test_student_code_finds_the_harness_neither_as_main_nor_as_a_module():
+    # Once the harness ran as __main__ and its folder was on sys.path: `import __main__` gave
+    # student code its stand-ins (which called conv2d), and `import harness` would load it again.
+    probe = (
+        "import importlib, sys, __main__\n"
+        "found = [name for name in ('harness', 'fingerprint', 'syscall_policy')\n"
+        "         if name in sys.modules or importlib.util.find_spec(name)]\n"
+        "print(found, hasattr(__main__, 'run_jobs'), hasattr(__main__, 'STAND_INS'),\n"
+        "      __main__.__dict__ is globals())\n"
+    )
+    job = {"function": "f", "setup": [], "stand_ins": [], "cells": [probe], "cases": []}
+    with runner.Sandbox(LIMITS) as box:
+        reply = box.run(job)
+    assert reply["output"].split() == ["[]", "False", "False", "True"], reply
