@@ -76,12 +76,23 @@ OPERATOR_FAMILIES = {
     "convolution": re.compile(r"conv(?!ert)"),
     "im2col": re.compile(r"im2col"),
 }
-# Read once in the zygote: (namespace, operator name with overload) of every family.
+# The kernels that compute on the CPU: a backend's own, or one shared by all backends. An
+# operator with neither only decomposes into others (conv2d into convolution), refused there.
+COMPUTING_KEYS = (
+    "CPU",
+    "QuantizedCPU",
+    "MkldnnCPU",
+    "CompositeExplicitAutograd",
+    "CompositeExplicitAutogradNonFunctional",
+)
+# Read once in the zygote: (namespace, operator with overload, key) of every family.
 _OPERATORS = {
     family: [
-        tuple(name.split("::", 1))
+        (*name.split("::", 1), key)
         for name in torch._C._dispatch_get_all_op_names()
         if pattern.search(name.split("::", 1)[1])
+        for key in COMPUTING_KEYS
+        if torch._C._dispatch_has_kernel_for_dispatch_key(name, key)
     ]
     for family, pattern in OPERATOR_FAMILIES.items()
 }
@@ -98,21 +109,22 @@ def _refuse(families: list[str]) -> None:
 
     At the dispatcher, not in Python's names: every path to the operator (F.conv2d under any
     alias, nn.Conv2d in a d2l model, torch.ops.aten, a handle stored before the student's code
-    ran, the harness's own globals) ends in the same kernel table, whose CPU entry now raises.
-    The registration's handle is leaked on purpose: it is not tracked by the garbage collector
-    and nothing refers to it, so student code can neither find it nor undo it (``reset``).
-    The sandbox runs on the CPU only, so the CPU key is the one to take.
+    ran, the harness's own globals) ends in the same kernel table, whose computing entries now
+    raise. The registration's handle is leaked on purpose: it is not tracked by the garbage
+    collector and nothing refers to it, so student code can neither find it nor undo it
+    (``reset``). Called again before each job, so that a kernel an earlier job registered over
+    these (it could compute nothing either) does not last into the next.
     """
     handles = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "overriding a previously registered kernel"
         for family in families:
-            for namespace, name in _OPERATORS[family]:
+            for namespace, name, key in _OPERATORS[family]:
                 if namespace not in handles:
                     handles[namespace] = torch._C._dispatch_library(
                         "IMPL", namespace, "", "<grader>", 0
                     )
-                handles[namespace].impl(name, "CPU", _refused)
+                handles[namespace].impl(name, key, _refused)
     for handle in handles.values():
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(handle))
 
@@ -292,9 +304,6 @@ def _child(jobs: list[dict], limits: dict, result_fd: int, output_fd: int) -> No
     one line of reply per job on the result pipe (never returns)."""
     try:
         _close_all_but(result_fd, output_fd)
-        # Switched off before any student line runs, for all of this child's jobs (which
-        # run_jobs groups by what they switch off).
-        _refuse(jobs[0].get("refuse", []))
         # Nothing of the harness by module name: __main__ becomes each job's own namespace.
         for name in ("fingerprint", "syscall_policy"):
             sys.modules.pop(name, None)
@@ -312,6 +321,9 @@ def _child(jobs: list[dict], limits: dict, result_fd: int, output_fd: int) -> No
     except OSError:
         os._exit(SETUP_FAILED)  # never run student code unconfined
     for job in jobs:
+        # Before any of the job's lines: what it forbids (run_jobs groups the jobs so that
+        # this only grows within a child).
+        _refuse(job.get("refuse", []))
         line = json.dumps(_run_job_here(job)).encode() + b"\n"
         while line:
             line = line[os.write(result_fd, line) :]
@@ -356,15 +368,19 @@ def _reap(pid: int, deadline: float) -> tuple[bool, int]:
 def run_jobs(jobs: list[dict], limits: dict) -> list[dict]:
     """One reply per job, whatever the jobs do: in one child (a student's answers, as one
     kernel would run them), and in a fresh child after each job that times out or dies, and
-    wherever the operators a job switches off change."""
+    before a job that needs an operator an earlier job switched off."""
     replies: list[dict] = []
     while len(replies) < len(jobs):
-        # A child's operators stay switched off: the next job that switches off others
-        # (or none) starts a child of its own.
-        refuse = jobs[len(replies)].get("refuse", [])
+        # A child's operators stay switched off, so a job that needs one of them back
+        # (compose_kernels, after the matmul exercise) starts a child of its own; and code
+        # that ran with nothing switched off never shares a child with a job that refuses.
         group = len(replies)
-        while group < len(jobs) and jobs[group].get("refuse", []) == refuse:
-            group += 1
+        refused = set(jobs[group].get("refuse", []))
+        while group < len(jobs):
+            wanted = set(jobs[group].get("refuse", []))
+            if not (refused <= wanted and bool(refused) == bool(wanted)):
+                break
+            refused, group = wanted, group + 1
         replies += _run_in_a_child(jobs[len(replies) : group], limits)
     return replies
 
