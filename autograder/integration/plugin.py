@@ -50,7 +50,7 @@ from autograder.outputs.report import MESSAGE_CHARS
 from autograder.outputs.typeset import Typesetter
 from autograder.paths import RELEASE_DIR
 from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError
-from autograder.untrusted import clean_text
+from autograder.untrusted import clean_text, plain_name, with_csp
 
 _sandboxes: dict[tuple, Sandbox] = {}
 # Notebook metadata key: the submitted file could not be read (see TolerantNotebookExporter).
@@ -198,13 +198,21 @@ class SetDuplicatesAside(NbGraderPreprocessor):
 class NoteEditedLockedCells(NbGraderPreprocessor):
     """Records which locked cells the student edited, before nbgrader restores them.
 
-    First in ``sanitize_preprocessors``: ``OverwriteCells`` later puts the gradebook's copy of
-    every locked and test cell back (hidden tests included), after which an edit can no longer
-    be seen and a hidden-test cell no longer matches the release. The grade command compares
-    the submitted notebook itself; this gives ``TrustedAutograde`` the same evidence.
+    First in ``sanitize_preprocessors`` (where it also refuses a student id that is not plain:
+    formgrader's submission view prints the id into its page as it is). ``OverwriteCells`` later
+    puts the gradebook's copy of every locked and test cell back (hidden tests included), after
+    which an edit can no longer be seen and a hidden-test cell no longer matches the release.
+    The grade command compares the submitted notebook itself; this gives ``TrustedAutograde``
+    the same evidence.
     """
 
     def preprocess(self, nb, resources):
+        student = resources["nbgrader"]["student"]
+        if not plain_name(student):  # formgrader prints the id into its pages unescaped
+            raise ValueError(
+                f"not grading the student id {clean_text(student, 200)!r}: an id is letters, "
+                "digits and . _ @ + - only (rename the folder in submitted/)"
+            )
         name = resources["nbgrader"]["notebook"] + ".ipynb"
         if (RELEASE_DIR / name).exists() and UNREADABLE not in nb.metadata:
             edited = edited_locked_cells(nb, release_notebook(name))
@@ -268,11 +276,13 @@ FEEDBACK_CSS = (Path(__file__).with_name("feedback.css")).read_text()
 
 class TypesetFeedbackExporter(HTMLExporter):
     """``generate_feedback``'s pages with their math typeset as they are written
-    (``c.GenerateFeedback.exporter_class``): nbgrader's template would ask a CDN for MathJax."""
+    (``c.GenerateFeedback.exporter_class``): nbgrader's template would ask a CDN for MathJax.
+    Their student content goes through ``safe_pages``' filters (``c.HTMLExporter.filters``), and
+    each page carries the Content-Security-Policy that forbids every script and request."""
 
     def from_notebook_node(self, nb, resources=None, **kw):
         output, resources = super().from_notebook_node(nb, resources, **kw)
-        return _typesetter().typeset(output, FEEDBACK_CSS, "en"), resources
+        return with_csp(_typesetter().typeset(output, FEEDBACK_CSS, "en")), resources
 
 
 @functools.cache
