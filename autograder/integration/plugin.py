@@ -112,6 +112,28 @@ def _plain_file(path: str) -> bool:
         return False
 
 
+# What a browser runs as a page or script when formgrader serves a submission's files from its
+# own origin (``/formgrader/submissions/<id>/<file>``, with the instructor's session).
+ACTIVE_SUFFIXES = frozenset(
+    {
+        ".html",
+        ".htm",
+        ".xhtml",
+        ".shtml",
+        ".svg",
+        ".svgz",
+        ".xml",
+        ".xsl",
+        ".js",
+        ".mjs",
+    }
+)
+
+
+def _active(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in ACTIVE_SUFFIXES
+
+
 def _in_linked_folder(folder: str) -> bool:
     """Whether a student's assignment folder, or the student's folder above it, is a link."""
     folder = os.path.normpath(folder)
@@ -125,10 +147,12 @@ def harden_nbgrader() -> None:
     file of ``submitted/<student>/<assignment>/`` into ``autograded/`` with ``shutil.copy``, which
     follows links and reads FIFOs and devices: a link to ``.autograder-secret``, ``solutions/`` or
     the gradebook would be copied, and ``generate_feedback`` hands ``autograded/``'s files back to
-    the student; a FIFO or ``/dev/zero`` hangs the run or fills the disk. Likewise
-    ``CourseDirectory.get_existing_timestamp`` opens the student's ``timestamp.txt``. Both now
-    skip what is not a regular file in an unlinked folder. The notebooks themselves nbgrader only
-    lists; this exporter reads them.
+    the student; a FIFO or ``/dev/zero`` hangs the run or fills the disk; an HTML, SVG or
+    script file would be served by formgrader from its own origin, a page that runs with the
+    instructor's session. Likewise ``CourseDirectory.get_existing_timestamp`` opens the
+    student's ``timestamp.txt``. Both now skip what is not a regular file in an unlinked folder,
+    and copying skips active files. The notebooks themselves nbgrader only lists; this exporter
+    reads them.
     """
     if getattr(nbgrader_base.find_all_files, "hardened", False):
         return
@@ -138,7 +162,11 @@ def harden_nbgrader() -> None:
     def regular_files(path: str, exclude=None) -> list[str]:
         if _in_linked_folder(path):
             return []
-        return [f for f in find_all_files(path, exclude) if _plain_file(f)]
+        return [
+            f
+            for f in find_all_files(path, exclude)
+            if _plain_file(f) and not _active(f)
+        ]
 
     def plain_timestamp(self, dest_path: str):
         timestamp = os.path.join(dest_path, "timestamp.txt")
