@@ -15,6 +15,7 @@ project's filters runs them and calls its own API.
 from __future__ import annotations
 
 import base64
+import html
 import os
 import re
 import shutil
@@ -54,7 +55,8 @@ def js(tag: str) -> str:
     )
 
 
-# name -> markdown/HTML a student writes. "JS" becomes js(name); "EVIL" the attacker's origin.
+# name -> markdown/HTML a student writes. "JS" becomes js(name), "MARK" the mark alone (where an
+# unquoted attribute allows no space); "EVIL" the attacker's origin.
 VECTORS = {
     "img-onerror": '<img src="x" onerror="JS">',
     "svg-onload": '<svg onload="JS"><circle r="1"/></svg>',
@@ -82,8 +84,8 @@ VECTORS = {
     "svg-animate": '<svg><animate onbegin="JS" attributeName="x" dur="1s"/></svg>',
     "svg-use-remote": '<svg><use href="http://EVIL/svg-use-remote#a"/></svg>',
     "meta-refresh": '<meta http-equiv="refresh" content="0;url=http://EVIL/meta-refresh">',
-    "noscript-mxss": '<noscript><p title="</noscript><img src=x onerror=JS>"></noscript>',
-    "comment-breakout": "<!--><img src=x onerror=JS>-->",
+    "noscript-mxss": '<noscript><p title="</noscript><img src=x onerror=MARK>"></noscript>',
+    "comment-breakout": "<!--><img src=x onerror=MARK>-->",
     "math-html": '$x <img src="x" onerror="JS"> y$',
     "tex-href": r"$\href{javascript:JS}{\text{see the proof}}$",
     "tex-href-remote": r"$\href{http://EVIL/tex-href-remote}{z}$",
@@ -101,7 +103,13 @@ FORMULA = r"$\sum_{i=1}^{c_i} X_i \star K_i$"
 
 
 def vector(name: str) -> str:
-    return VECTORS[name].replace("JS", js(name)).replace("EVIL", EVIL)
+    mark = f"top.pwned=(top.pwned||'')+'{name}'"
+    return (
+        VECTORS[name]
+        .replace("JS", js(name))
+        .replace("MARK", mark)
+        .replace("EVIL", EVIL)
+    )
 
 
 def answers() -> dict[str, str]:
@@ -171,7 +179,9 @@ def attack(course: Path) -> None:
         f'<svg xmlns="http://www.w3.org/2000/svg" onload="{js("served-svg")}"/>'
     )
     (dest / "notes.txt").write_text("a plain file, copied as before")
-    write_submission(course, MARKUP_ID, typed(CORPUS["honest_loops"]))
+    # Its code crashes, so that the class report lists (and links) it among the submissions
+    # to look at.
+    write_submission(course, MARKUP_ID, typed(CORPUS["hostile_os_exit"]))
 
 
 # ---------------------------------------------------------------- fast: the allow-list itself
@@ -299,6 +309,16 @@ CLICK_LINKS = r"""() => { for (const a of document.querySelectorAll("a")) {
 } }"""
 
 
+MARK_SETTER = """(() => { let marks = "";
+  Object.defineProperty(window, "pwned", { configurable: true,
+    get() { return marks; },
+    set(value) { value = String(value);
+                 const added = value.startsWith(marks) ? value.slice(marks.length) : value;
+                 marks = value + " ";
+                 window.__pwned(added); } });
+})();"""
+
+
 class Probe:
     """A page opened as the TA opens it, with what student content made it do."""
 
@@ -306,6 +326,13 @@ class Probe:
         self.context = browser.new_context()
         self.outside: list[str] = []
         self.dialogs: list[str] = []
+        self.marks: list[str] = []
+        # Each vector's mark reaches the test the moment it is set, in any frame, whatever the
+        # page does afterwards.
+        self.context.expose_binding(
+            "__pwned", lambda _, v: self.marks.extend(v.split())
+        )
+        self.context.add_init_script(MARK_SETTER)
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
@@ -319,18 +346,16 @@ class Probe:
         url = route.request.url
         if url.startswith(self.own) or url.startswith(("data:", "blob:", "about:")):
             route.continue_()
+            return
+        self.outside.append(url)
+        if route.request.is_navigation_request():
+            route.fulfill(status=204)  # "no content": the page stays where it is
         else:
-            self.outside.append(url)
             route.abort()
 
     def fired(self) -> set[str]:
         """Every vector that ran script, fetched outside, or restyled with its class."""
-        marks = self.page.evaluate("String(window.pwned || '')").split()
-        for frame in self.page.frames[1:]:
-            try:
-                marks += frame.evaluate("String(window.pwned || '')").split()
-            except Exception:  # a frame of another origin has nothing of ours
-                pass
+        marks = self.marks
         fetched = [urlparse(u).path.strip("/").split(".")[0] for u in self.outside]
         classed = self.page.evaluate("!!document.querySelector('.pwned-class')")
         return set(marks) | set(fetched) | ({"tex-class"} if classed else set())
@@ -358,7 +383,6 @@ def course(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("attacked-course")
     build_course(root, {})
-    shutil.copy(ROOT / "jupyter_server_config.py", root)
     attack(root)
     results = grade_batch(root / "submitted", root / "out", workers=1)
     class_files(root / "submitted", root / "out", results)
@@ -431,8 +455,9 @@ def test_the_ta_still_reads_each_answer_and_its_math(browser, course):
             assert honest_math_typeset(probe) >= len(answers()), label
         finally:
             probe.close()
-    similar = (course / "out" / "report.html").read_text(encoding="utf-8")
-    assert "Similar submissions" in similar and "attacker" in similar
+    report = (course / "out" / "report.html").read_text(encoding="utf-8")
+    assert "Similar submissions" in report
+    assert html.escape(MARKUP_ID) in report  # listed, as text
 
 
 # ---------------------------------------------------------------- controls: the defences matter
@@ -459,16 +484,19 @@ def test_control_the_same_vectors_rendered_raw_do_fire(browser, tmp_path):
         "embed", "a-javascript", "a-entity-javascript", "style-attr-url", "style-import",
         "style-body", "link-stylesheet", "img-remote", "img-srcset", "details-ontoggle",
         "input-autofocus", "audio-onerror", "math-html", "comment-breakout", "iframe-remote",
+        "meta-refresh",
     }  # fmt: skip
     assert expected <= fired, expected - fired
-    # The same page with the policy alone: nothing runs, nothing leaves.
+    # The same page with the policy alone: nothing runs, nothing is fetched. (A policy does
+    # not govern navigation: only the allow-list removes the <meta> refresh.)
     raw.write_text(with_csp(raw.read_text()))
     probe = Probe(browser, raw.as_uri(), "file://")
-    assert (probe.fired(), probe.outside) == (set(), [])
+    assert probe.fired() == {"meta-refresh"}
+    assert [urlparse(u).path for u in probe.outside] == ["/meta-refresh"]
     probe.close()
 
 
-UNSAFE_TEX = """
+UNSAFE_TEX = r"""
 import { createRequire } from "node:module";
 const require = createRequire(process.argv[2] + "/");
 const { mathjax } = require("mathjax-full/js/mathjax.js");
@@ -480,7 +508,11 @@ const { AllPackages } = require("mathjax-full/js/input/tex/AllPackages.js");
 const adaptor = liteAdaptor();
 RegisterHTMLHandler(adaptor);
 const doc = mathjax.document(require("node:fs").readFileSync(0, "utf8"), {
-  InputJax: new TeX({ packages: AllPackages.filter((n) => n !== "bussproofs") }),
+  InputJax: new TeX({
+    packages: AllPackages.filter((n) => n !== "bussproofs"),
+    inlineMath: [["$", "$"], ["\\(", "\\)"]],
+    processEscapes: true,
+  }),
   OutputJax: new SVG({ fontCache: "local" }),
 });
 doc.render();
@@ -600,6 +632,11 @@ def test_formgrader_runs_no_vector_and_its_server_sees_no_call_from_one(
 ):
     server = Formgrader(course)
     try:
+        with urllib.request.urlopen(
+            f"{server.base}/formgrader?token={server.TOKEN}"
+        ) as r:
+            policy = r.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "connect-src 'self'" in policy
         views = {
             "submission": f"/formgrader/submissions/{submission_id(course, 'attacker')}/",
             "notebook's submissions": f"/formgrader/gradebook/{ASSIGNMENT}/05-exercises",
