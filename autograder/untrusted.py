@@ -51,10 +51,11 @@ def plain_name(name: str) -> bool:
     return bool(_PLAIN_NAME.fullmatch(name))
 
 
-# What a page the project writes may load: its own inline styles and data: images and fonts,
-# nothing else; no script at all, so an event handler that slipped through would not run either.
+# What a page the project writes may load: its own inline styles, data: images and fonts (and
+# fonts beside the file: nbgrader's feedback styles name Bootstrap's), nothing else; no script at
+# all, so an event handler that slipped through would not run either.
 CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data: 'self'; "
     "base-uri 'none'; form-action 'none'"
 )
 CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'

