@@ -545,6 +545,32 @@ def test_outputs_raw_cells_and_attachments_are_inert_under_the_course_config(
     assert {"output-html", "output-markdown", "img-onerror"} <= fired, fired
 
 
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_control_formgrader_prints_a_student_id_as_markup(browser, course, tmp_path):
+    """Why nbgrader autograde refuses an id that is not plain: formgrader's submission view,
+    rendered as its handler renders it (its template, the course's configuration), runs one."""
+    from nbconvert.exporters import HTMLExporter
+    from nbgrader.server_extensions.formgrader import handlers
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    config.HTMLExporter.template_name = "formgrade"
+    config.HTMLExporter.extra_template_basedirs = [handlers.template_path]
+    resources = {
+        "assignment_id": ASSIGNMENT, "notebook_id": "05-exercises", "submission_id": "1",
+        "index": 0, "total": 1, "base_url": "", "student": MARKUP_ID, "last_name": None,
+        "first_name": None, "notebook_path": "autograded/x/05-exercises.ipynb",
+    }  # fmt: skip
+    autograded = course / "autograded" / "attacker" / ASSIGNMENT / "05-exercises.ipynb"
+    page, _ = HTMLExporter(config=config).from_filename(str(autograded), resources)
+    (tmp_path / "view.html").write_text(page, encoding="utf-8")
+    probe = Probe(browser, (tmp_path / "view.html").as_uri(), "file://")
+    fired = probe.fired()
+    probe.close()
+    assert fired == {"student-id"}, fired  # the answers themselves stay inert
+
+
 UNSAFE_TEX = r"""
 import { createRequire } from "node:module";
 const require = createRequire(process.argv[2] + "/");
