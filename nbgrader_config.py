@@ -44,6 +44,16 @@ c.Autograde.exporter_class = "autograder.integration.plugin.TolerantNotebookExpo
 c.GenerateFeedback.exporter_class = (
     "autograder.integration.plugin.TypesetFeedbackExporter"
 )
+# Student content is inert on every page nbgrader renders from a submission (formgrader's
+# submission view, the feedback pages): markdown, raw cells, HTML, SVG and markdown outputs go
+# through the project's allow-list and its math is typeset without links or styles
+# (autograder/integration/safe_pages.py; formgrader's template skips nbconvert's own clean_html on
+# markdown, so the filters themselves are replaced); sanitize_html also drops JavaScript outputs.
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {
+    "markdown2html": "autograder.integration.safe_pages.markdown2html",
+    "clean_html": "autograder.integration.safe_pages.clean_html",
+}
 # Course-wide policy for a hand-written function that calls torch's convolution:
 # "zero" (no points for that function) or "report" (a note, points kept).
 c.TrustedAutograde.conv_policy = "zero"

@@ -115,8 +115,9 @@ def write_submission(course: Path, student: str, answers: dict[str, str]) -> Pat
 
 
 def build_course(course: Path, students: dict[str, dict[str, str]]) -> None:
-    """A scratch nbgrader course: this repository's config and sources, plus submissions."""
+    """A scratch nbgrader course: this repository's configs and sources, plus submissions."""
     shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copy(ROOT / "jupyter_server_config.py", course)
     shutil.copytree(ROOT / "solutions", course / "solutions")
     for student, answers in students.items():
         write_submission(course, student, answers)

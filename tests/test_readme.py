@@ -150,6 +150,14 @@ def test_formgrader_opens_on_the_course_and_lists_every_submission(course):
         assert all(s["autograded"] and s["needs_manual_grade"] for s in listed)
         page = _get(port, token, "/formgrader")
         assert "Manage Assignments" in page
+        # The course's jupyter_server_config.py reached the server: nothing from elsewhere.
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/formgrader",
+            headers={"Authorization": f"token {token}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "connect-src 'self'" in policy
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

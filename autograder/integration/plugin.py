@@ -50,7 +50,7 @@ from autograder.outputs.report import MESSAGE_CHARS
 from autograder.outputs.typeset import Typesetter
 from autograder.paths import RELEASE_DIR
 from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError
-from autograder.untrusted import clean_text
+from autograder.untrusted import clean_text, plain_name, with_csp
 
 _sandboxes: dict[tuple, Sandbox] = {}
 # Notebook metadata key: the submitted file could not be read (see TolerantNotebookExporter).
@@ -112,6 +112,28 @@ def _plain_file(path: str) -> bool:
         return False
 
 
+# What a browser runs as a page or script when formgrader serves a submission's files from its
+# own origin (``/formgrader/submissions/<id>/<file>``, with the instructor's session).
+ACTIVE_SUFFIXES = frozenset(
+    {
+        ".html",
+        ".htm",
+        ".xhtml",
+        ".shtml",
+        ".svg",
+        ".svgz",
+        ".xml",
+        ".xsl",
+        ".js",
+        ".mjs",
+    }
+)
+
+
+def _active(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in ACTIVE_SUFFIXES
+
+
 def _in_linked_folder(folder: str) -> bool:
     """Whether a student's assignment folder, or the student's folder above it, is a link."""
     folder = os.path.normpath(folder)
@@ -125,10 +147,12 @@ def harden_nbgrader() -> None:
     file of ``submitted/<student>/<assignment>/`` into ``autograded/`` with ``shutil.copy``, which
     follows links and reads FIFOs and devices: a link to ``.autograder-secret``, ``solutions/`` or
     the gradebook would be copied, and ``generate_feedback`` hands ``autograded/``'s files back to
-    the student; a FIFO or ``/dev/zero`` hangs the run or fills the disk. Likewise
-    ``CourseDirectory.get_existing_timestamp`` opens the student's ``timestamp.txt``. Both now
-    skip what is not a regular file in an unlinked folder. The notebooks themselves nbgrader only
-    lists; this exporter reads them.
+    the student; a FIFO or ``/dev/zero`` hangs the run or fills the disk; an HTML, SVG or
+    script file would be served by formgrader from its own origin, a page that runs with the
+    instructor's session. Likewise ``CourseDirectory.get_existing_timestamp`` opens the
+    student's ``timestamp.txt``. Both now skip what is not a regular file in an unlinked folder,
+    and copying skips active files. The notebooks themselves nbgrader only lists; this exporter
+    reads them.
     """
     if getattr(nbgrader_base.find_all_files, "hardened", False):
         return
@@ -138,7 +162,11 @@ def harden_nbgrader() -> None:
     def regular_files(path: str, exclude=None) -> list[str]:
         if _in_linked_folder(path):
             return []
-        return [f for f in find_all_files(path, exclude) if _plain_file(f)]
+        return [
+            f
+            for f in find_all_files(path, exclude)
+            if _plain_file(f) and not _active(f)
+        ]
 
     def plain_timestamp(self, dest_path: str):
         timestamp = os.path.join(dest_path, "timestamp.txt")
@@ -198,13 +226,21 @@ class SetDuplicatesAside(NbGraderPreprocessor):
 class NoteEditedLockedCells(NbGraderPreprocessor):
     """Records which locked cells the student edited, before nbgrader restores them.
 
-    First in ``sanitize_preprocessors``: ``OverwriteCells`` later puts the gradebook's copy of
-    every locked and test cell back (hidden tests included), after which an edit can no longer
-    be seen and a hidden-test cell no longer matches the release. The grade command compares
-    the submitted notebook itself; this gives ``TrustedAutograde`` the same evidence.
+    First in ``sanitize_preprocessors`` (where it also refuses a student id that is not plain:
+    formgrader's submission view prints the id into its page as it is). ``OverwriteCells`` later
+    puts the gradebook's copy of every locked and test cell back (hidden tests included), after
+    which an edit can no longer be seen and a hidden-test cell no longer matches the release.
+    The grade command compares the submitted notebook itself; this gives ``TrustedAutograde``
+    the same evidence.
     """
 
     def preprocess(self, nb, resources):
+        student = resources["nbgrader"]["student"]
+        if not plain_name(student):  # formgrader prints the id into its pages unescaped
+            raise ValueError(
+                f"not grading the student id {clean_text(student, 200)!r}: an id is letters, "
+                "digits and . _ @ + - only (rename the folder in submitted/)"
+            )
         name = resources["nbgrader"]["notebook"] + ".ipynb"
         if (RELEASE_DIR / name).exists() and UNREADABLE not in nb.metadata:
             edited = edited_locked_cells(nb, release_notebook(name))
@@ -268,11 +304,13 @@ FEEDBACK_CSS = (Path(__file__).with_name("feedback.css")).read_text()
 
 class TypesetFeedbackExporter(HTMLExporter):
     """``generate_feedback``'s pages with their math typeset as they are written
-    (``c.GenerateFeedback.exporter_class``): nbgrader's template would ask a CDN for MathJax."""
+    (``c.GenerateFeedback.exporter_class``): nbgrader's template would ask a CDN for MathJax.
+    Their student content goes through ``safe_pages``' filters (``c.HTMLExporter.filters``), and
+    each page carries the Content-Security-Policy that forbids every script and request."""
 
     def from_notebook_node(self, nb, resources=None, **kw):
         output, resources = super().from_notebook_node(nb, resources, **kw)
-        return _typesetter().typeset(output, FEEDBACK_CSS, "en"), resources
+        return with_csp(_typesetter().typeset(output, FEEDBACK_CSS, "en")), resources
 
 
 @functools.cache

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.grading.scoring import MANUAL
-from autograder.untrusted import clean_text
+from autograder.untrusted import CSP_META, clean_text
 
 # Statuses an instructor should look at: the grader could not judge, or the run went wrong.
 TROUBLE = (
@@ -239,7 +239,7 @@ def report_html(results: list[dict], similarity=None, title: str = "channels") -
     per_student = {r["student"]: totals(r) for r in results}
     n = len(results)
     parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<!doctype html><html lang='en'><head>{CSP_META}<meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>Class report: {esc(title)}</title><style>{STYLE}</style></head><body><main>",
         f"<h1>Class report: {esc(title)}</h1>",

@@ -7,7 +7,9 @@ every student's answer in the order formgrader numbers the submissions ("Submiss
 It is for the instructor and teaching assistants only: it holds the model answers.
 
 Students' answers are shown as text (HTML-escaped, never rendered as Markdown or HTML), so an
-answer cannot restyle or script the page; their math is typeset with the rest of the page.
+answer cannot restyle or script the page; their math is typeset with the rest of the page, by
+MathJax without links, styles or requests (``typeset_math.mjs``), and the page's
+Content-Security-Policy forbids every script and every request besides.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from autograder.grading.submission import (
 from autograder.outputs.exports import open_gradebook
 from autograder.outputs.typeset import Typesetter
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
-from autograder.untrusted import clean_text
+from autograder.untrusted import CSP_META, clean_text
 
 ANSWER_CHARS = 20_000  # of one student's answer shown; a longer one is cut, and says so
 
@@ -115,7 +117,7 @@ def guide_html(submitted: Path, gradebook_db: Path, title: str = "") -> str:
     esc = html.escape
     asked = questions()
     parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<!doctype html><html lang='en'><head>{CSP_META}<meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>Grading guide: {esc(title or ASSIGNMENT)}</title>",
         f"<style>{STYLE}</style></head><body><main>",

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from autograder.grading.scoring import MANUAL, ItemScore, cell_totals
-from autograder.untrusted import clean_text
+from autograder.untrusted import CSP_META, clean_text
 
 COLUMNS = [
     "student",
@@ -92,11 +92,11 @@ def feedback_html(result: dict) -> str:
     possible = sum(i["max_score"] for i in items if i["status"] != MANUAL)
     by_hand = sum(i["max_score"] for i in items if i["status"] == MANUAL)
     parts = [
-        "<!doctype html><html lang='en'><meta charset='utf-8'>",
+        f"<!doctype html><html lang='en'><head>{CSP_META}<meta charset='utf-8'>",
         f"<title>Feedback: {esc(result['student'])}</title>",
         "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
         "td,th{border-bottom:1px solid #ccc;padding:.3rem;text-align:left;vertical-align:top}"
-        ".passed{color:#155724}.lost{color:#721c24}</style>",
+        ".passed{color:#155724}.lost{color:#721c24}</style></head>",
         f"<h1>{esc(result['assignment'])}: {esc(result['student'])}</h1>",
         f"<p><strong>{total:g} of {possible:g} points</strong> from the autograder."
         + (

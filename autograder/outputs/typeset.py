@@ -74,17 +74,23 @@ class Typesetter:
             encoding="utf-8",
         )
 
-    def typeset(self, page: str, css: str = "", lang: str = "") -> str:
+    def typeset(
+        self, page: str, css: str = "", lang: str = "", fragment: bool = False
+    ) -> str:
         """``page`` with its math typeset, or unchanged if that cannot be done.
 
-        ``css`` is added to the page's styles, and ``lang`` set where the page has none.
+        ``css`` is added to the page's styles, and ``lang`` set where the page has none. A
+        ``fragment`` (a piece of HTML, such as a formgrader cell) comes back as a piece, each
+        formula self-contained. Student TeX cannot make a link, a style or a request (see
+        ``typeset_math.mjs``), so the result needs no second sanitising.
         """
+        ask = {"html": page, "css": css, "lang": lang, "fragment": fragment}
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self._process = self._start()
             if self._process is None:
                 return page
-            reply = self._ask(json.dumps({"html": page, "css": css, "lang": lang}))
+            reply = self._ask(json.dumps(ask))
         if reply is None:
             self.close()
             self._warn("the typesetter stopped or took too long on a page")

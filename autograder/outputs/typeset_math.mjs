@@ -5,6 +5,13 @@
 // A filter for autograder/outputs/typeset.py: one JSON line in ({"html": ..., and optionally
 // "css" to add and the page's "lang" where it has none}), one JSON line out
 // ({"html": ...} or {"error": ...}), for as many pages as it is sent; one process serves a batch.
+// With "fragment": true, "html" is a piece of a page (a formgrader cell) and comes back as one,
+// each formula self-contained.
+//
+// The TeX is a student's: it is typeset without the packages that make links, classes, styles,
+// ids, data attributes or font requests (html: \href \class \style \cssId \data; unicode), and
+// MathJax's safe extension filters whatever attributes the other packages make (\bbox's style):
+// no URL at all, only MathJax's own classes and ids, only the safe styles.
 import { createInterface } from "node:readline";
 import { createRequire } from "node:module";
 
@@ -16,9 +23,13 @@ const { liteAdaptor } = require("mathjax-full/js/adaptors/liteAdaptor.js");
 const { RegisterHTMLHandler } = require("mathjax-full/js/handlers/html.js");
 const { AssistiveMmlHandler } = require("mathjax-full/js/a11y/assistive-mml.js");
 const { AllPackages } = require("mathjax-full/js/input/tex/AllPackages.js");
+const { SafeHandler } = require("mathjax-full/js/ui/safe/SafeHandler.js");
 
 const adaptor = liteAdaptor({ fontSize: 16 });
-AssistiveMmlHandler(RegisterHTMLHandler(adaptor));
+SafeHandler(AssistiveMmlHandler(RegisterHTMLHandler(adaptor)));
+const UNSAFE = new Set(["html", "unicode", "bussproofs", "require", "autoload"]);
+const PACKAGES = AllPackages.filter((name) => !UNSAFE.has(name));
+const SAFE = { allow: { URLs: "none", classes: "safe", cssIDs: "safe", styles: "safe" } };
 
 // Output text wraps instead of widening the page; math wider than the column shrinks to fit.
 const READABLE = `
@@ -28,16 +39,22 @@ mjx-container > svg { max-width: 100%; height: auto; }
 mjx-container mjx-assistive-mml { width: 1px !important; }  /* read aloud, never widens the page */
 `;
 
-function typeset({ html: page, css = "", lang = "" }) {
-  const doc = mathjax.document(page, {
+function typeset({ html: page, css = "", lang = "", fragment = false }) {
+  const doc = mathjax.document(fragment ? `<html><head></head><body>${page}</body></html>` : page, {
     InputJax: new TeX({
-      packages: AllPackages.filter((name) => name !== "bussproofs"),
+      packages: PACKAGES,
       inlineMath: [["$", "$"], ["\\(", "\\)"]],
       processEscapes: true,
     }),
-    OutputJax: new SVG({ fontCache: "global" }),
+    OutputJax: new SVG({ fontCache: fragment ? "local" : "global" }),
+    safeOptions: SAFE,
   });
   doc.render();
+  if (fragment) {
+    const math = Array.from(doc.math).length > 0;
+    const styles = math ? `<style>${adaptor.textContent(doc.outputJax.svgStyles)}</style>` : "";
+    return styles + adaptor.innerHTML(adaptor.body(doc.document));
+  }
   const root = adaptor.root(doc.document);
   // The templates load MathJax from a CDN to do this in the browser: no longer needed.
   for (const script of adaptor.tags(root, "script")) {
