@@ -302,26 +302,30 @@ def test_a_probe_that_reads_its_job_from_the_callers_frame_finds_no_seed(tmp_pat
             assert str(seed) not in feedback  # ...without a seed of any case
 
 
-EVASIONS = (
-    "policy_evasion_dead_store",
-    "policy_evasion_model_layer",
-    "policy_evasion_im2col_dead_store",
-)
-
-
-def test_the_evasions_are_real_they_score_full_marks_with_nothing_switched_off(
+def test_with_nothing_switched_off_a_model_layer_still_evades_the_reading(
     tmp_path, monkeypatch
 ):
-    # The corpus expects builtin-convolution for these; this shows what the dispatcher stops.
-    # With no operator switched off, each computes with PyTorch's own routine under a clean
-    # reading of its source: full marks, the hole the run-time refusal closes.
+    # The corpus expects builtin-convolution for each evasion. Without the run-time refusal,
+    # a d2l model's layer computes with PyTorch's own routine under a clean reading of its
+    # source (full marks: the hole the refusal closes), while the stores of a routine in a
+    # default argument are caught by the reading too (it checks every statement).
     course = tmp_path / "course"
-    for student in EVASIONS:
+    evasions = (
+        "policy_evasion_model_layer",
+        "policy_evasion_dead_store",
+        "policy_evasion_im2col_dead_store",
+    )
+    for student in evasions:
         write_entry(course, student)
     monkeypatch.setattr(grader, "refused_operators", lambda forbidden: [])
-    results = grade_batch(course / "submitted", course / "out", limits=LIMITS)
-    for result in results:
-        assert cell_scores(result) == FULL, result["student"]
+    results = {
+        r["student"]: r
+        for r in grade_batch(course / "submitted", course / "out", limits=LIMITS)
+    }
+    assert cell_scores(results["policy_evasion_model_layer"]) == FULL
+    for student in evasions[1:]:
+        assert cell_scores(results[student]) == FULL | CORPUS[student].expected
+        assert "torch.nn.functional" in json.dumps(results[student]), student
 
 
 # Text that student code made from what it read: with the hidden inputs in the process, any of
