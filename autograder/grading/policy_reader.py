@@ -9,8 +9,9 @@ Each reading has budgets of its own, so that no notebook costs the grader more t
 CPU seconds of this process (a profiling timer, which counts CPU time and so does not depend on
 how busy the machine is), resident memory, and characters of resolved paths (each dotted path
 the reader resolves costs its length: the work and memory a long attribute chain makes it do,
-counted deterministically). Past any of them the reading stops and the reply says which; this
-process then exits (a signal may have stopped it anywhere), and the grader starts another.
+counted deterministically). Past any of them the reading stops and the reply says which; after
+one that ran out of memory, or left this process holding much, it exits and the grader starts
+another.
 Behind these, RLIMIT_CPU and RLIMIT_AS end a process that a long C call kept from noticing.
 """
 
@@ -132,14 +133,20 @@ def read(policy, budget: Budget, request: dict) -> dict:
     except MemoryError:
         reply = {"ran_out": "memory"}
     # Peak memory past the budget between two ticks counts as well.
-    if peak_resident_bytes() > budget.memory_bytes:
+    peak = peak_resident_bytes()
+    if peak > budget.memory_bytes:
         reply = {"ran_out": "memory"}
+    reply["peak"] = peak
     reply["cpu"] = time.process_time() - start
     reply["counted"] = budget.chars
     # A process that holds much (a big reading's cache, or its fragments) is replaced, so that
     # every reading starts from about the same memory and its verdict does not depend on the
-    # readings before it.
-    reply["exit"] = "ran_out" in reply or resident_bytes() > budget.memory_bytes // 2
+    # readings before it. Time and steps stop a reading at a bytecode boundary, in code that
+    # keeps nothing of an unfinished reading (the cache stores finished ones): no restart.
+    reply["exit"] = (
+        reply.get("ran_out") == "memory"
+        or resident_bytes() > budget.memory_bytes // 2
+    )
     return reply
 
 

@@ -48,23 +48,25 @@ START_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class ReadingLimits:
-    """What reading one student's code may cost; an honest notebook (a few kB) reads in about
-    5 ms of CPU, 15 MB of memory and 10,000 path characters."""
+    """What reading one student's code may cost. The course's honest answers (up to 3.3 kB of
+    code a notebook) read in at most 9 ms of CPU, 13 MB of memory and 430 path characters."""
 
     # CPU seconds of the reader for all of one student's readings together.
     cpu_seconds: float = 0.3
     # The reader's resident memory during one reading (it starts at about 12 MB).
     memory_bytes: int = 128 << 20
     # Characters of the dotted paths one reading resolves (deterministic: no clock involved).
-    path_chars: int = 1_000_000
+    path_chars: int = 250_000
     # Backstops only: wall time per reading (a machine too busy to give the reader its CPU
     # seconds), and the reader's address space (an allocation the memory check missed).
     wall_seconds: float = 30.0
     address_space_bytes: int = 1 << 30
 
 
-# One student's trusted work (reading, reply parsing, scoring), in CPU seconds: an honest
-# student's costs about 0.2 s here, all of it in the grader's process.
+# The defaults; read when a student's budget is made, so that a test may change them.
+READING = ReadingLimits()
+# One student's trusted work (reading, reply parsing, scoring), in CPU seconds; an honest
+# student's is about 0.1 s (README, Benchmarks).
 STUDENT_CPU_SECONDS = 5.0
 
 
@@ -73,7 +75,7 @@ class StudentBudget:
     """One student's trusted work: what is spent so far, and the readings that ran out."""
 
     cpu_seconds: float = field(default_factory=lambda: STUDENT_CPU_SECONDS)
-    reading: ReadingLimits = field(default_factory=ReadingLimits)
+    reading: ReadingLimits = field(default_factory=lambda: READING)
     spent: float = 0.0
     reading_spent: float = 0.0
     # Verdicts of the readings that ran out, by (sources, preamble): a notebook's other
@@ -174,7 +176,8 @@ class ReaderProcess:
         self._owner = 0
         self._lock = threading.Lock()
         self.counting = False  # whether the reader counts resolved paths
-        self.started = 0
+        self.started = 0  # readers started so far
+        self.peak_bytes = 0  # the highest peak memory a reader reported
 
     def read(self, request: dict, limits: ReadingLimits) -> dict:
         """The reader's reply to ``request``; ``{"ran_out": ...}`` for a reader that died or
@@ -191,9 +194,14 @@ class ReaderProcess:
                 return {
                     "ran_out": "time" if proc.returncode in (None, -24) else "memory"
                 }
-            if not isinstance(reply, dict) or reply.get("exit", True):
+            if not isinstance(reply, dict):
                 self.close()
-            return reply if isinstance(reply, dict) else {"ran_out": "time"}
+                return {"ran_out": "time"}
+            if isinstance(reply.get("peak"), int):
+                self.peak_bytes = max(self.peak_bytes, reply["peak"])
+            if reply.get("exit", True):
+                self.close()
+            return reply
 
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
