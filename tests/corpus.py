@@ -436,9 +436,10 @@ PATHOLOGICAL_MODULES = (
 
 
 def pathological_cells(
-    chars: int = 160_000, attribute: int = 500, depth: int = 90
+    chars: int = 160_000, attribute: int = 300, depth: int = 90
 ) -> list[str]:
-    """Added cells of about ``chars`` characters in all, each under the per-cell cap."""
+    """Added cells of ``chars`` characters in all (a chain more at most), each under the
+    per-cell cap."""
     head = "if False:\n"
     head += "".join(
         f"    import {module} as m{i}\n"
@@ -447,7 +448,7 @@ def pathological_cells(
     head += "    a = " + " or ".join(f"m{i}" for i in range(16)) + "\n"
     chain = "    v{} = a" + ("." + "q" * attribute) * depth + "\n"
     cells, cell, n = [], head, 0
-    while sum(map(len, cells)) + len(cell) + len(chain) < chars:
+    while sum(map(len, cells)) + len(cell) < chars:
         if len(cell) + len(chain) > 95_000:
             cells.append(cell)
             cell = head

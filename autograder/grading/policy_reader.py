@@ -144,8 +144,7 @@ def read(policy, budget: Budget, request: dict) -> dict:
     # readings before it. Time and steps stop a reading at a bytecode boundary, in code that
     # keeps nothing of an unfinished reading (the cache stores finished ones): no restart.
     reply["exit"] = (
-        reply.get("ran_out") == "memory"
-        or resident_bytes() > budget.memory_bytes // 2
+        reply.get("ran_out") == "memory" or resident_bytes() > budget.memory_bytes // 2
     )
     return reply
 

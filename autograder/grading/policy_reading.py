@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -174,6 +175,7 @@ class ReaderProcess:
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
         self._owner = 0
+        self._limits: ReadingLimits | None = None
         self._lock = threading.Lock()
         self.counting = False  # whether the reader counts resolved paths
         self.started = 0  # readers started so far
@@ -189,11 +191,12 @@ class ReaderProcess:
                 proc.stdin.write(json.dumps(request).encode() + b"\n")
                 proc.stdin.flush()
                 reply = json.loads(self._line(proc, limits.wall_seconds))
-            except (OSError, ValueError, TimeoutError):
+            except (OSError, ValueError, TimeoutError) as error:
+                # Past the wall clock, or ended by RLIMIT_CPU: time; else by RLIMIT_AS.
+                late = isinstance(error, TimeoutError)
+                late = late or proc.returncode in (None, -signal.SIGXCPU)
                 self.close()
-                return {
-                    "ran_out": "time" if proc.returncode in (None, -24) else "memory"
-                }
+                return {"ran_out": "time" if late else "memory"}
             if not isinstance(reply, dict):
                 self.close()
                 return {"ran_out": "time"}
@@ -207,8 +210,10 @@ class ReaderProcess:
         return self._proc.pid if self._proc is not None else None
 
     def _process(self, limits: ReadingLimits) -> subprocess.Popen[bytes]:
+        """The reader, started anew unless it is this process's, alive, and was started for
+        the same memory limits (its peak and its holdings were judged against those)."""
         if self._proc is not None and self._owner == os.getpid():
-            if self._proc.poll() is None:
+            if self._proc.poll() is None and self._limits == limits:
                 return self._proc
             self.close()
         self._proc = (
@@ -219,7 +224,7 @@ class ReaderProcess:
              str(limits.address_space_bytes)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        self._proc, self._owner = proc, os.getpid()
+        self._proc, self._owner, self._limits = proc, os.getpid(), limits
         self.started += 1
         try:
             ready = json.loads(self._line(proc, START_SECONDS))
