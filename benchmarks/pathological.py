@@ -51,7 +51,17 @@ def measure(course: Path, kind: str) -> dict:
     """Grade ``kind``'s students here; the trusted cost per student (run in a fresh Python)."""
     from autograder.grading.grader import Policy, grade_submission, read_submission
     from autograder.grading.policy_reading import READER_PROCESS
+    from autograder.sandbox import runner
     from autograder.sandbox.runner import Sandbox, sandbox_problem
+
+    received: list[int] = []  # raw bytes read from each student's processes
+    close = runner.Session.close
+
+    def counted(session: runner.Session) -> None:
+        received.append(session.received)
+        close(session)
+
+    runner.Session.close = counted  # type: ignore[method-assign]
 
     submitted = course / "submitted"
     students = sorted(submitted.glob(f"{kind}-*"))
@@ -60,6 +70,7 @@ def measure(course: Path, kind: str) -> dict:
         grade_submission(read_submission(submitted / "warm-up" / "channels"), sandbox)
         READER_PROCESS.close()  # reaped: its CPU is in RUSAGE_CHILDREN before the start
         READER_PROCESS.peak_bytes = 0
+        received.clear()
         hwm_before = vm_hwm()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu, wall = time.process_time(), time.monotonic()
@@ -90,6 +101,7 @@ def measure(course: Path, kind: str) -> dict:
         "reader_peak": READER_PROCESS.peak_bytes,
         "readers_started": READER_PROCESS.started,
         "statuses": dict(statuses),
+        "reply_bytes": max(received, default=0),
     }
 
 
@@ -149,7 +161,8 @@ def main() -> None:
             f" ms), wall {row['wall'] * 1e3:.0f} ms; peak memory: grader "
             f"{row['grader_peak'] / mb:.0f} MB (+{row['grader_growth'] / mb:.1f} MB while "
             f"grading), reader {row['reader_peak'] / mb:.1f} MB; readers started "
-            f"{row['readers_started']}; statuses {row['statuses']}"
+            f"{row['readers_started']}; replies read {row['reply_bytes'] / 1e6:.2f} MB at "
+            f"most; statuses {row['statuses']}"
         )
     honest, worst = rows["honest"], rows["pathological"]
     memory = [r["grader_peak"] + r["reader_peak"] for r in (honest, worst)]

@@ -4,10 +4,12 @@ counted.
 ``check_policy`` parses what the student wrote, and legal notebooks (import aliases, ``or``-unions
 through long attribute chains, under every cap) once cost the grader 27 s and 850 MB each in its
 own process. So the reading runs in one long-lived reader process per grader process
-(``policy_reader.py``, a Python without torch, started once, not per student): a reading that
-runs out of CPU time, memory or steps there ends that process, a fresh one serves the next, and
-the notebook gets ``needs-review`` with a message that says the grader's reading budget ran
-out. What the student made the reader build never lives in the grader's memory.
+(``policy_reader.py``, a Python without torch, started once, not per student, so that an honest
+reading costs a round trip of a few milliseconds): a reading that runs out of CPU time, memory
+or steps stops there, the notebook gets ``needs-review`` with a message that says the grader's
+reading budget ran out, and a reader that ran out of memory (or died, or missed the wall-clock
+backstop) is replaced by a fresh one. What the student made the reader build never lives in the
+grader's memory.
 
 ``StudentBudget`` counts one student's trusted work in CPU seconds (the reader's for reading, this
 thread's for parsing replies and scoring), never in wall time, so that a grade does not depend on

@@ -50,7 +50,7 @@ class Limits:
     output_bytes: int = 16_384  # of the student's prints kept for feedback
     result_bytes: int = 8 << 20
     # Not per job: raw bytes read from one student's session in all, whatever the framing and
-    # escaping (an honest student's replies are about 1 MB in all).
+    # escaping (an honest student's replies are about 20 kB in all).
     student_reply_bytes: int = 16 << 20
 
 
