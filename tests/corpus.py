@@ -426,7 +426,7 @@ if __name__ == "__main__":
 # cells the student adds to every notebook with a policy, under ``if False:`` so that nothing
 # runs in the sandbox. Under every cap: each cell under 100,000 characters, the notebook's code
 # under policy.MAX_SOURCE_CHARS, chains under policy.MAX_DEPTH deep. Read in the grader's own
-# process it cost about 17 s and 140 MB per notebook (README, Benchmarks).
+# process it cost about 13 s of CPU and 100 MB per notebook (README, Benchmarks).
 PATHOLOGICAL_MODULES = (
     "torch", "torch.nn", "torch.nn.functional", "torch.functional", "torch.nn.grad",
     "torch.nn.modules", "torch.linalg", "torch.fft", "torch.special", "torch.random",

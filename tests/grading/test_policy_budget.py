@@ -3,7 +3,7 @@
 The attacker submits legal notebooks, under every cap, whose reading is the grader's costliest:
 sixteen aliased modules, an ``or``-union of them all and long attribute chains through it
 (``corpus.pathological_cells``). Read in the grader's process, one such notebook cost it about
-17 s and 140 MB. Now the reading runs in the policy reader's process under a budget; the
+13 s of CPU and 100 MB. Now the reading runs in the policy reader's process under a budget; the
 attacker's items get ``needs-review`` (or ``grader-budget``) with a message that says why, the
 grader's process does not grow, and a bystander graded alongside keeps every point. A student
 who floods the reply pipe is read up to ``Limits.student_reply_bytes`` raw bytes in all.
