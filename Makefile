@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	-p tests.nbval_figures
 
-.PHONY: help build test test-fast setup lock release check-release site solutions grade lint bench bench-grading bench-scale \
+.PHONY: help build test test-fast setup lock release check-release site solutions grade lint bench bench-grading bench-scale bench-trusted \
 	gpu-kit gpu-dry-run clean
 
 build: setup release site  ## set up, regenerate the student release, build the site into _build/html
@@ -127,6 +127,9 @@ bench-grading: setup  ## stock nbgrader vs the sandboxed grader on N=200 submiss
 bench-scale: setup  ## 1,000 submissions on this machine's cores and on a local Dask cluster (~8 min)
 	$(PY) benchmarks/grading_speed.py --n 1000 --ours-only --dask
 	$(PY) benchmarks/grading_profile.py --n 100
+
+bench-trusted: setup  ## the grader's own cost per student: honest vs the worst notebooks under the caps (~2 min)
+	$(PY) benchmarks/pathological.py --n 20 --before
 
 # The GPU run (README, "Re-executing on a GPU"). The kit: Python 3.12 wheels of what a bare CUDA
 # machine with torch lacks (benchmarks/gpu_kit.txt, at the lock's versions), under 64 MiB so

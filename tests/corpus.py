@@ -23,7 +23,7 @@ from conftest import (
     written_answer_ids,
 )
 
-from autograder import notebooks
+from autograder import EXERCISES, notebooks
 from autograder.paths import SOURCE_DIR
 
 NOTEBOOK = "01-multiple-input-channels.ipynb"  # its source holds the hidden tests
@@ -475,3 +475,57 @@ if __name__ == "__main__":
     write_corpus(Path(sys.argv[1]), BROKEN_FILES)
     for copy, planted in NEAR_COPIES.items():
         write_submission(Path(sys.argv[1]), copy, near_copy_answers(*planted))
+
+
+# The grader's costliest reading (issue 23): sixteen modules under aliases, an ``or``-union of
+# them all (so each name stands for sixteen paths), then long attribute chains through it, in
+# cells the student adds to every notebook with a policy, under ``if False:`` so that nothing
+# runs in the sandbox. Under every cap: each cell under 100,000 characters, the notebook's code
+# under policy.MAX_SOURCE_CHARS, chains under policy.MAX_DEPTH deep. Read in the grader's own
+# process it cost about 13 s of CPU and 100 MB per notebook (README, Benchmarks).
+PATHOLOGICAL_MODULES = (
+    "torch", "torch.nn", "torch.nn.functional", "torch.functional", "torch.nn.grad",
+    "torch.nn.modules", "torch.linalg", "torch.fft", "torch.special", "torch.random",
+    "torch.autograd", "torch.nn.init", "torch.nn.utils", "torch.optim", "torch.utils",
+    "torch.utils.data",
+)  # fmt: skip
+
+
+def pathological_cells(
+    chars: int = 160_000, attribute: int = 300, depth: int = 90
+) -> list[str]:
+    """Added cells of ``chars`` characters in all (a chain more at most), each under the
+    per-cell cap."""
+    head = "if False:\n"
+    head += "".join(
+        f"    import {module} as m{i}\n"
+        for i, module in enumerate(PATHOLOGICAL_MODULES)
+    )
+    head += "    a = " + " or ".join(f"m{i}" for i in range(16)) + "\n"
+    chain = "    v{} = a" + ("." + "q" * attribute) * depth + "\n"
+    cells, cell, n = [], head, 0
+    while sum(map(len, cells)) + len(cell) < chars:
+        if len(cell) + len(chain) > 95_000:
+            cells.append(cell)
+            cell = head
+        cell += chain.format(n)
+        n += 1
+    return [*cells, cell]
+
+
+def add_cells(path: Path, grade_id: str, sources: list[str]) -> None:
+    """Insert code cells the student added before the answer cell ``grade_id``."""
+    nb = notebooks.read(path)
+    at = nb.cells.index(cell_by_grade_id(nb, grade_id))
+    for i, source in enumerate(sources):
+        nb.cells.insert(at + i, nbformat.v4.new_code_cell(source, id=f"added-{i}"))
+    notebooks.write(nb, path)
+
+
+def write_pathological(course: Path, student: str) -> Path:
+    """The instructor's answers, and the pathological cells in every notebook with a policy."""
+    dest = write_submission(course, student, solved())
+    for name, ex in EXERCISES.items():
+        if ex.forbidden:
+            add_cells(dest / NOTEBOOK_OF[name], name, pathological_cells())
+    return dest

@@ -25,6 +25,7 @@ from autograder.grading.exercises import (
     tensor_data,
 )
 from autograder.grading.mistakes import missing_function, syntax_problem
+from autograder.grading.policy_reading import GRADER_BUDGET, StudentBudget, read_policy
 from autograder.grading.scoring import MANUAL, ItemScore, score_exercise
 from autograder.grading.submission import (
     Answer,
@@ -37,7 +38,7 @@ from autograder.grading.submission import (
     written_answer,
 )
 from autograder.kit.judging import policy_outcome
-from autograder.kit.policy import FORBIDDEN, check_policy, student_sources
+from autograder.kit.policy import FORBIDDEN, student_sources
 from autograder.paths import ASSIGNMENT, RELEASE_DIR
 from autograder.sandbox.replies import (
     REFUSED_WORDS,
@@ -45,7 +46,13 @@ from autograder.sandbox.replies import (
     not_defined,
     parse_child,
 )
-from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError, Session
+from autograder.sandbox.runner import (
+    STUDENT_BYTES_SPENT,
+    Limits,
+    Sandbox,
+    SandboxUnavailableError,
+    Session,
+)
 from autograder.untrusted import clean_text
 
 log = logging.getLogger("autograder")
@@ -224,14 +231,15 @@ def score_reply(
     sources: list[str],
     limits: Limits,
     policy: Policy,
+    budget: StudentBudget | None = None,
 ) -> tuple[list[ItemScore], list[str]]:
     """Points for what the sandbox sent back for ``ex``'s ``job``, read as hostile data; the
-    policy from ``sources``, every cell the student wrote in the notebook."""
+    policy from ``sources``, every cell the student wrote in the notebook, read within
+    ``budget`` (this student's)."""
     if reply["status"] != "ok":
         status = clean_text(reply["status"], 100)
-        return _failed(
-            ex, "timeout" if status == "timeout" else "crashed", f"{ex.name}: {status}"
-        ), []
+        kind = {"timeout": "timeout", STUDENT_BYTES_SPENT: GRADER_BUDGET}
+        return _failed(ex, kind.get(status, "crashed"), f"{ex.name}: {status}"), []
     cells = job["setup"] + job["cells"]
     try:
         returned, cell_errors = parse_child(
@@ -246,13 +254,16 @@ def score_reply(
         return _failed(ex, missing.status, missing.message), []
     notes = [f"{ex.name}: a cell raised {e}" for e in cell_errors]
     # The policy, from every cell the student wrote here: never from the sandbox's reply.
-    verdict = check_policy(
+    verdict = read_policy(
         sources,
         ex.forbidden,
         function=ex.name,
         preamble=job["setup"],
+        budget=budget or StudentBudget(),
         refused_at_run_time=job["refuse"] == ["convolution"],
     )
+    if isinstance(verdict, Problem):
+        return _failed(ex, verdict.status, verdict.message), notes
     refused = next(
         (r.error for r in returned if (r.error or "").startswith(REFUSED_WORDS)), None
     )
@@ -313,6 +324,7 @@ def grade_files(
     jobs = [job for p in pending if isinstance(p, Pending) for job in p.runnable]
     replies = iter(_run(sandbox, jobs))
     results: list[NotebookResult] = []
+    budget = StudentBudget()  # this student's trusted work, all notebooks together
     troubled = False
     for p in pending:
         if not isinstance(p, Pending):
@@ -321,7 +333,7 @@ def grade_files(
         mine = [next(replies) for _ in p.runnable]
         if troubled and p.runnable:
             mine = _run(sandbox, p.runnable)
-        result = p.finish(iter(mine), sandbox.limits, policy)
+        result = p.finish(iter(mine), sandbox.limits, policy, budget)
         troubled = troubled or any(i.status in RERUN_AFTER for i in result.items)
         results.append(result)
     return results
@@ -343,7 +355,6 @@ class Pending:
     exercises: list[Exercise]
     jobs: list[dict | Problem]
     sources: list[str]
-    setup: list[str]
     notes: list[str]
     release_nb: object
     nb: object
@@ -352,17 +363,31 @@ class Pending:
     def runnable(self) -> list[dict]:
         return [job for job in self.jobs if not isinstance(job, Problem)]
 
-    def finish(self, replies, limits: Limits, policy: Policy) -> NotebookResult:
-        """Score each answer from its reply (``replies``: one per runnable job, in order)."""
+    def finish(
+        self,
+        replies,
+        limits: Limits,
+        policy: Policy,
+        budget: StudentBudget | None = None,
+    ) -> NotebookResult:
+        """Score each answer from its reply (``replies``: one per runnable job, in order),
+        within the student's ``budget`` of trusted work (past it: ``grader-budget``)."""
+        budget = budget or StudentBudget()
         items: list[ItemScore] = []
         notes = list(self.notes)
         for ex, job in zip(self.exercises, self.jobs, strict=True):
             if isinstance(job, Problem):
                 items += _failed(ex, job.status, job.message)
                 continue
-            ex_items, ex_notes = score_reply(
-                ex, next(replies), job, self.sources, limits, policy
-            )
+            reply = next(replies)
+            if budget.exhausted:
+                spent = budget.problem(ex.name)
+                items += _failed(ex, spent.status, spent.message)
+                continue
+            with budget.measured():
+                ex_items, ex_notes = score_reply(
+                    ex, reply, job, self.sources, limits, policy, budget
+                )
             items += ex_items
             notes += ex_notes
         return NotebookResult(
@@ -434,7 +459,6 @@ def prepare_notebook(
         exercises,
         [exercise_job(ex, nb, release_nb, setup, policy) for ex in exercises],
         sources,
-        setup,
         [problem.message for problem in locked_edits],
         release_nb,
         nb,

@@ -49,6 +49,9 @@ class Limits:
     memory_bytes: int = 1 << 30
     output_bytes: int = 16_384  # of the student's prints kept for feedback
     result_bytes: int = 8 << 20
+    # Not per job: raw bytes read from one student's session in all, whatever the framing and
+    # escaping (an honest student's replies are about 20 kB in all).
+    student_reply_bytes: int = 16 << 20
 
 
 class SandboxUnavailableError(RuntimeError):
@@ -121,6 +124,10 @@ def sandbox_problem() -> str | None:
     if probe.returncode != 0:
         return f"bubblewrap cannot create a sandbox here: {probe.stderr.strip()}"
     return None
+
+
+# The status of the jobs of a student whose replies reached ``Limits.student_reply_bytes``.
+STUDENT_BYTES_SPENT = "sent more than the grader reads from one student"
 
 
 def _crashed(why: str) -> dict:
@@ -267,13 +274,16 @@ class Session:
     """One student's process tree: jobs run one after another, each in a child of its own.
 
     A job that ends the student process (a deadline missed, a reply too long or malformed) gets
-    a status, and the next job of the same student starts a fresh process.
+    a status, and the next job of the same student starts a fresh process. All its replies
+    together are read up to ``Limits.student_reply_bytes`` raw bytes: past that, every job left
+    gets ``STUDENT_BYTES_SPENT``, and no process of this student runs again.
     """
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.limits = sandbox.limits
         self._student: tuple[int, socket.socket] | None = None
+        self.received = 0  # raw bytes read from this student's processes so far
 
     def __enter__(self) -> Session:
         return self
@@ -289,6 +299,9 @@ class Session:
         """Run jobs in order, in one child while it lasts (harness.run_jobs); a reply per
         job, never an exception for anything the student's code does."""
         limits = self.sandbox.limits
+        left = limits.student_reply_bytes - self.received
+        if left <= 0:
+            return self._lost(jobs, STUDENT_BYTES_SPENT)
         if self._student is None:
             self._student = self.sandbox.open_student()
         _, sock = self._student
@@ -303,10 +316,14 @@ class Session:
             sock.sendall(line)
             while not reply.endswith(b"\n"):
                 sock.settimeout(max(0.001, deadline - time.monotonic()))
-                chunk = sock.recv(1 << 20)
+                chunk = sock.recv(min(1 << 20, left + 1))
                 if not chunk:
                     return self._lost(jobs, "crashed the grader's student process")
                 reply += chunk
+                self.received += len(chunk)
+                left -= len(chunk)
+                if left < 0:
+                    return self._lost(jobs, STUDENT_BYTES_SPENT)
                 if len(reply) > cap:
                     return self._lost(jobs, "sent a reply longer than the grader reads")
         except TimeoutError:
