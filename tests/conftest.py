@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from autograder import EXERCISES, notebooks
 from autograder.course_build.release import nbgrader_env
@@ -163,3 +164,23 @@ def same_files(a: Path, b: Path) -> bool:
     """Every file under ``a`` has a byte-identical twin under ``b``."""
     files = [p for p in a.rglob("*") if p.is_file() and p.name != "gradebook.db"]
     return all((b / p.relative_to(a)).read_bytes() == p.read_bytes() for p in files)
+
+
+# The browser tests drive Debian's Chromium (no browser download).
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Playwright, one per test module."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed: run `make setup`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()

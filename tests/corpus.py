@@ -56,6 +56,25 @@ def lost(function: str, example: tuple[float, str], hidden: tuple[float, str]) -
 
 
 ZERO = (0.0, "failed")
+
+
+def forge(payload: bytes | str) -> str:
+    """An answer that writes ``payload`` (bytes, or a Python expression that builds them in the
+    child, so that the notebook stays small) on every pipe it holds, its result pipe among
+    them, and leaves before the harness can write the real reply."""
+    return (
+        "\n    import os\n"
+        f"    payload = {payload if isinstance(payload, str) else repr(payload)}\n"
+        "    for fd in map(int, os.listdir('/proc/self/fd')):\n"
+        "        if fd > 2:\n"
+        "            try:\n"
+        "                os.write(fd, payload)\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "    os._exit(0)\n"
+    )
+
+
 CORPUS: dict[str, Entry] = {
     # Honest styles: full marks.
     "honest_loops": Entry({}),

@@ -170,9 +170,7 @@ def test_sandboxed_code_runs_as_nobody_without_capabilities_or_network():
         "print(os.getuid(), os.getgid(), caps, home)\n"
         "socket.create_connection(('127.0.0.1', 22), timeout=1)\n"
     )
-    job = {"function": "f", "setup": [], "stand_ins": [], "cells": [probe], "cases": []}
-    with runner.Sandbox(LIMITS) as box:
-        reply = box.run(job)
+    reply = run_cell(probe)
     assert reply["output"].split() == ["65534", "65534", "0000000000000000", "False"]
     # The sandbox reports an exception's class and line, never its message.
     assert "builtins.ConnectionRefusedError" in reply["child"] or (
@@ -405,7 +403,18 @@ def test_student_code_finds_the_harness_neither_as_main_nor_as_a_module():
         "print(found, hasattr(__main__, 'run_jobs'), hasattr(__main__, 'STAND_INS'),\n"
         "      __main__.__dict__ is globals())\n"
     )
-    job = {"function": "f", "setup": [], "stand_ins": [], "cells": [probe], "cases": []}
-    with runner.Sandbox(LIMITS) as box:
-        reply = box.run(job)
+    reply = run_cell(probe)
     assert reply["output"].split() == ["[]", "False", "False", "True"], reply
+
+
+def run_cell(source: str) -> dict:
+    """The sandbox's reply to a job that runs one cell and grades nothing."""
+    job = {
+        "function": "f",
+        "setup": [],
+        "stand_ins": [],
+        "cells": [source],
+        "cases": [],
+    }
+    with runner.Sandbox(LIMITS) as box:
+        return box.run(job)

@@ -21,6 +21,7 @@ from corpus import (
     GRADED,
     MULTI_IN,
     Entry,
+    forge,
     pathological_cells,
     solved,
     typed,
@@ -265,17 +266,7 @@ def test_a_student_whose_reading_spends_the_trusted_budget_gets_grader_budget(
 def flood(raw_bytes: int) -> str:
     """An answer that writes ``raw_bytes`` control characters as its reply (each one becomes six
     bytes, ``\\u0001``, in the student process's JSON), then leaves."""
-    return (
-        "\n    import os\n"
-        f"    payload = b'\\x01' * {raw_bytes} + b'\\n'\n"
-        "    for fd in map(int, os.listdir('/proc/self/fd')):\n"
-        "        if fd > 2:\n"
-        "            try:\n"
-        "                os.write(fd, payload)\n"
-        "            except OSError:\n"
-        "                pass\n"
-        "    os._exit(0)\n"
-    )
+    return forge(f"b'\\x01' * {raw_bytes} + b'\\n'")
 
 
 @pytest.mark.slow

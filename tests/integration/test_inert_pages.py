@@ -40,7 +40,6 @@ from autograder.outputs.typeset import MATHJAX, Typesetter
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
 from autograder.untrusted import CSP_META, clean_html, plain_name, with_csp
 
-CHROMIUM = "/usr/bin/chromium"
 EVIL = (
     "attacker.test"  # every outside request a vector makes goes here, and is recorded
 )
@@ -282,21 +281,6 @@ def test_student_tex_typesets_without_links_styles_classes_or_requests():
 
 
 # ---------------------------------------------------------------- the browser and its probe
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is not installed: run `make setup`")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 # Synthetic clicks on every javascript: link, as a TA reading the answer might click it.

@@ -29,7 +29,7 @@ from conftest import (
     same_files,
     write_submission,
 )
-from corpus import ADDS, MULTI_IN, MULTS, ZERO, Entry, lost, typed
+from corpus import ADDS, MULTI_IN, MULTS, ZERO, Entry, forge, lost, typed
 from nbgrader.api import Gradebook
 
 from autograder import EXERCISES, notebooks
@@ -104,23 +104,6 @@ FIND_STATE = (
 """
     + HONEST
 )
-
-
-def forge(payload: bytes | str) -> str:
-    """An answer that writes ``payload`` (bytes, or a Python expression that builds them in the
-    child, so that the notebook stays small) on every pipe it holds, its result pipe among
-    them, and leaves before the harness can write the real reply."""
-    return (
-        "\n    import os\n"
-        f"    payload = {payload if isinstance(payload, str) else repr(payload)}\n"
-        "    for fd in map(int, os.listdir('/proc/self/fd')):\n"
-        "        if fd > 2:\n"
-        "            try:\n"
-        "                os.write(fd, payload)\n"
-        "            except OSError:\n"
-        "                pass\n"
-        "    os._exit(0)\n"
-    )
 
 
 def cases_of(*cases: dict, cell_errors: object = ()) -> bytes:
