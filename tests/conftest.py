@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -184,3 +185,58 @@ def browser():
         )
         yield browser
         browser.close()
+
+
+# What only the instructor has, for the tests that the release and the site hold none of it.
+def solution_lines() -> set[str]:
+    """Lines of code that only the instructor has: the reference module's function bodies and
+    the solutions' answer code (long enough to be an answer, not an idiom)."""
+    lines = set()
+    body = False
+    for line in (
+        (ROOT / "autograder" / "grading" / "reference.py").read_text().splitlines()
+    ):
+        body = body or line.startswith("def ")
+        stripped = line.strip()
+        if (
+            body
+            and len(stripped) > 24
+            and not stripped.startswith(('"""', "#", "def "))
+        ):
+            lines.add(stripped)
+    for path in sorted(SOURCE_DIR.glob("*.ipynb")):
+        for cell in notebooks.read(path).cells:
+            if "### BEGIN SOLUTION" in cell.source:
+                answer = cell.source.split("### BEGIN SOLUTION")[1]
+                answer = answer.split("### END SOLUTION")[0]
+                lines |= {
+                    ln.strip() for ln in answer.splitlines() if len(ln.strip()) > 24
+                }
+    return lines - given_lines()
+
+
+def given_lines() -> set[str]:
+    """What the release shows on purpose: the stubs' signatures and the given helpers
+    (``conv2d_output_size`` of section 7.3, in the exercises)."""
+    lines = set()
+    for path in sorted(RELEASE_DIR.glob("*.ipynb")):
+        for cell in notebooks.read(path).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution") or meta.get("grade_id", "").startswith("given_"):
+                lines |= {ln.strip() for ln in cell.source.splitlines()}
+    return lines
+
+
+def model_answers() -> list[tuple[str, str]]:
+    """(written answer, a sentence of its model answer or rubric) from solutions/."""
+    found = []
+    for path in sorted(SOURCE_DIR.glob("*.ipynb")):
+        for cell in notebooks.read(path).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "markdown" and meta.get("solution"):
+                found += [
+                    (meta["grade_id"], s.strip())
+                    for s in re.split(r"(?<=[.:])\s", cell.source)
+                    if len(s.strip()) > 40
+                ]
+    return found

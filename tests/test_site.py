@@ -638,7 +638,7 @@ def test_site_build_lets_only_the_stub_calls_fail(site):
 def test_the_site_serves_no_solution_and_no_model_answer(site: Path):
     """Every file of the built site (pages, downloadable notebooks, sources, scripts): no
     reference or answer code, no model answer (see tests/test_kit.py for the release)."""
-    from test_kit import model_answers, solution_lines
+    from conftest import model_answers, solution_lines
 
     answers, written = solution_lines(), [s for _, s in model_answers()]
     leaks = []

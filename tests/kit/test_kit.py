@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import model_answers, solution_lines
 
 from autograder import EXERCISES, notebooks
 from autograder.course_build.kit_build import (
@@ -25,7 +26,7 @@ from autograder.course_build.kit_build import (
 from autograder.grading import reference
 from autograder.grading.scoring import Returned, judge
 from autograder.kit.notebook import Kit
-from autograder.paths import RELEASE_DIR, ROOT, SOURCE_DIR
+from autograder.paths import RELEASE_DIR, ROOT
 
 KIT = current_kit()
 GRADED_NOTEBOOKS = sorted({ex.notebook for ex in EXERCISES.values()})
@@ -56,60 +57,6 @@ def student_files() -> dict[str, str]:
         for path, data in kit.items():
             files[f"{name}:{path}"] = data.decode()
     return files
-
-
-def solution_lines() -> set[str]:
-    """Lines of code that only the instructor has: the reference module's function bodies and
-    the solutions' answer code (long enough to be an answer, not an idiom)."""
-    lines = set()
-    body = False
-    for line in (
-        (ROOT / "autograder" / "grading" / "reference.py").read_text().splitlines()
-    ):
-        body = body or line.startswith("def ")
-        stripped = line.strip()
-        if (
-            body
-            and len(stripped) > 24
-            and not stripped.startswith(('"""', "#", "def "))
-        ):
-            lines.add(stripped)
-    for path in sorted(SOURCE_DIR.glob("*.ipynb")):
-        for cell in notebooks.read(path).cells:
-            if "### BEGIN SOLUTION" in cell.source:
-                answer = cell.source.split("### BEGIN SOLUTION")[1]
-                answer = answer.split("### END SOLUTION")[0]
-                lines |= {
-                    ln.strip() for ln in answer.splitlines() if len(ln.strip()) > 24
-                }
-    return lines - given_lines()
-
-
-def given_lines() -> set[str]:
-    """What the release shows on purpose: the stubs' signatures and the given helpers
-    (``conv2d_output_size`` of section 7.3, in the exercises)."""
-    lines = set()
-    for path in sorted(RELEASE_DIR.glob("*.ipynb")):
-        for cell in notebooks.read(path).cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if meta.get("solution") or meta.get("grade_id", "").startswith("given_"):
-                lines |= {ln.strip() for ln in cell.source.splitlines()}
-    return lines
-
-
-def model_answers() -> list[tuple[str, str]]:
-    """(written answer, a sentence of its model answer or rubric) from solutions/."""
-    found = []
-    for path in sorted(SOURCE_DIR.glob("*.ipynb")):
-        for cell in notebooks.read(path).cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if cell.cell_type == "markdown" and meta.get("solution"):
-                found += [
-                    (meta["grade_id"], s.strip())
-                    for s in re.split(r"(?<=[.:])\s", cell.source)
-                    if len(s.strip()) > 40
-                ]
-    return found
 
 
 def test_the_release_and_its_kits_hold_no_solution_seed_or_model_answer():
