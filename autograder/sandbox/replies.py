@@ -26,8 +26,8 @@ MAX_DIMS, MAX_SIZE = 8, 1 << 20
 # No count in this course comes near; 10**400 is an attack, not an answer.
 MAX_INT = 1 << 63
 ERROR_CHARS, LINE_CHARS = 300, 80
-CASE_KEYS = {"type", "shape", "dtype", "device", "values", "error", "cell", "line"}
-CASE_KEYS |= {"inputs_after"}
+CASE_KEYS = {"type", "shape", "dtype", "device", "values", "inputs_after"}
+CASE_KEYS |= {"error", "cell", "line"}  # an exception: its class and where it arose
 # Python's own exceptions: the only classes feedback names. A class that student code made
 # can take any name (and any module's), so its name could carry what the code read.
 BUILTIN_ERRORS = frozenset(
@@ -155,10 +155,7 @@ def parse_case(
     if shape is not None and not (
         isinstance(shape, list)
         and len(shape) <= MAX_DIMS
-        and all(
-            isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_SIZE
-            for n in shape
-        )
+        and all(_is_count(n) and n <= MAX_SIZE for n in shape)
     ):
         raise MalformedReplyError("a shape is not a list of sizes")
     values = data.get("values")
