@@ -338,9 +338,11 @@ class TrustedAutograde(NbGraderPreprocessor):
         help="Grade on the public seeds of exercises.py, which students can read "
         "(tests and demos only)",
     ).tag(config=True)
-    wall_seconds = Float(10.0, help="Wall-clock limit per graded function").tag(
-        config=True
-    )
+    wall_seconds = Float(
+        10.0,
+        help="Time limit per graded function: wall clock less the time spent waiting "
+        "for a CPU, so a busy machine does not cause a timeout",
+    ).tag(config=True)
     cpu_seconds = Int(10, help="CPU-time limit per graded function").tag(config=True)
     memory_mb = Int(
         1024, help="Memory a graded function may add to the warm interpreter's"

@@ -35,13 +35,18 @@ BOUND_FILES = [
 ]
 SANDBOX_UID = 65534  # "nobody" inside the sandbox
 WORKER_START_SECONDS = 180
-# Beyond a job's wall-clock limit: the fork, the student's cells and the reply's way back.
+# Beyond a job's time limit: the fork, the student's cells and the reply's way back.
 REPLY_MARGIN_SECONDS = 10.0
+# The student process counts a job's time on the child's own clock, time spent waiting for a
+# CPU left out (harness._OwnClock); from here only the wall clock can be read, so this side
+# waits that many times longer: a backstop that a busy machine does not reach first.
+BUSY_MACHINE_FACTOR = 5
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-job limits: rlimits inside the sandbox, the wall clock inside and again from here."""
+    """Per-job limits: rlimits inside the sandbox, the job's own clock inside (wall time less
+    waiting for a CPU) and a wall-clock backstop from here."""
 
     wall_seconds: float = 10.0
     cpu_seconds: int = 10
@@ -306,7 +311,9 @@ class Session:
             self._student = self.sandbox.open_student()
         _, sock = self._student
         line = json.dumps({"jobs": jobs, "limits": asdict(limits)}).encode() + b"\n"
-        wait = len(jobs) * limits.wall_seconds + REPLY_MARGIN_SECONDS
+        wait = (
+            len(jobs) * limits.wall_seconds * BUSY_MACHINE_FACTOR + REPLY_MARGIN_SECONDS
+        )
         deadline = time.monotonic() + wait
         # JSON writes a character as at most 6 bytes (\uXXXX); the rest is a few fields.
         cap = len(jobs) * (6 * (limits.result_bytes + limits.output_bytes) + 65_536)

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -453,6 +454,48 @@ def test_a_child_that_closes_its_pipes_and_sleeps_is_killed_at_its_wall_limit():
     assert reply["status"] == "timeout"
     assert reply["seconds"] < LIMITS.wall_seconds + 1.0
     assert after["status"] == "ok" and after["output"] == "still here\n"
+
+
+def test_a_busy_machine_turns_no_honest_answer_into_a_timeout():
+    """The sandbox gets one CPU and shares it with four processes that spin on it: an answer
+    that computes for 0.4 s of its own then takes about 2 s of wall clock, over its 1 s limit,
+    and is still graded, because its limit runs on its own clock (the time it waited for the
+    CPU left out). Sleeping is the answer's own time: a sleeper is still stopped at 1 s."""
+    limits = Limits(wall_seconds=1.0, cpu_seconds=3)
+    computes = (
+        "import time\nt = time.process_time()\n"
+        "while time.process_time() - t < 0.4:\n    pass\nprint('done')\n"
+    )
+    sleeps = "import time\ntime.sleep(30)\n"
+    job = {"function": "f", "setup": [], "stand_ins": [], "cases": []}
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})  # the sandbox and the spinners inherit it
+    spinners: list[subprocess.Popen] = []
+    try:
+        with runner.Sandbox(limits) as box, box.session() as session:
+            assert session.run({**job, "cells": ["1"]})["status"] == "ok"  # warm
+            spin = [sys.executable, "-c", "while True: pass"]
+            # Each in a session of its own: with autogroup scheduling, CPU time is shared
+            # between sessions first.
+            spinners = [
+                subprocess.Popen(spin, start_new_session=True) for _ in range(4)
+            ]
+            wall = time.monotonic()
+            computed = session.run({**job, "cells": [computes]})
+            wall = time.monotonic() - wall
+            slept = session.run({**job, "cells": [sleeps]})
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+        os.sched_setaffinity(0, cpus)
+    assert (
+        wall > limits.wall_seconds
+    )  # the machine really was too busy for a wall clock
+    assert computed["status"] == "ok" and computed["output"] == "done\n"
+    assert 0.4 <= computed["seconds"] < limits.wall_seconds
+    assert slept["status"] == "timeout"
+    assert slept["seconds"] < limits.wall_seconds + 0.5
 
 
 @pytest.fixture(scope="module")

@@ -313,7 +313,7 @@ def _child(jobs: list[dict], limits: dict, result_fd: int, output_fd: int) -> No
         os.dup2(output_fd, 2)
         sys.stdout = os.fdopen(1, "w", buffering=1)
         sys.stderr = sys.stdout
-        # The CPU limit backs up the wall clock, which the student process keeps per job.
+        # The CPU limit backs up the job's own clock, which the student process keeps.
         _limit(limits["memory_bytes"], limits["cpu_seconds"] * len(jobs))
         if _FILTER is None:
             raise OSError("no seccomp filter")
@@ -350,14 +350,62 @@ def _run_job_here(job: dict) -> dict:
     return {"cell_errors": cell_errors, "cases": _run_cases(job, namespace)}
 
 
-def _reap(pid: int, deadline: float) -> tuple[bool, int]:
-    """Wait for the child until the deadline, then kill it: a child that closed its pipes and
-    sleeps is not waited for beyond its wall-clock limit. Returns (in time, wait status)."""
+# How often the student process looks at a running child's own clock.
+TICK_SECONDS = 0.1
+
+
+class _OwnClock:
+    """Seconds a process has had to itself: wall time less the time it waited for a CPU.
+
+    A job's time limit runs on this clock, so that a busy machine (other students, other
+    courses, a test suite) never turns an honest answer into a timeout: the scheduler's
+    run-queue delay (``/proc/<pid>/schedstat``, second field, nanoseconds) is time the job could
+    not use. Computing, sleeping and waiting on a pipe all count; a reaped child keeps its last
+    reading. Where the child's entry cannot be found, this is the wall clock.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self._path = _proc_entry(pid) + "/schedstat"
+        self._waited = 0.0
+
+    def now(self) -> float:
+        try:
+            with open(self._path, "rb") as f:
+                waited = int(f.read().split()[1]) / 1e9
+            self._waited = max(self._waited, waited)
+        except (OSError, ValueError, IndexError):
+            pass
+        return time.monotonic() - self._waited
+
+
+def _proc_entry(pid: int) -> str:
+    """The /proc folder of this process's child ``pid``. The student process is PID 1 of its
+    own namespace while /proc is the sandbox's, whose numbers differ: the child is the entry
+    whose parent is this process in /proc's numbering and whose innermost pid is ``pid``."""
+    me = os.readlink("/proc/self")
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/status", "rb") as f:
+                fields = dict(line.split(b":", 1) for line in f if b":" in line)
+        except OSError:
+            continue
+        nspid = fields.get(b"NSpid", b"").split()
+        if fields.get(b"PPid", b"").strip() == me.encode() and nspid[-1:] == [
+            str(pid).encode()
+        ]:
+            return f"/proc/{entry}"
+    return "/proc/nonexistent"
+
+
+def _reap(pid: int, clock: _OwnClock, deadline: float) -> tuple[bool, int]:
+    """Wait for the child until its own clock reaches the deadline, then kill it: a child
+    that closed its pipes and sleeps is not waited for beyond its limit. Returns (in time,
+    wait status)."""
     pidfd = os.pidfd_open(pid)
+    in_time = False
     try:
-        in_time = bool(
-            select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))[0]
-        )
+        while not in_time and (left := deadline - clock.now()) > 0:
+            in_time = bool(select.select([pidfd], [], [], min(left, TICK_SECONDS))[0])
     finally:
         os.close(pidfd)
     if not in_time:
@@ -389,19 +437,20 @@ def _run_in_a_child(jobs: list[dict], limits: dict) -> list[dict]:
     """Fork a child for ``jobs``; the replies of the jobs it finished, and of the one it was
     running when it died or ran out of time (at least one reply).
 
-    Each job has the wall-clock limit from the moment the previous reply came; everything
-    the child writes is read, only ``result_bytes`` of each reply and ``output_bytes`` of its
-    prints are kept.
+    Each job has ``wall_seconds`` of the child's own time (``_OwnClock``) from the moment the
+    previous reply came; everything the child writes is read, only ``result_bytes`` of each
+    reply and ``output_bytes`` of its prints are kept.
     """
     result_r, result_w = os.pipe()
     output_r, output_w = os.pipe()
-    job_start = time.monotonic()
     pid = os.fork()
     if pid == 0:
         try:
             _child(jobs, limits, result_w, output_w)
         finally:
             os._exit(70)
+    clock = _OwnClock(pid)
+    job_start = clock.now()
     os.close(result_w)
     os.close(output_w)
     replies: list[dict] = []
@@ -423,11 +472,12 @@ def _run_in_a_child(jobs: list[dict], limits: dict) -> list[dict]:
 
     drained = True
     while open_fds and len(replies) < len(jobs):
-        remaining = job_start + limits["wall_seconds"] - time.monotonic()
+        remaining = job_start + limits["wall_seconds"] - clock.now()
         if remaining <= 0:
             drained = False
             break
-        for fd in select.select(list(open_fds), [], [], remaining)[0]:
+        ready = select.select(list(open_fds), [], [], min(remaining, TICK_SECONDS))[0]
+        for fd in ready:
             if fd == output_r:
                 read_output()
                 continue
@@ -441,16 +491,16 @@ def _run_in_a_child(jobs: list[dict], limits: dict) -> list[dict]:
                     line += head[: max(0, limits["result_bytes"] - len(line))]
                     if not newline:
                         break
-                    now = time.monotonic()
+                    now = clock.now()
                     replies.append(_reply("ok", line, output, now - job_start))
                     line, output, job_start = bytearray(), bytearray(), now
     for fd in (result_r, output_r):
         os.close(fd)
     deadline = job_start + limits["wall_seconds"] if drained else 0.0
-    in_time, status = _reap(pid, deadline)
+    in_time, status = _reap(pid, clock, deadline)
     if len(replies) == len(jobs):
         return replies  # all answered; how the child then ended changes none of them
-    seconds = time.monotonic() - job_start
+    seconds = clock.now() - job_start
     if not (drained and in_time):
         why = "timeout"
     elif os.WIFSIGNALED(status):
