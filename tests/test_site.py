@@ -12,22 +12,17 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import torch
-from conftest import GRADED, NOTEBOOK_OF, build_course, nbgrader
-from corpus import CORPUS, typed
+from conftest import GRADED, NOTEBOOK_OF
+from pages import LAPTOP, PHONE, SCREENSHOTS, Visit, assert_axe_finds_nothing
 
-from autograder.__main__ import class_files
-from autograder.batch import grade_batch
-from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
+from autograder.paths import RELEASE_DIR, ROOT
 
 pytestmark = pytest.mark.slow
 
 SITE = ROOT / "_build" / "html"
-SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-PHONE, LAPTOP = (390, 844), (1280, 800)  # the two widths every page is read at
 PAGES = {
     "intro.html": "Multiple Input and Multiple Output Channels",
     "chapters/channels/01-multiple-input-channels.html": "7.4.1 Multiple Input Channels",
@@ -70,51 +65,6 @@ def base_url(site: Path) -> Iterator[str]:
     server.server_close()
 
 
-class Visit:
-    """One page load, with everything the browser complained about or tried to fetch."""
-
-    def __init__(
-        self,
-        browser,
-        url: str,
-        mode: str = "light",
-        size: tuple[int, int] = (1280, 900),
-    ) -> None:
-        self.page = browser.new_page(viewport={"width": size[0], "height": size[1]})
-        # The theme's colour mode, as a reader's earlier choice leaves it in localStorage.
-        self.page.add_init_script(f"localStorage.setItem('mode', '{mode}')")
-        self.console_errors: list[str] = []
-        self.outside_requests: list[str] = []
-        self.failed: list[str] = []
-        self.page.on(
-            "console",
-            lambda m: m.type == "error" and self.console_errors.append(m.text),
-        )
-        self.page.on("pageerror", lambda e: self.console_errors.append(str(e)))
-        self.page.on("requestfailed", lambda r: self.failed.append(r.url))
-        self.page.on(
-            "request",
-            lambda r: (
-                urlparse(r.url).hostname not in ("127.0.0.1", None)
-                and self.outside_requests.append(r.url)
-            ),
-        )
-        response = self.page.goto(url, wait_until="networkidle")
-        assert response is not None and response.ok, url
-        # MathJax typesets asynchronously; wait for it where the page has math.
-        self.page.wait_for_function(
-            "!window.MathJax || (MathJax.startup && MathJax.startup.promise)"
-        )
-        self.page.evaluate("window.MathJax ? MathJax.startup.promise : null")
-
-    def _record_if_outside(self, request) -> None:
-        if urlparse(request.url).hostname not in ("127.0.0.1", None):
-            self.outside_requests.append(request.url)
-
-    def main_text(self) -> str:
-        return self.page.inner_text("main")
-
-
 @pytest.fixture
 def visit(browser, base_url) -> Iterator:
     visits: list[Visit] = []
@@ -137,30 +87,6 @@ def test_page_loads_cleanly_offline_and_is_screenshotted(visit, path):
     assert v.console_errors == []
     assert v.outside_requests == []
     assert v.failed == []
-
-
-# axe-core's rules for WCAG 2.0, 2.1 and 2.2 at levels A and AA (no rule is disabled).
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def assert_axe_finds_nothing(page) -> None:
-    """axe-core at WCAG 2.2 AA on the page as loaded: no violation, nothing left undecided."""
-    # From the pinned npm package, through DevTools rather than a <script>: the project's own
-    # pages forbid every script (untrusted.CSP), which must not stop the auditor.
-    page.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")
-    result = page.evaluate(
-        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
-    )
-    problems = [
-        f"{rule['id']} ({rule['impact']}): {node['target']} {node['failureSummary']}"
-        for rule in result["violations"]
-        for node in rule["nodes"]
-    ]
-    assert problems == [], "\n".join(problems)
-    # A page that axe could not judge is not a page that passed.
-    assert [rule["id"] for rule in result["incomplete"]] == []
-    assert "color-contrast" in [rule["id"] for rule in result["passes"]]
 
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
@@ -219,121 +145,6 @@ def test_every_control_is_reached_by_tab_and_shows_its_focus(visit, path):
     unringed = [s["what"] for s in stops if not s["ring"]]
     assert (invisible, unringed) == ([], []), "focused while invisible, or with no ring"
     assert v.page.evaluate(UNREACHED) == []
-
-
-FEEDBACK_STUDENTS = ("honest_loops", "mistake_flipped_kernel")
-
-
-@pytest.fixture(scope="module")
-def graded_course(tmp_path_factory) -> Path:
-    """An honest student and one who lost points, graded by the grade command into out/ and
-    by stock nbgrader (autograde, generate_feedback) into feedback/, as the README says."""
-    course = tmp_path_factory.mktemp("course")
-    build_course(
-        course, {student: typed(CORPUS[student]) for student in FEEDBACK_STUDENTS}
-    )
-    results = grade_batch(course / "submitted", course / "out", workers=1)
-    class_files(course / "submitted", course / "out", results)
-    for command in ("generate_assignment", "autograde", "generate_feedback"):
-        nbgrader(
-            course,
-            command,
-            ASSIGNMENT,
-            *(["--force"] * (command == "generate_assignment")),
-        )
-    return course
-
-
-@pytest.fixture(scope="module")
-def feedback_pages(graded_course) -> list[Path]:
-    """The grade command's page per student."""
-    return sorted((graded_course / "out" / "feedback").glob("*.html"))
-
-
-@pytest.fixture(scope="module")
-def stock_feedback_pages(graded_course) -> list[Path]:
-    """Stock nbgrader's pages, one per student and notebook."""
-    return sorted((graded_course / "feedback").glob(f"*/{ASSIGNMENT}/*.html"))
-
-
-@pytest.mark.sandbox
-def test_feedback_pages_have_no_wcag_2_2_aa_violation_in_axe(browser, feedback_pages):
-    students = [p.stem for p in feedback_pages]
-    assert students == list(FEEDBACK_STUDENTS)
-    for path in feedback_pages:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(path.as_uri())
-        assert_axe_finds_nothing(page)
-        page.close()
-
-
-# Text of the page outside code, outputs and typeset math: where raw TeX would show.
-PROSE = r"""() => [...document.querySelectorAll(".text_cell_render")]
-  .map(e => { const c = e.cloneNode(true);
-              c.querySelectorAll("mjx-container, code, pre").forEach(m => m.remove());
-              return c.innerText; }).join("\n")"""
-
-
-@pytest.mark.sandbox
-def test_stock_feedback_typesets_its_math_offline_and_wraps_its_output(
-    browser, stock_feedback_pages
-):
-    assert len(stock_feedback_pages) == 2 * len(list(RELEASE_DIR.glob("*.ipynb")))
-    for path in stock_feedback_pages:
-        v = Visit(browser, path.as_uri(), size=PHONE)
-        assert (v.outside_requests, v.console_errors) == ([], []), path
-        assert v.page.locator("mjx-container svg").count() > 0, path
-        prose = v.page.evaluate(PROSE)
-        assert "$" not in prose and "\\(" not in prose, (path, prose[:300])
-        # The grader's messages wrap: no output box is wider than its column.
-        assert v.page.evaluate(WIDE_OUTPUTS) == [], path
-        v.page.close()
-
-
-# Output boxes whose text runs past their right edge (they would scroll or be cut off).
-WIDE_OUTPUTS = """() => [...document.querySelectorAll(".output_area pre")]
-  .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.slice(0, 80))"""
-
-
-@pytest.mark.sandbox
-def test_stock_feedback_gives_each_items_points_and_diagnosis(stock_feedback_pages):
-    flipped = next(
-        p
-        for p in stock_feedback_pages
-        if p.parent.parent.name == "mistake_flipped_kernel" and p.name.startswith("01-")
-    )
-    text = flipped.read_text()
-    assert "- non-square kernels: 0 of 0.5 points (failed)." in text
-    assert "It looks like the kernel is flipped" in text
-
-
-@pytest.mark.sandbox
-@pytest.mark.parametrize("name", ["report.html", "guide.html"])
-@pytest.mark.parametrize("size", [PHONE, LAPTOP], ids=["390px", "1280px"])
-def test_the_class_report_and_the_grading_guide_are_accessible_offline_at_both_widths(
-    browser, graded_course, name, size
-):
-    v = Visit(browser, (graded_course / "out" / name).as_uri(), size=size)
-    assert (v.outside_requests, v.console_errors) == ([], [])
-    assert_axe_finds_nothing(v.page)
-    client, scrolled = v.page.evaluate(
-        "[document.documentElement.clientWidth, document.documentElement.scrollWidth]"
-    )
-    assert scrolled <= client, f"{name} scrolls sideways at {size[0]} px"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    v.page.screenshot(path=SCREENSHOTS / f"{Path(name).stem}-{size[0]}px.png")
-    v.page.close()
-
-
-@pytest.mark.sandbox
-def test_stock_feedback_pages_have_no_wcag_2_2_aa_violation_in_axe(
-    browser, stock_feedback_pages
-):
-    for path in stock_feedback_pages:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(path.as_uri())
-        assert_axe_finds_nothing(page)
-        page.close()
 
 
 # What overflows its box, and so scrolls sideways: only code and tables may.
