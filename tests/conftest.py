@@ -17,6 +17,33 @@ from autograder.grading.grader import manual_items
 from autograder.grading.scoring import MANUAL
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
 
+# The test files that take longest, longest first (per-file totals of a `--durations=0` run,
+# 2026-12-06). `make test` hands whole files to its workers in collection order
+# (`--dist loadfile --no-loadscope-reorder`; by default xdist would start the files with the
+# most tests first, and the few-test, long files such as the Dask cluster's would start last
+# while the other workers idle). The rest keep pytest's order after these.
+LONGEST_FIRST = (
+    "tests/grading/test_cluster.py",
+    "tests/test_readme.py",
+    "tests/sandbox/test_attacks.py",
+    "tests/test_site.py",
+    "tests/integration/test_inert_pages.py",
+    "tests/integration/test_stock_nbgrader.py",
+    "tests/outputs/test_instructor_pages.py",
+    "tests/grading/test_grader.py",
+    "tests/test_gpu_kit.py",
+    "tests/grading/test_hostile_notebooks.py",
+    "tests/test_bare_jupyter.py",
+    "tests/test_fresh_clone.py",
+    "tests/integration/test_course_secret.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
 GRADED = tuple(EXERCISES)  # every graded function, in the order of the chapters
 # Which notebook holds each graded function.
 NOTEBOOK_OF = {name: ex.notebook for name, ex in EXERCISES.items()}

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from conftest import LONGEST_FIRST
 
 from autograder.paths import ROOT
 
@@ -288,3 +289,8 @@ def test_every_dotted_name_of_the_package_mentioned_resolves(source):
         if target is None:
             unresolved.append(name)
     assert unresolved == []
+
+
+def test_the_files_make_test_starts_first_exist():
+    """A renamed long file would silently start last again (see LONGEST_FIRST)."""
+    assert [path for path in LONGEST_FIRST if not (ROOT / path).is_file()] == []
