@@ -1,4 +1,5 @@
-"""Command line: ``python -m autograder grade | export | guide | release | check-release``."""
+"""Command line: ``python -m autograder grade | export | intake | guide | release |
+check-release``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from autograder.integration import course_config
 from autograder.sandbox.runner import Limits, SandboxUnavailableError
 
 if TYPE_CHECKING:
+    from autograder.deadlines.schedule import Calendar
     from autograder.grading.grader import Policy
 
 
@@ -114,6 +116,13 @@ def main_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--out", type=Path, required=True, help="folder for canvas.csv and moodle.csv"
     )
+    export.add_argument(
+        "--course",
+        type=Path,
+        default=Path("."),
+        help="the course root, whose calendar (due date, extensions, late rule, "
+        "submission times) sets the late penalties (default: .)",
+    )
     guide = sub.add_parser(
         "guide",
         help="write the grading guide for the written answers (model answers, rubrics and "
@@ -130,6 +139,34 @@ def main_parser() -> argparse.ArgumentParser:
     )
     guide.add_argument(
         "--out", type=Path, required=True, help="the page to write (.html)"
+    )
+    intake = sub.add_parser(
+        "intake",
+        help="an LMS's 'download all submissions' zip into submitted/, with the LMS's "
+        "submission times for the calendar",
+    )
+    intake.add_argument("zip", type=Path, help="the zip the LMS made")
+    intake.add_argument("--lms", choices=["canvas", "moodle"], required=True)
+    intake.add_argument(
+        "--roster",
+        type=Path,
+        required=True,
+        help="CSV student,lms_id,name: the nbgrader id of each LMS identity",
+    )
+    intake.add_argument(
+        "--course", type=Path, default=Path("."), help="the course root (default: .)"
+    )
+    intake.add_argument(
+        "--lms-timezone",
+        default="UTC",
+        help="the LMS server's time zone, in which it stamps the files (default: UTC)",
+    )
+    intake.add_argument(
+        "--times",
+        type=Path,
+        default=None,
+        help="the LMS's own table of submission times, CSV lms_id,submitted_at[,late]: "
+        "wins over the files' stamps",
     )
     run = sub.add_parser(
         "execute", help="re-run notebooks and store their outputs (for solutions/)"
@@ -196,8 +233,11 @@ def _progress(done: int, total: int) -> None:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    # Imports torch: only when grading.
+    # Imports torch and nbgrader: only when grading.
+    from traitlets import TraitError
+
     from autograder.batch import grade_batch
+    from autograder.deadlines.schedule import load_calendar
     from autograder.grading.cluster import ClusterUnavailableError
     from autograder.outputs import report
 
@@ -217,6 +257,11 @@ def _grade(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        calendar = load_calendar(args.course, paths.ASSIGNMENT)
+    except (ValueError, TraitError) as error:
+        print(f"error: the course calendar: {error}", file=sys.stderr)
+        return 2
     if not policy.seed_salt:
         print(
             "warning: grading on the public seeds, which students can read",
@@ -232,6 +277,7 @@ def _grade(args: argparse.Namespace) -> int:
             policy=policy,
             limits=limits,
             progress=_progress,
+            calendar=calendar,
         )
     except ClusterUnavailableError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -246,24 +292,68 @@ def _grade(args: argparse.Namespace) -> int:
     print(
         f"graded {len(results)} students: {args.out / 'grades.csv'}, {args.out / 'feedback'}/"
     )
-    print(
-        f"wrote {', '.join(map(str, class_files(args.submitted, args.out, results)))}"
-    )
+    written = class_files(args.submitted, args.out, results, calendar, args.course)
+    print(f"wrote {', '.join(map(str, written))}")
     return 0
 
 
-def class_files(submitted: Path, out: Path, results: list[dict]) -> list[Path]:
+def class_files(
+    submitted: Path,
+    out: Path,
+    results: list[dict],
+    calendar: Calendar | None = None,
+    course: Path | None = None,
+) -> list[Path]:
     """What the instructor reads after a batch, from its results and gradebook: the LMS
-    exports, the grading guide for the written answers, and the class report."""
+    exports, the grading guide for the written answers, and the class report (with the late
+    and extended students of ``calendar``, ``course``'s)."""
     from autograder.outputs import exports
     from autograder.outputs.class_report import write_report
     from autograder.outputs.guide import write_guide
 
     return [
-        *exports.write_exports(out / "gradebook.db", out),
+        *exports.write_exports(out / "gradebook.db", out, course),
         write_guide(submitted, out / "gradebook.db", out / "guide.html"),
-        write_report(out, results, submitted),
+        write_report(out, results, submitted, calendar),
     ]
+
+
+def _intake(args: argparse.Namespace) -> int:
+    """``python -m autograder intake``: a status per entry, exit 2 if the zip is unusable."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from autograder.intake.lms_zip import (
+        IntakeError,
+        intake_zip,
+        read_lms_times,
+        report_path,
+    )
+    from autograder.intake.roster import read_roster
+
+    try:
+        report = intake_zip(
+            args.zip,
+            args.course,
+            read_roster(args.roster),
+            args.lms,
+            timezone=ZoneInfo(args.lms_timezone),
+            times=read_lms_times(args.times) if args.times else None,
+        )
+    except (IntakeError, ValueError, OSError, ZoneInfoNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    collected = {e.student for e in report.entries if e.status == "collected"}
+    refused = [e for e in report.entries if e.status != "collected"]
+    print(
+        f"collected {len(collected)} students into {args.course / 'submitted'}; "
+        f"{len(refused)} files refused "
+        f"({report_path(args.course, paths.ASSIGNMENT, args.zip)})"
+    )
+    for e in refused:
+        print(f"  {e.student or '?'}: {e.entry}: {e.status}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -275,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from autograder.outputs import exports
 
             return exports.run(args)
+        if args.command == "intake":
+            return _intake(args)
         if args.command == "guide":
             from autograder.outputs.guide import write_guide
 
