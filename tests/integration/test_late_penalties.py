@@ -1,9 +1,10 @@
 """The course calendar applied by both grading paths and the exports, on LMS downloads.
 
-One course, graded once for every test here: a Canvas zip and a Moodle zip built as the LMSs
-name their files, taken in by ``python -m autograder intake`` with a roster, a due date set with
-nbgrader's own command, one extension from ``extensions.csv`` and one through nbgrader's API,
-then graded by stock ``nbgrader autograde`` and by the grade command. Every student submits the
+One course, graded once for every test here, by the README's calendar blocks as written: a
+Canvas zip and a Moodle zip built as the LMSs name their files, taken in by ``python -m
+autograder intake`` with a roster, a due date set with nbgrader's own command, one extension
+from ``extensions.csv`` and one through nbgrader's API, then graded by the grade command and by
+stock ``nbgrader autograde``, and exported by the Canvas export plugin. Every student submits the
 reference answers, so each penalty is the rule's share of a known score.
 """
 
@@ -16,12 +17,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import build_course, nbgrader, write_submission
+from conftest import build_course, nbgrader, readme_blocks, run_block, write_submission
 from corpus import solved
 from nbgrader.api import Gradebook
 
 from autograder.__main__ import main as autograder_main
-from autograder.paths import ASSIGNMENT, RELEASE_DIR
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
@@ -73,7 +74,7 @@ def lms_zip(course: Path, lms: str) -> Path:
     """The LMS's download: every release notebook of each of its students, named and stamped
     as the LMS does (Canvas in UTC, Moodle in the server's local time)."""
     scratch = course / "scratch"
-    path = course / f"{lms}-submissions.zip"
+    path = course / f"{lms}-submissions.zip"  # the README's names
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for n, (student, (which, lms_id, name, when, _)) in enumerate(STUDENTS.items()):
             if which != lms:
@@ -91,50 +92,44 @@ def lms_zip(course: Path, lms: str) -> Path:
     return path
 
 
+INTAKE, DUE_DATE, BOTH_PATHS = readme_blocks("tests/integration/test_late_penalties.py")
+
+
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> Path:
+    """The README's calendar blocks, as written, on a course with both LMSs' downloads."""
     course = tmp_path_factory.mktemp("calendar")
     build_course(course, {})
+    (course / ".venv").symlink_to(ROOT / ".venv")
     with (course / "nbgrader_config.py").open("a") as f:
         f.writelines(f"c.CourseCalendar.{k} = {v!r}\n" for k, v in RULE.items())
-    roster = course / "roster.csv"
-    roster.write_text(
+    (course / "roster.csv").write_text(
         "student,lms_id,name\n"
         + "".join(f"{s},{i},{n}\n" for s, (_, i, n, _, _) in STUDENTS.items())
     )
-    assert autograder_main(
-        ["intake", str(lms_zip(course, "canvas")), "--lms", "canvas",
-         "--roster", str(roster), "--course", str(course)]
-    ) == 0  # fmt: skip
-    assert autograder_main(
-        ["intake", str(lms_zip(course, "moodle")), "--lms", "moodle",
-         "--roster", str(roster), "--course", str(course),
-         "--lms-timezone", "Europe/Paris"]
-    ) == 0  # fmt: skip
+    lms_zip(course, "canvas")
+    lms_zip(course, "moodle")
+    run_block(INTAKE, course)
     # What a stock exchange would have copied in: a time the student wrote.
     forged = course / "submitted" / "forger" / ASSIGNMENT / "timestamp.txt"
     forged.write_text("2026-12-01 09:00:00 UTC\n")
     (course / "extensions.csv").write_text(
         "student,days,hours,reason\nextended,3,,medical note (dean's office)\n"
     )
-    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
-    nbgrader(course, "db", "assignment", "add", ASSIGNMENT, "--duedate", f"{DUE} UTC")
+    run_block(DUE_DATE, course)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         gb.add_student("api_extended")
         with gb.db.no_autoflush:  # nbgrader's own add warns otherwise (SQLAlchemy 2)
             gb.add_submission(ASSIGNMENT, "api_extended")
         gb.grant_extension(ASSIGNMENT, "api_extended", days=3)
-    assert autograder_main(
-        ["grade", "--submitted", str(course / "submitted"), "--out",
-         str(course / "trusted"), "--course", str(course), "--wall-seconds", "5"]
-    ) == 0  # fmt: skip
-    nbgrader(course, "autograde", ASSIGNMENT)
+    run_block(BOTH_PATHS, course)
     nbgrader(course, "export")  # nbgrader's own grades.csv
-    nbgrader(
-        course, "export", "--exporter=autograder.outputs.exports.CanvasExport",
-        "--to", "canvas.csv",
-    )  # fmt: skip
     return course
+
+
+def test_the_readme_blocks_are_the_calendars():
+    assert "autograder intake" in INTAKE and "--duedate" in DUE_DATE
+    assert "autograder grade" in BOTH_PATHS and "nbgrader autograde" in BOTH_PATHS
 
 
 def recorded(gradebook: Path) -> dict:
@@ -179,7 +174,7 @@ def test_stock_autograde_takes_the_rules_share_of_each_notebook(course):
 
 
 def test_the_grade_command_records_exactly_what_stock_autograde_records(course):
-    assert recorded(course / "trusted" / "gradebook.db") == recorded(
+    assert recorded(course / "grades" / "gradebook.db") == recorded(
         course / "gradebook.db"
     )
 
@@ -206,22 +201,21 @@ def test_every_export_takes_the_same_penalties_off(course):
     assert totals(course / "grades.csv", "student_id", "score") == expected
     assert totals(course / "canvas.csv", "SIS Login ID", ASSIGNMENT) == expected
     assert (
-        totals(course / "trusted" / "canvas.csv", "SIS Login ID", ASSIGNMENT)
-        == expected
+        totals(course / "grades" / "canvas.csv", "SIS Login ID", ASSIGNMENT) == expected
     )
     assert totals(
-        course / "trusted" / "moodle.csv", "Username", f"{ASSIGNMENT} (Real)"
+        course / "grades" / "moodle.csv", "Username", f"{ASSIGNMENT} (Real)"
     ) == (expected)
     # The stock export plugin and the grade command's export write the same file.
     assert (course / "canvas.csv").read_bytes() == (
-        course / "trusted" / "canvas.csv"
+        course / "grades" / "canvas.csv"
     ).read_bytes()
 
 
 def test_the_class_report_lists_the_late_and_extended_students_with_their_penalty(
     course,
 ):
-    page = (course / "trusted" / "report.html").read_text()
+    page = (course / "grades" / "report.html").read_text()
     section = page.split("id='late'", 1)[1]
     listed = {s for s in STUDENTS if f">{s}</a>" in section}
     assert listed == set(STUDENTS) - {"punctual"}
@@ -252,7 +246,7 @@ def test_a_moved_due_date_counts_at_the_next_export_without_regrading(course, tm
         f"{DUE + timedelta(days=30)} UTC",
     )
     assert autograder_main(
-        ["export", "--gradebook", str(course / "trusted" / "gradebook.db"),
+        ["export", "--gradebook", str(course / "grades" / "gradebook.db"),
          "--out", str(tmp_path), "--course", str(moved)]
     ) == 0  # fmt: skip
     after = totals(tmp_path / "canvas.csv", "SIS Login ID", ASSIGNMENT)
