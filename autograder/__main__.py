@@ -1,4 +1,4 @@
-"""Command line: ``python -m autograder grade | export | intake | guide | release |
+"""Command line: ``python -m autograder grade | regrade | export | intake | guide | release |
 check-release``."""
 
 from __future__ import annotations
@@ -58,49 +58,40 @@ def main_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="OUT holds an interrupted run: grade only the students without a results file",
     )
-    grade.add_argument(
-        "--course",
-        type=Path,
-        default=Path("."),
-        help="the course root: its nbgrader_config.py (c.TrustedAutograde) and "
-        ".autograder-secret set the policy and the graded inputs, as for nbgrader "
-        "(default: .)",
+    _grading_options(grade)
+    regrade = sub.add_parser(
+        "regrade",
+        help="grade again after a rubric or reference change: one student, one item or "
+        "everyone; a table of what changed, nothing written if nothing did",
     )
-    grade.add_argument(
-        "--builtin-conv",
-        choices=["zero", "report"],
-        default=None,
-        help="what a hand-written function that calls torch's convolution gets "
-        "(default: c.TrustedAutograde.conv_policy)",
+    regrade.add_argument(
+        "--submitted", type=Path, required=True, help="nbgrader's submitted/"
     )
-    seeds = grade.add_mutually_exclusive_group()
-    seeds.add_argument(
-        "--seed-salt",
-        type=_non_empty,
-        default=None,
-        help="course secret that picks the graded random inputs (default: "
-        "$AUTOGRADER_SEED_SALT, else c.TrustedAutograde.seed_salt, else the course's "
-        ".autograder-secret, created on first use)",
+    regrade.add_argument(
+        "--out", type=Path, required=True, help="the grade command's output to update"
     )
-    seeds.add_argument(
-        "--public-seeds",
+    regrade.add_argument(
+        "--reason", required=True, help="why: kept in the course's regrades.log"
+    )
+    regrade.add_argument(
+        "--student",
+        action="append",
+        default=[],
+        help="regrade this student (repeat for more; default: everyone graded in OUT)",
+    )
+    regrade.add_argument(
+        "--item",
+        action="append",
+        default=[],
+        help="only this test cell (test_corr2d_multi_in_hidden) or function "
+        "(corr2d_multi_in); repeat for more (default: every item)",
+    )
+    regrade.add_argument(
+        "--never-lower",
         action="store_true",
-        help="grade on the public seeds of exercises.py, which students can read "
-        "(tests and demos only)",
+        help="keep the old result of any item the regrade would lower",
     )
-    for option, unit, key in LIMIT_OPTIONS:
-        grade.add_argument(
-            f"--{option}",
-            type=_positive,
-            default=None,
-            metavar=unit,
-            help=f"limit per graded function (default: c.TrustedAutograde.{key})",
-        )
-    grade.add_argument(
-        "--unsafe-no-sandbox",
-        action="store_true",
-        help="run student code without bubblewrap, with your permissions (trusted code only)",
-    )
+    _grading_options(regrade)
     # The export command's module needs nbgrader, imported only when it runs: `execute` serves
     # machines (the GPU run's) that have torch and Jupyter but not the instructor's stack.
     export = sub.add_parser(
@@ -173,6 +164,53 @@ def main_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("notebooks", nargs="+", type=Path)
     return parser
+
+
+def _grading_options(parser: argparse.ArgumentParser) -> None:
+    """The options that set how students are graded, shared by grade and regrade."""
+    parser.add_argument(
+        "--course",
+        type=Path,
+        default=Path("."),
+        help="the course root: its nbgrader_config.py (c.TrustedAutograde) and "
+        ".autograder-secret set the policy and the graded inputs, as for nbgrader "
+        "(default: .)",
+    )
+    parser.add_argument(
+        "--builtin-conv",
+        choices=["zero", "report"],
+        default=None,
+        help="what a hand-written function that calls torch's convolution gets "
+        "(default: c.TrustedAutograde.conv_policy)",
+    )
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seed-salt",
+        type=_non_empty,
+        default=None,
+        help="course secret that picks the graded random inputs (default: "
+        "$AUTOGRADER_SEED_SALT, else c.TrustedAutograde.seed_salt, else the course's "
+        ".autograder-secret, created on first use)",
+    )
+    seeds.add_argument(
+        "--public-seeds",
+        action="store_true",
+        help="grade on the public seeds of exercises.py, which students can read "
+        "(tests and demos only)",
+    )
+    for option, unit, key in LIMIT_OPTIONS:
+        parser.add_argument(
+            f"--{option}",
+            type=_positive,
+            default=None,
+            metavar=unit,
+            help=f"limit per graded function (default: c.TrustedAutograde.{key})",
+        )
+    parser.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run student code without bubblewrap, with your permissions (trusted code only)",
+    )
 
 
 # (option, unit, c.TrustedAutograde key): the limits a course sets, which an option overrides.
@@ -318,6 +356,54 @@ def class_files(
     ]
 
 
+def _regrade(args: argparse.Namespace) -> int:
+    """``python -m autograder regrade``: the table of changes, or that nothing changed."""
+    from traitlets import TraitError
+
+    from autograder.deadlines.schedule import load_calendar
+    from autograder.regrade import regrade
+
+    try:
+        policy, limits = grade_settings(args)
+        calendar = load_calendar(args.course, paths.ASSIGNMENT)
+        found, table = regrade(
+            args.submitted,
+            args.out,
+            reason=args.reason,
+            students=args.student,
+            items=args.item,
+            never_lower=args.never_lower,
+            policy=policy,
+            limits=limits,
+            unsafe=args.unsafe_no_sandbox,
+            calendar=calendar,
+            course=args.course,
+        )
+    except (course_config.CourseConfigError, ValueError, TraitError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except SandboxUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if table is None:
+        print("nothing changed: no file was written (logged in regrades.log)")
+        return 0
+    from autograder.outputs import report
+
+    results = report.load_results(args.out)
+    class_files(args.submitted, args.out, results, calendar, args.course)
+    print(f"{len(found)} items changed; the table: {table}")
+    width = max(len(c.student) for c in found)
+    for c in found:
+        old = "-" if c.old_score is None else f"{c.old_score:g}/{c.old_max:g}"
+        new = "-" if c.new_score is None else f"{c.new_score:g}/{c.new_max:g}"
+        print(
+            f"  {c.student:<{width}}  {c.notebook}  {c.cell}: {c.item}  "
+            f"{old} -> {new}  ({c.old_status} -> {c.new_status})"
+        )
+    return 0
+
+
 def _intake(args: argparse.Namespace) -> int:
     """``python -m autograder intake``: a status per entry, exit 2 if the zip is unusable."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -367,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exports.run(args)
         if args.command == "intake":
             return _intake(args)
+        if args.command == "regrade":
+            return _regrade(args)
         if args.command == "guide":
             from autograder.outputs.guide import write_guide
 

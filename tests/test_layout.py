@@ -34,7 +34,7 @@ LAYERS = (
     ("outputs",),
     ("integration",),
     ("course_build",),
-    ("__init__", "__main__", "batch"),
+    ("__init__", "__main__", "batch", "regrade"),
 )
 MAX_TOP_LEVEL_MODULES = 12
 
