@@ -1,5 +1,5 @@
-"""Command line: ``python -m autograder grade | regrade | export | intake | guide | release |
-check-release``."""
+"""Command line: ``python -m autograder grade | regrade | export | intake | penalties | guide |
+release | check-release``."""
 
 from __future__ import annotations
 
@@ -130,6 +130,20 @@ def main_parser() -> argparse.ArgumentParser:
     )
     guide.add_argument(
         "--out", type=Path, required=True, help="the page to write (.html)"
+    )
+    penalties = sub.add_parser(
+        "penalties",
+        help="record the course calendar's late penalties in a gradebook again (after "
+        "moving the due date or granting an extension) and list the late students",
+    )
+    penalties.add_argument(
+        "--gradebook",
+        type=Path,
+        default=Path("gradebook.db"),
+        help="the gradebook to update (default: the course's gradebook.db)",
+    )
+    penalties.add_argument(
+        "--course", type=Path, default=Path("."), help="the course root (default: .)"
     )
     intake = sub.add_parser(
         "intake",
@@ -404,6 +418,35 @@ def _regrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _penalties(args: argparse.Namespace) -> int:
+    """``python -m autograder penalties``: nbgrader's stored penalties brought up to date."""
+    from nbgrader.api import Gradebook
+    from traitlets import TraitError
+
+    from autograder.deadlines.schedule import load_calendar
+    from autograder.integration.gradebook import apply_penalties
+
+    if not args.gradebook.is_file():
+        print(f"error: no gradebook at {args.gradebook}", file=sys.stderr)
+        return 2
+    try:
+        calendar = load_calendar(args.course, paths.ASSIGNMENT)
+    except (ValueError, TraitError) as error:
+        print(f"error: the course calendar: {error}", file=sys.stderr)
+        return 2
+    with Gradebook(f"sqlite:///{args.gradebook.resolve()}") as gb:
+        apply_penalties(gb, calendar)
+        late = [
+            (s.student_id, sum(nb.late_submission_penalty or 0 for nb in s.notebooks))
+            for s in gb.find_assignment(paths.ASSIGNMENT).submissions
+        ]
+    print(f"recorded the penalties of {len(late)} submissions in {args.gradebook}")
+    for student, points in sorted(late):
+        if points:
+            print(f"  {student}: {points:g} points off")
+    return 0
+
+
 def _intake(args: argparse.Namespace) -> int:
     """``python -m autograder intake``: a status per entry, exit 2 if the zip is unusable."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -455,6 +498,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _intake(args)
         if args.command == "regrade":
             return _regrade(args)
+        if args.command == "penalties":
+            return _penalties(args)
         if args.command == "guide":
             from autograder.outputs.guide import write_guide
 

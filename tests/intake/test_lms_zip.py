@@ -311,3 +311,41 @@ def test_every_release_notebook_name_is_known_to_the_intake():
     from autograder.intake.lms_zip import release_notebooks
 
     assert release_notebooks() == {p.name for p in RELEASE_DIR.glob("*.ipynb")}
+
+
+def test_the_lms_table_of_times_wins_over_the_files_stamps(tmp_path, release_bytes):
+    (tmp_path / "times.csv").write_text(
+        "lms_id,submitted_at,late\n51001,2026-12-05 10:00:00 UTC,yes\n"
+    )
+    (tmp_path / "roster.csv").write_text(ROSTER)
+    archive = make_zip(tmp_path / "download.zip", honest(release_bytes))
+    code = autograder_main(
+        ["intake", str(archive), "--lms", "canvas", "--roster",
+         str(tmp_path / "roster.csv"), "--course", str(tmp_path),
+         "--times", str(tmp_path / "times.csv")]
+    )  # fmt: skip
+    assert code == 0
+    times = read_times(record_path(tmp_path, ASSIGNMENT, "lms"), "lms")
+    assert times["victim"].at == datetime(2026, 12, 5, 10) and times["victim"].lms_late
+    assert times["bystander"].at == WHEN  # not in the table: the file's stamp
+
+
+def test_one_stamp_on_every_file_is_called_out(tmp_path, release_bytes):
+    _, report = collect(tmp_path, honest(release_bytes))
+    assert any("same time" in w for w in report.warnings)
+
+
+def test_a_zone_turns_the_servers_local_stamps_into_utc(tmp_path, release_bytes):
+    from zoneinfo import ZoneInfo
+
+    (tmp_path / "roster.csv").write_text(ROSTER)
+    archive = make_zip(tmp_path / "download.zip", honest(release_bytes))
+    intake_zip(
+        archive,
+        tmp_path,
+        read_roster(tmp_path / "roster.csv"),
+        "canvas",
+        timezone=ZoneInfo("Europe/Paris"),
+    )
+    times = read_times(record_path(tmp_path, ASSIGNMENT, "lms"), "lms")
+    assert times["victim"].at == datetime(2026, 12, 4, 15, 30)  # 16:30 in Paris, winter

@@ -253,3 +253,8 @@ def test_a_moved_due_date_counts_at_the_next_export_without_regrading(course, tm
     # Nobody is late any more: a submission on time is never penalised, whatever the rule's
     # zero-after date says.
     assert after == raw_totals(course)
+    # nbgrader's own stored penalties (formgrader, nbgrader export) follow on request.
+    assert any(penalty for *_, penalty in recorded(moved / "gradebook.db").values())
+    assert autograder_main(["penalties", "--course", str(moved),
+                            "--gradebook", str(moved / "gradebook.db")]) == 0  # fmt: skip
+    assert not any(penalty for *_, penalty in recorded(moved / "gradebook.db").values())
