@@ -68,6 +68,6 @@ def grade_batch(
                     save(grade_student(student_dir, sandbox, policy))
         results = report.load_results(out)
         report.write_grades_csv(out, results)
-        report.write_feedback(out, results)
+        report.write_feedback(out, results, calendar)
         write_gradebook(out, results, assignment_db.result(), calendar)
     return results

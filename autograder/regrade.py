@@ -180,7 +180,7 @@ def regrade(
             report.save_result(out, result)
         results = report.load_results(out)
         report.write_grades_csv(out, results)
-        report.write_feedback(out, results)
+        report.write_feedback(out, results, calendar)
         write_gradebook(out, results, assignment_gradebook(), calendar)
         table = _write_table(out, found)
     _log(

@@ -11,6 +11,7 @@ stock ``nbgrader autograde`` (``plugin.AssignCoursePenalties``) and the exports 
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -111,6 +112,35 @@ class Lateness:
 
     def penalty(self, score: float) -> float:
         return LateRule.penalty(score, self.fraction)
+
+    def total_penalty(self, notebook_scores: Iterable[float]) -> float:
+        """The points off a submission: each notebook's penalty, as nbgrader records them."""
+        return sum(self.penalty(score) for score in notebook_scores)
+
+    def describe(self, rule: LateRule) -> str:
+        """One sentence for the student's feedback and the instructor's pages."""
+        when = (
+            f"{self.submitted.at:%Y-%m-%d %H:%M} UTC"
+            if self.submitted.at
+            else "unknown"
+        )
+        text = f"Submitted {when}"
+        if self.extension:
+            text += f"; extension of {duration(self.extension.length.total_seconds())}"
+        if self.late:
+            text += (
+                f"; {duration(self.seconds_late)} late: the late rule ({rule.describe()}) "
+                f"takes {self.fraction:.0%} of the score"
+            )
+        return text + "."
+
+
+def duration(seconds: float) -> str:
+    """A length of time as people read it: "2 d 3 h 0 min", "20 h 5 min"."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    return f"{days} d {hours} h {minutes} min" if days else f"{hours} h {minutes} min"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.deadlines.schedule import Calendar, Lateness
+from autograder.deadlines.schedule import Calendar, Lateness, duration
 from autograder.grading.scoring import MANUAL
 from autograder.untrusted import CSP_META, clean_text
 
@@ -470,7 +470,7 @@ def _late_section(results: list[dict], calendar: Calendar | None) -> list[str]:
         late = row.lateness
         when = f"{late.submitted.at:%Y-%m-%d %H:%M}" if late.submitted.at else "unknown"
         extension = (
-            f"{_duration(late.extension.length.total_seconds())}"
+            f"{duration(late.extension.length.total_seconds())}"
             + (f": {late.extension.reason}" if late.extension.reason else "")
             if late.extension
             else ""
@@ -478,19 +478,12 @@ def _late_section(results: list[dict], calendar: Calendar | None) -> list[str]:
         parts.append(
             f"<tr><td><a href='feedback/{esc(late.student)}.html'>{esc(late.student)}</a>"
             f"</td><td>{esc(when)}</td><td>{esc(clean_text(extension, 200))}</td>"
-            f"<td>{esc(_duration(late.seconds_late)) if late.late else 'on time'}</td>"
+            f"<td>{esc(duration(late.seconds_late)) if late.late else 'on time'}</td>"
             f"<td>{late.fraction:.0%}</td>"
             f"<td>{row.score - row.penalty:g} of {row.score:g}</td></tr>"
         )
     parts.append("</table></div></section>")
     return parts
-
-
-def _duration(seconds: float) -> str:
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    return f"{days} d {hours} h {minutes} min" if days else f"{hours} h {minutes} min"
 
 
 def write_report(

@@ -258,3 +258,14 @@ def test_a_moved_due_date_counts_at_the_next_export_without_regrading(course, tm
     assert autograder_main(["penalties", "--course", str(moved),
                             "--gradebook", str(moved / "gradebook.db")]) == 0  # fmt: skip
     assert not any(penalty for *_, penalty in recorded(moved / "gradebook.db").values())
+
+
+def test_each_students_feedback_says_when_they_submitted_and_what_the_rule_took(course):
+    def page(student: str) -> str:
+        return (course / "grades" / "feedback" / f"{student}.html").read_text()
+
+    assert "late" not in page("punctual").split("<h2>", 1)[0]
+    capped = page("capped")
+    assert "Submitted 2026-12-10 17:00 UTC; 6 d 0 h 0 min late" in capped
+    assert "takes 30% of the score" in capped
+    assert "extension of 3 d 0 h 0 min." in page("extended")
