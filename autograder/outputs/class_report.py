@@ -421,12 +421,14 @@ def _similar_section(similarity) -> list[str]:
 
 
 def late_rows(results: list[dict], calendar: Calendar) -> list[LateRow]:
-    """The students who were late or had an extension, with what the rule took off their
-    autograded points (notebook by notebook, as the gradebook and the exports take it)."""
+    """The students who were late, had an extension, or have no known submission time (not
+    late, for want of a time: look at them), with what the rule took off their autograded
+    points (notebook by notebook, as the gradebook and the exports take it)."""
     found = []
     for result in sorted(results, key=lambda r: r["student"]):
         lateness = calendar.lateness(result["student"])
-        if not (lateness.late or lateness.extension):
+        unknown = calendar.due is not None and lateness.submitted.at is None
+        if not (lateness.late or lateness.extension or unknown):
             continue
         points = totals(result)
         penalty = sum(
@@ -445,7 +447,11 @@ class LateRow:
 
 def _late_section(results: list[dict], calendar: Calendar | None) -> list[str]:
     esc = html.escape
-    parts = ["<section id='late'><h2>Late and extended</h2>"]
+    parts = [
+        "<section id='late'><h2>Late and extended</h2>",
+        "<p>Students who submitted late, have an extension, or whose submission time is "
+        "unknown (counted on time: check them).</p>",
+    ]
     if calendar is None:
         return [*parts, "<p>No course calendar given.</p></section>"]
     due = (
@@ -468,7 +474,11 @@ def _late_section(results: list[dict], calendar: Calendar | None) -> list[str]:
     )
     for row in rows:
         late = row.lateness
-        when = f"{late.submitted.at:%Y-%m-%d %H:%M}" if late.submitted.at else "unknown"
+        when = (
+            f"{late.submitted.at:%Y-%m-%d %H:%M}"
+            if late.submitted.at
+            else f"unknown (no {calendar.source} time)"
+        ) + (" (the LMS marked it late)" if late.submitted.lms_late else "")
         extension = (
             f"{duration(late.extension.length.total_seconds())}"
             + (f": {late.extension.reason}" if late.extension.reason else "")

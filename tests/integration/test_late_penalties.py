@@ -221,6 +221,8 @@ def test_the_class_report_lists_the_late_and_extended_students_with_their_penalt
     assert listed == set(STUDENTS) - {"punctual"}
     assert "medical note (dean&#x27;s office)" in section
     assert "10% of the score per started day late, at most 30%" in section
+    capped = section.split(">capped</a>", 1)[1].split("</tr>", 1)[0]
+    assert "(the LMS marked it late)" in capped  # Canvas's _LATE_, kept by the intake
     for student, percent in (
         ("forger", "20%"),
         ("capped", "30%"),
