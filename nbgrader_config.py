@@ -15,14 +15,15 @@ c.CourseDirectory.release_directory = "chapters"
 # Autograding never runs a student's notebook in a kernel with the instructor's permissions:
 # stock nbgrader's Execute step is replaced by the sandboxed grader
 # (autograder/integration/plugin.py), which writes the trusted scores into the test cells; the
-# rest is nbgrader's default order.
+# rest is nbgrader's default order, with nbgrader's AssignLatePenalties on the course calendar
+# below (the grade command and the exports apply the same one).
 c.Autograde.autograde_preprocessors = [
     "autograder.integration.plugin.TrustedAutograde",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "nbgrader.preprocessors.SaveAutoGrades",
-    "nbgrader.preprocessors.AssignLatePenalties",
+    "autograder.integration.plugin.AssignCoursePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 # nbgrader's sanitizing steps, with DeduplicateIds replaced: a graded cell copied in Jupyter
@@ -72,3 +73,16 @@ c.TrustedAutograde.cpu_seconds = 10
 c.TrustedAutograde.memory_mb = 1024
 # Only if bubblewrap is unavailable and every submission is trusted:
 # c.TrustedAutograde.unsafe = True
+# The course calendar (autograder/deadlines/; README "Deadlines"): the due date is nbgrader's own
+# (`nbgrader db assignment add channels --duedate "2026-12-04 17:00:00 UTC"`), extensions are
+# extensions.csv (with reasons) over nbgrader's, and this is the one late-penalty rule, which the
+# grade command, `nbgrader autograde` and every export apply: a percentage of the earned score per
+# started day late, at most cap_percent, and zero after zero_after ("" never, "due" at once).
+c.CourseCalendar.percent_per_day = 0.0
+c.CourseCalendar.cap_percent = 100.0
+c.CourseCalendar.zero_after = ""
+# The submission time that decides lateness, never one the student wrote: "lms" (the LMS's own,
+# recorded by `python -m autograder intake`), "hub" (the course hub's instructor-side record) or
+# "exchange" (nbgrader's timestamp.txt: only with an exchange students cannot write).
+c.CourseCalendar.time_source = "lms"
+c.CourseCalendar.extensions_file = "extensions.csv"

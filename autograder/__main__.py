@@ -1,4 +1,5 @@
-"""Command line: ``python -m autograder grade | export | guide | release | check-release``."""
+"""Command line: ``python -m autograder grade | regrade | export | intake | penalties | guide |
+release | check-release``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from autograder.integration import course_config
 from autograder.sandbox.runner import Limits, SandboxUnavailableError
 
 if TYPE_CHECKING:
+    from autograder.deadlines.schedule import Calendar
     from autograder.grading.grader import Policy
 
 
@@ -56,49 +58,40 @@ def main_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="OUT holds an interrupted run: grade only the students without a results file",
     )
-    grade.add_argument(
-        "--course",
-        type=Path,
-        default=Path("."),
-        help="the course root: its nbgrader_config.py (c.TrustedAutograde) and "
-        ".autograder-secret set the policy and the graded inputs, as for nbgrader "
-        "(default: .)",
+    _grading_options(grade)
+    regrade = sub.add_parser(
+        "regrade",
+        help="grade again after a rubric or reference change: one student, one item or "
+        "everyone; a table of what changed, nothing written if nothing did",
     )
-    grade.add_argument(
-        "--builtin-conv",
-        choices=["zero", "report"],
-        default=None,
-        help="what a hand-written function that calls torch's convolution gets "
-        "(default: c.TrustedAutograde.conv_policy)",
+    regrade.add_argument(
+        "--submitted", type=Path, required=True, help="nbgrader's submitted/"
     )
-    seeds = grade.add_mutually_exclusive_group()
-    seeds.add_argument(
-        "--seed-salt",
-        type=_non_empty,
-        default=None,
-        help="course secret that picks the graded random inputs (default: "
-        "$AUTOGRADER_SEED_SALT, else c.TrustedAutograde.seed_salt, else the course's "
-        ".autograder-secret, created on first use)",
+    regrade.add_argument(
+        "--out", type=Path, required=True, help="the grade command's output to update"
     )
-    seeds.add_argument(
-        "--public-seeds",
+    regrade.add_argument(
+        "--reason", required=True, help="why: kept in the course's regrades.log"
+    )
+    regrade.add_argument(
+        "--student",
+        action="append",
+        default=[],
+        help="regrade this student (repeat for more; default: everyone graded in OUT)",
+    )
+    regrade.add_argument(
+        "--item",
+        action="append",
+        default=[],
+        help="only this test cell (test_corr2d_multi_in_hidden) or function "
+        "(corr2d_multi_in); repeat for more (default: every item)",
+    )
+    regrade.add_argument(
+        "--never-lower",
         action="store_true",
-        help="grade on the public seeds of exercises.py, which students can read "
-        "(tests and demos only)",
+        help="keep the old result of any item the regrade would lower",
     )
-    for option, unit, key in LIMIT_OPTIONS:
-        grade.add_argument(
-            f"--{option}",
-            type=_positive,
-            default=None,
-            metavar=unit,
-            help=f"limit per graded function (default: c.TrustedAutograde.{key})",
-        )
-    grade.add_argument(
-        "--unsafe-no-sandbox",
-        action="store_true",
-        help="run student code without bubblewrap, with your permissions (trusted code only)",
-    )
+    _grading_options(regrade)
     # The export command's module needs nbgrader, imported only when it runs: `execute` serves
     # machines (the GPU run's) that have torch and Jupyter but not the instructor's stack.
     export = sub.add_parser(
@@ -113,6 +106,13 @@ def main_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--out", type=Path, required=True, help="folder for canvas.csv and moodle.csv"
+    )
+    export.add_argument(
+        "--course",
+        type=Path,
+        default=Path("."),
+        help="the course root, whose calendar (due date, extensions, late rule, "
+        "submission times) sets the late penalties (default: .)",
     )
     guide = sub.add_parser(
         "guide",
@@ -131,11 +131,100 @@ def main_parser() -> argparse.ArgumentParser:
     guide.add_argument(
         "--out", type=Path, required=True, help="the page to write (.html)"
     )
+    penalties = sub.add_parser(
+        "penalties",
+        help="record the course calendar's late penalties in a gradebook again (after "
+        "moving the due date or granting an extension) and list the late students",
+    )
+    penalties.add_argument(
+        "--gradebook",
+        type=Path,
+        default=Path("gradebook.db"),
+        help="the gradebook to update (default: the course's gradebook.db)",
+    )
+    penalties.add_argument(
+        "--course", type=Path, default=Path("."), help="the course root (default: .)"
+    )
+    intake = sub.add_parser(
+        "intake",
+        help="an LMS's 'download all submissions' zip into submitted/, with the LMS's "
+        "submission times for the calendar",
+    )
+    intake.add_argument("zip", type=Path, help="the zip the LMS made")
+    intake.add_argument("--lms", choices=["canvas", "moodle"], required=True)
+    intake.add_argument(
+        "--roster",
+        type=Path,
+        required=True,
+        help="CSV student,lms_id,name: the nbgrader id of each LMS identity",
+    )
+    intake.add_argument(
+        "--course", type=Path, default=Path("."), help="the course root (default: .)"
+    )
+    intake.add_argument(
+        "--lms-timezone",
+        default="UTC",
+        help="the LMS server's time zone, in which it stamps the files (default: UTC)",
+    )
+    intake.add_argument(
+        "--times",
+        type=Path,
+        default=None,
+        help="the LMS's own table of submission times, CSV lms_id,submitted_at[,late]: "
+        "wins over the files' stamps",
+    )
     run = sub.add_parser(
         "execute", help="re-run notebooks and store their outputs (for solutions/)"
     )
     run.add_argument("notebooks", nargs="+", type=Path)
     return parser
+
+
+def _grading_options(parser: argparse.ArgumentParser) -> None:
+    """The options that set how students are graded, shared by grade and regrade."""
+    parser.add_argument(
+        "--course",
+        type=Path,
+        default=Path("."),
+        help="the course root: its nbgrader_config.py (c.TrustedAutograde) and "
+        ".autograder-secret set the policy and the graded inputs, as for nbgrader "
+        "(default: .)",
+    )
+    parser.add_argument(
+        "--builtin-conv",
+        choices=["zero", "report"],
+        default=None,
+        help="what a hand-written function that calls torch's convolution gets "
+        "(default: c.TrustedAutograde.conv_policy)",
+    )
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seed-salt",
+        type=_non_empty,
+        default=None,
+        help="course secret that picks the graded random inputs (default: "
+        "$AUTOGRADER_SEED_SALT, else c.TrustedAutograde.seed_salt, else the course's "
+        ".autograder-secret, created on first use)",
+    )
+    seeds.add_argument(
+        "--public-seeds",
+        action="store_true",
+        help="grade on the public seeds of exercises.py, which students can read "
+        "(tests and demos only)",
+    )
+    for option, unit, key in LIMIT_OPTIONS:
+        parser.add_argument(
+            f"--{option}",
+            type=_positive,
+            default=None,
+            metavar=unit,
+            help=f"limit per graded function (default: c.TrustedAutograde.{key})",
+        )
+    parser.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run student code without bubblewrap, with your permissions (trusted code only)",
+    )
 
 
 # (option, unit, c.TrustedAutograde key): the limits a course sets, which an option overrides.
@@ -196,8 +285,11 @@ def _progress(done: int, total: int) -> None:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    # Imports torch: only when grading.
+    # Imports torch and nbgrader: only when grading.
+    from traitlets import TraitError
+
     from autograder.batch import grade_batch
+    from autograder.deadlines.schedule import load_calendar
     from autograder.grading.cluster import ClusterUnavailableError
     from autograder.outputs import report
 
@@ -217,6 +309,11 @@ def _grade(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        calendar = load_calendar(args.course, paths.ASSIGNMENT)
+    except (ValueError, TraitError) as error:
+        print(f"error: the course calendar: {error}", file=sys.stderr)
+        return 2
     if not policy.seed_salt:
         print(
             "warning: grading on the public seeds, which students can read",
@@ -232,6 +329,7 @@ def _grade(args: argparse.Namespace) -> int:
             policy=policy,
             limits=limits,
             progress=_progress,
+            calendar=calendar,
         )
     except ClusterUnavailableError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -246,24 +344,145 @@ def _grade(args: argparse.Namespace) -> int:
     print(
         f"graded {len(results)} students: {args.out / 'grades.csv'}, {args.out / 'feedback'}/"
     )
-    print(
-        f"wrote {', '.join(map(str, class_files(args.submitted, args.out, results)))}"
-    )
+    written = class_files(args.submitted, args.out, results, calendar, args.course)
+    print(f"wrote {', '.join(map(str, written))}")
     return 0
 
 
-def class_files(submitted: Path, out: Path, results: list[dict]) -> list[Path]:
+def class_files(
+    submitted: Path,
+    out: Path,
+    results: list[dict],
+    calendar: Calendar | None = None,
+    course: Path | None = None,
+) -> list[Path]:
     """What the instructor reads after a batch, from its results and gradebook: the LMS
-    exports, the grading guide for the written answers, and the class report."""
+    exports, the grading guide for the written answers, and the class report (with the late
+    and extended students of ``calendar``, ``course``'s)."""
     from autograder.outputs import exports
     from autograder.outputs.class_report import write_report
     from autograder.outputs.guide import write_guide
 
     return [
-        *exports.write_exports(out / "gradebook.db", out),
+        *exports.write_exports(out / "gradebook.db", out, course),
         write_guide(submitted, out / "gradebook.db", out / "guide.html"),
-        write_report(out, results, submitted),
+        write_report(out, results, submitted, calendar),
     ]
+
+
+def _regrade(args: argparse.Namespace) -> int:
+    """``python -m autograder regrade``: the table of changes, or that nothing changed."""
+    from traitlets import TraitError
+
+    from autograder.deadlines.schedule import load_calendar
+    from autograder.regrade import regrade
+
+    try:
+        policy, limits = grade_settings(args)
+        calendar = load_calendar(args.course, paths.ASSIGNMENT)
+        found, table = regrade(
+            args.submitted,
+            args.out,
+            reason=args.reason,
+            students=args.student,
+            items=args.item,
+            never_lower=args.never_lower,
+            policy=policy,
+            limits=limits,
+            unsafe=args.unsafe_no_sandbox,
+            calendar=calendar,
+            course=args.course,
+        )
+    except (course_config.CourseConfigError, ValueError, TraitError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except SandboxUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if table is None:
+        print("nothing changed: no file was written (logged in regrades.log)")
+        return 0
+    from autograder.outputs import report
+
+    results = report.load_results(args.out)
+    class_files(args.submitted, args.out, results, calendar, args.course)
+    print(f"{len(found)} items changed; the table: {table}")
+    width = max(len(c.student) for c in found)
+    for c in found:
+        old = "-" if c.old_score is None else f"{c.old_score:g}/{c.old_max:g}"
+        new = "-" if c.new_score is None else f"{c.new_score:g}/{c.new_max:g}"
+        print(
+            f"  {c.student:<{width}}  {c.notebook}  {c.cell}: {c.item}  "
+            f"{old} -> {new}  ({c.old_status} -> {c.new_status})"
+        )
+    return 0
+
+
+def _penalties(args: argparse.Namespace) -> int:
+    """``python -m autograder penalties``: nbgrader's stored penalties brought up to date."""
+    from nbgrader.api import Gradebook
+    from traitlets import TraitError
+
+    from autograder.deadlines.schedule import load_calendar
+    from autograder.integration.gradebook import apply_penalties
+
+    if not args.gradebook.is_file():
+        print(f"error: no gradebook at {args.gradebook}", file=sys.stderr)
+        return 2
+    try:
+        calendar = load_calendar(args.course, paths.ASSIGNMENT)
+    except (ValueError, TraitError) as error:
+        print(f"error: the course calendar: {error}", file=sys.stderr)
+        return 2
+    with Gradebook(f"sqlite:///{args.gradebook.resolve()}") as gb:
+        apply_penalties(gb, calendar)
+        late = [
+            (s.student_id, sum(nb.late_submission_penalty or 0 for nb in s.notebooks))
+            for s in gb.find_assignment(paths.ASSIGNMENT).submissions
+        ]
+    print(f"recorded the penalties of {len(late)} submissions in {args.gradebook}")
+    for student, points in sorted(late):
+        if points:
+            print(f"  {student}: {points:g} points off")
+    return 0
+
+
+def _intake(args: argparse.Namespace) -> int:
+    """``python -m autograder intake``: a status per entry, exit 2 if the zip is unusable."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from autograder.intake.lms_zip import (
+        IntakeError,
+        intake_zip,
+        read_lms_times,
+        report_path,
+    )
+    from autograder.intake.roster import read_roster
+
+    try:
+        report = intake_zip(
+            args.zip,
+            args.course,
+            read_roster(args.roster),
+            args.lms,
+            timezone=ZoneInfo(args.lms_timezone),
+            times=read_lms_times(args.times) if args.times else None,
+        )
+    except (IntakeError, ValueError, OSError, ZoneInfoNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    collected = {e.student for e in report.entries if e.status == "collected"}
+    refused = [e for e in report.entries if e.status != "collected"]
+    print(
+        f"collected {len(collected)} students into {args.course / 'submitted'}; "
+        f"{len(refused)} files refused "
+        f"({report_path(args.course, paths.ASSIGNMENT, args.zip)})"
+    )
+    for e in refused:
+        print(f"  {e.student or '?'}: {e.entry}: {e.status}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -275,6 +494,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from autograder.outputs import exports
 
             return exports.run(args)
+        if args.command == "intake":
+            return _intake(args)
+        if args.command == "regrade":
+            return _regrade(args)
+        if args.command == "penalties":
+            return _penalties(args)
         if args.command == "guide":
             from autograder.outputs.guide import write_guide
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from autograder.course_build.release import assignment_gradebook
+from autograder.deadlines.schedule import Calendar
 from autograder.grading.grader import Policy, grade_student, student_dirs
 from autograder.integration.gradebook import write_gradebook
 from autograder.outputs import report
@@ -29,11 +30,13 @@ def grade_batch(
     policy: Policy = Policy(),
     limits: Limits | None = None,
     progress: Callable[[int, int], None] | None = None,
+    calendar: Calendar | None = None,
 ) -> list[dict]:
     """Grade every student not graded yet (resumable), then write grades.csv and feedback.
 
     One worker grades here, in this process; more (``workers``), or a Dask cluster at
-    ``dask``, grade through Dask (``cluster.py``). The files are the same either way.
+    ``dask``, grade through Dask (``cluster.py``). The files are the same either way. The
+    course's ``calendar`` sets the due date, times, extensions and penalties in the gradebook.
     """
     limits = limits or Limits()
     done = report.graded_students(out)
@@ -65,6 +68,6 @@ def grade_batch(
                     save(grade_student(student_dir, sandbox, policy))
         results = report.load_results(out)
         report.write_grades_csv(out, results)
-        report.write_feedback(out, results)
-        write_gradebook(out, results, assignment_db.result())
+        report.write_feedback(out, results, calendar)
+        write_gradebook(out, results, assignment_db.result(), calendar)
     return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -168,6 +169,44 @@ def nbgrader(course: Path, *args: str) -> str:
     )
     assert done.returncode == 0, (
         f"nbgrader {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    )
+    return done.stdout + done.stderr
+
+
+def readme_blocks(test_file: str) -> list[str]:
+    """The README's bash blocks marked "run as written by <test_file>", in order."""
+    mark = f"<!-- run as written by {test_file}"
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(re.escape(mark) + r"[^\n]*\n```bash\n(.*?)```", text, re.S)
+    assert len(blocks) == text.count(mark), "a marked block is not a ```bash block"
+    return blocks
+
+
+def instructor_env(course: Path) -> dict[str, str]:
+    """A shell as the instructor has it: no venv active, Jupyter's own files in the course."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")
+    }
+    env["PATH"] = os.pathsep.join(
+        p for p in env["PATH"].split(os.pathsep) if ".venv" not in p
+    )
+    env["HOME"] = str(course / "home")
+    env["JUPYTER_CONFIG_DIR"] = str(course / "home" / "jupyter")
+    return env
+
+
+def run_block(block: str, course: Path) -> str:
+    """Run a README block as written, in ``course``, as the instructor's shell would."""
+    done = subprocess.run(
+        ["bash", "-e", "-c", block],
+        cwd=course,
+        env=instructor_env(course),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, (
+        f"{block}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     )
     return done.stdout + done.stderr
 

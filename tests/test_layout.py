@@ -28,12 +28,14 @@ LAYERS = (
     # Import nothing of the package outside themselves: what students receive, what runs next
     # to student code, and what everything shares.
     ("kit", "sandbox.inside", "paths", "untrusted", "notebooks"),
+    # The course calendar: read by grading's gradebook, the pages, the exports and nbgrader's side.
+    ("deadlines",),
     ("sandbox",),
-    ("grading",),
+    ("grading", "intake"),
     ("outputs",),
     ("integration",),
     ("course_build",),
-    ("__init__", "__main__", "batch"),
+    ("__init__", "__main__", "batch", "regrade"),
 )
 MAX_TOP_LEVEL_MODULES = 12
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -18,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import build_course
+from conftest import build_course, instructor_env, readme_blocks, run_block
 from corpus import CORPUS, typed
 from nbgrader.api import Gradebook
 
@@ -26,20 +25,11 @@ from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
-MARK = "<!-- run as written by tests/test_readme.py"
-BLOCK = re.compile(re.escape(MARK) + r"[^\n]*\n```bash\n(.*?)```", re.S)
 STUDENTS = ("honest_einsum_unfold", "honest_loops", "mistake_flipped_kernel")  # sorted
 NOTEBOOKS = sorted(p.name for p in RELEASE_DIR.glob("*.ipynb"))
 
 
-def readme_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    blocks = BLOCK.findall(text)
-    assert len(blocks) == text.count(MARK), "a marked block is not a ```bash block"
-    return blocks
-
-
-BLOCKS = readme_blocks()
+BLOCKS = readme_blocks("tests/test_readme.py")
 GRADE, STOCK, FORMGRADER = (
     next(b for b in BLOCKS if "autograder grade" in b),
     next(b for b in BLOCKS if "nbgrader autograde" in b),
@@ -50,34 +40,6 @@ GRADE, STOCK, FORMGRADER = (
 def test_the_readme_marks_every_instructor_block():
     assert len(BLOCKS) == 3
     assert "--force" in STOCK.splitlines()[1]
-
-
-def instructor_env(course: Path) -> dict[str, str]:
-    """A shell as the instructor has it: no venv active, Jupyter's own files in the course."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")
-    }
-    env["PATH"] = os.pathsep.join(
-        p for p in env["PATH"].split(os.pathsep) if ".venv" not in p
-    )
-    env["HOME"] = str(course / "home")
-    env["JUPYTER_CONFIG_DIR"] = str(course / "home" / "jupyter")
-    return env
-
-
-def run_block(block: str, course: Path) -> str:
-    done = subprocess.run(
-        ["bash", "-e", "-c", block],
-        cwd=course,
-        env=instructor_env(course),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, (
-        f"{block}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    )
-    return done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")

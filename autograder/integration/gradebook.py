@@ -16,23 +16,50 @@ from nbgrader.api import (
     SubmittedNotebook,
 )
 
+from autograder.deadlines.schedule import Calendar, record_lateness
 from autograder.grading.scoring import MANUAL, ItemScore, cell_totals
 from autograder.paths import ASSIGNMENT
 
 
-def write_gradebook(out: Path, results: list[dict], assignment_db: Path) -> Path:
+def write_gradebook(
+    out: Path,
+    results: list[dict],
+    assignment_db: Path,
+    calendar: Calendar | None = None,
+) -> Path:
     """Rebuild ``out/gradebook.db`` from the results: the assignment (a copy of
     ``assignment_db``, from ``release.assignment_gradebook``), then each student's submission
-    with its scores; every test cell's auto score is the trusted score of the grade command."""
+    with its scores; every test cell's auto score is the trusted score of the grade command.
+
+    With the course's ``calendar``: its due date, each student's submission time and
+    extension, and each notebook's late penalty, as stock ``nbgrader autograde`` records them
+    (``plugin.AssignCoursePenalties``)."""
     path = out / "gradebook.db"
     path.unlink(missing_ok=True)
     shutil.copyfile(assignment_db, path)
-    with Gradebook(f"sqlite:///{path.resolve()}") as gb, gb.db.no_autoflush:
-        assignment = gb.find_assignment(ASSIGNMENT)
-        for result in sorted(results, key=lambda r: r["student"]):
-            gb.db.add(_submission(assignment, result))
-        gb.db.commit()  # one flush for everyone
+    with Gradebook(f"sqlite:///{path.resolve()}") as gb:
+        with gb.db.no_autoflush:
+            assignment = gb.find_assignment(ASSIGNMENT)
+            if calendar is not None:
+                assignment.duedate = calendar.due
+            for result in sorted(results, key=lambda r: r["student"]):
+                gb.db.add(_submission(assignment, result))
+            gb.db.commit()  # one flush for everyone
+        if calendar is not None:
+            apply_penalties(gb, calendar)
     return path
+
+
+def apply_penalties(gb: Gradebook, calendar: Calendar) -> None:
+    """Record every submission's time, extension and notebook penalties from ``calendar``
+    (the scores as nbgrader sums them, ``SubmittedNotebook.score``), in one commit."""
+    assignment = gb.find_assignment(calendar.assignment)
+    for submission in assignment.submissions:
+        lateness = calendar.lateness(submission.student_id)
+        record_lateness(submission, lateness)
+        for notebook in submission.notebooks:
+            notebook.late_submission_penalty = lateness.penalty(notebook.score) or None
+    gb.db.commit()
 
 
 def _submission(assignment: Assignment, result: dict) -> SubmittedAssignment:

@@ -21,13 +21,15 @@ from pathlib import Path
 import nbformat
 from nbconvert.exporters import HTMLExporter, NotebookExporter
 from nbconvert.exporters.exporter import ResourcesDict
+from nbgrader.api import Gradebook
 from nbgrader.converters import base as nbgrader_base
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import AssignLatePenalties, NbGraderPreprocessor
 from traitlets import Bool, Enum, Float, Int, Unicode
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder import notebooks
+from autograder.deadlines.schedule import load_calendar, record_lateness
 from autograder.grading.grader import (
     NotebookResult,
     Policy,
@@ -406,6 +408,44 @@ class TrustedAutograde(NbGraderPreprocessor):
                 cell.source = release[
                     grade_id
                 ].source  # the release has no hidden tests
+        return nb, resources
+
+
+class AssignCoursePenalties(AssignLatePenalties):
+    """nbgrader's late-penalty step, on the course's calendar (in ``autograde_preprocessors``).
+
+    nbgrader's own step asks its plugin for a penalty from the student, the score and the
+    seconds late, with the time nbgrader read from the submission's ``timestamp.txt`` and the
+    gradebook's extension. Here, as in the grade command, the time comes from the course's
+    named source (``deadlines/times.py``: never a file the student wrote, unless the course
+    says its exchange is trusted), the extension from ``extensions.csv`` over nbgrader's, and
+    the rule may zero a submission after a date, which seconds late alone cannot say. The same
+    ``Calendar`` decides; nbgrader's gradebook records the time, the extension and the penalty.
+    """
+
+    def preprocess(self, nb, resources):
+        meta = resources["nbgrader"]
+        with Gradebook(meta["db_url"]) as gb:
+            calendar = load_calendar(
+                Path.cwd(), meta["assignment"], config=self.config, gradebook=gb
+            )
+            lateness = calendar.lateness(meta["student"])
+            record_lateness(
+                gb.find_submission(meta["assignment"], meta["student"]), lateness
+            )
+            notebook = gb.find_submission_notebook(
+                meta["notebook"], meta["assignment"], meta["student"]
+            )
+            notebook.late_submission_penalty = lateness.penalty(notebook.score) or None
+            if lateness.late:
+                self.log.warning(
+                    "%s is %d seconds late: penalty %g of %g points",
+                    meta["student"],
+                    lateness.seconds_late,
+                    lateness.penalty(notebook.score),
+                    notebook.score,
+                )
+            gb.db.commit()
         return nb, resources
 
 

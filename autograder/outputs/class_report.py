@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.deadlines.schedule import Calendar, Lateness, duration
 from autograder.grading.scoring import MANUAL
 from autograder.untrusted import CSP_META, clean_text
 
@@ -231,9 +232,14 @@ def _wide(label: str) -> str:
     return f"<div class='wide' tabindex='0' role='region' aria-label='{html.escape(label)}'>"
 
 
-def report_html(results: list[dict], similarity=None, title: str = "channels") -> str:
+def report_html(
+    results: list[dict],
+    similarity=None,
+    title: str = "channels",
+    calendar: Calendar | None = None,
+) -> str:
     """The class report's page; ``similarity`` (``similarity.Similarity``) adds
-    the similar submissions."""
+    the similar submissions, ``calendar`` the late and extended students."""
     esc = html.escape
     results = sorted(results, key=lambda r: r["student"])
     per_student = {r["student"]: totals(r) for r in results}
@@ -251,13 +257,15 @@ def report_html(results: list[dict], similarity=None, title: str = "channels") -
         "<nav aria-label='Sections'><ul><li><a href='#scores'>Scores</a></li>"
         "<li><a href='#items'>Rubric items</a></li><li><a href='#mistakes'>Common "
         "mistakes</a></li><li><a href='#trouble'>Submissions to look at</a></li>"
-        "<li><a href='#similar'>Similar submissions</a></li></ul></nav>",
+        "<li><a href='#similar'>Similar submissions</a></li>"
+        "<li><a href='#late'>Late and extended</a></li></ul></nav>",
     ]
     parts += _scores_section(per_student, n)
     parts += _items_section(results)
     parts += _mistakes_section(results, n)
     parts += _trouble_section(results)
     parts += _similar_section(similarity)
+    parts += _late_section(results, calendar)
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
 
@@ -412,8 +420,90 @@ def _similar_section(similarity) -> list[str]:
     return parts
 
 
-def write_report(out: Path, results: list[dict], submitted: Path | None = None) -> Path:
-    """Write ``out/report.html``; with ``submitted``, the similar submissions too."""
+def late_rows(results: list[dict], calendar: Calendar) -> list[LateRow]:
+    """The students who were late, had an extension, or have no known submission time (not
+    late, for want of a time: look at them), with what the rule took off their autograded
+    points (notebook by notebook, as the gradebook and the exports take it)."""
+    found = []
+    for result in sorted(results, key=lambda r: r["student"]):
+        lateness = calendar.lateness(result["student"])
+        unknown = calendar.due is not None and lateness.submitted.at is None
+        if not (lateness.late or lateness.extension or unknown):
+            continue
+        points = totals(result)
+        penalty = sum(
+            lateness.penalty(s) for nb, (s, _) in points.items() if nb != "all"
+        )
+        found.append(LateRow(lateness, points["all"][0], penalty))
+    return found
+
+
+@dataclass(frozen=True)
+class LateRow:
+    lateness: Lateness
+    score: float  # autograded points before the penalty
+    penalty: float
+
+
+def _late_section(results: list[dict], calendar: Calendar | None) -> list[str]:
+    esc = html.escape
+    parts = [
+        "<section id='late'><h2>Late and extended</h2>",
+        "<p>Students who submitted late, have an extension, or whose submission time is "
+        "unknown (counted on time: check them).</p>",
+    ]
+    if calendar is None:
+        return [*parts, "<p>No course calendar given.</p></section>"]
+    due = (
+        f"{calendar.due:%Y-%m-%d %H:%M} UTC"
+        if calendar.due
+        else "not set (nobody is late)"
+    )
+    parts.append(
+        f"<p>Due: {esc(due)}. Rule: {esc(calendar.rule.describe())}. Submission times from "
+        f"the {esc(calendar.source)} record.</p>"
+    )
+    rows = late_rows(results, calendar)
+    if not rows:
+        return [*parts, "<p>None.</p></section>"]
+    parts.append(
+        _wide("Late and extended")
+        + "<table><tr><th scope='col'>Student</th><th scope='col'>Submitted</th>"
+        "<th scope='col'>Extension</th><th scope='col'>Late by</th>"
+        "<th scope='col'>Penalty</th><th scope='col'>Points</th></tr>"
+    )
+    for row in rows:
+        late = row.lateness
+        when = (
+            f"{late.submitted.at:%Y-%m-%d %H:%M}"
+            if late.submitted.at
+            else f"unknown (no {calendar.source} time)"
+        ) + (" (the LMS marked it late)" if late.submitted.lms_late else "")
+        extension = (
+            f"{duration(late.extension.length.total_seconds())}"
+            + (f": {late.extension.reason}" if late.extension.reason else "")
+            if late.extension
+            else ""
+        )
+        parts.append(
+            f"<tr><td><a href='feedback/{esc(late.student)}.html'>{esc(late.student)}</a>"
+            f"</td><td>{esc(when)}</td><td>{esc(clean_text(extension, 200))}</td>"
+            f"<td>{esc(duration(late.seconds_late)) if late.late else 'on time'}</td>"
+            f"<td>{late.fraction:.0%}</td>"
+            f"<td>{row.score - row.penalty:g} of {row.score:g}</td></tr>"
+        )
+    parts.append("</table></div></section>")
+    return parts
+
+
+def write_report(
+    out: Path,
+    results: list[dict],
+    submitted: Path | None = None,
+    calendar: Calendar | None = None,
+) -> Path:
+    """Write ``out/report.html``; with ``submitted``, the similar submissions too, and with the
+    course's ``calendar``, its late and extended students."""
     similarity = None
     if submitted is not None:
         from autograder.outputs import similarity as alike
@@ -421,5 +511,7 @@ def write_report(out: Path, results: list[dict], submitted: Path | None = None) 
         sources = alike.sources_of(submitted, [r["student"] for r in results])
         similarity = alike.similar_submissions(sources, alike.book_boilerplate())
     path = out / "report.html"
-    path.write_text(report_html(results, similarity), encoding="utf-8")
+    path.write_text(
+        report_html(results, similarity, calendar=calendar), encoding="utf-8"
+    )
     return path

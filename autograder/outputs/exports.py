@@ -13,7 +13,8 @@ Each file has, per student, the assignment's total and one column per notebook. 
 it adds nothing, so right after autograding the LMS gets the autograded points, and the full total
 after formgrader grading and a second export. A column per assignment shows the points still
 awaiting grading, and the exporter says how many students have some. A student in the gradebook
-who submitted nothing gets 0, and late penalties are taken off, as in ``nbgrader export``.
+who submitted nothing gets 0, and the course calendar's late penalties are taken off
+(``autograder/deadlines/``), the same rule as both grading paths apply.
 
 Which column Canvas and Moodle import, and how students are matched, is in ``canvas_table`` and
 ``moodle_table``. Every text cell is made safe for a spreadsheet (``cell_text``): student names
@@ -30,9 +31,8 @@ import re
 import sys
 import tempfile
 import unicodedata
-import urllib.parse
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -47,9 +47,10 @@ from nbgrader.api import (
     SubmittedNotebook,
 )
 from nbgrader.plugins import ExportPlugin
-from sqlalchemy.engine import URL
 from sqlalchemy.orm import Query
 from traitlets import Dict, Int, Unicode
+
+from autograder.deadlines.schedule import Calendar, load_calendar, read_only_gradebook
 
 # Canvas: "How do I import grades in the Gradebook?" (Canvas Instructor Guide,
 # community.canvaslms.com) and the importer that reads the file (instructure/canvas-lms,
@@ -110,27 +111,34 @@ class AssignmentGrades:
 
 
 def collect(
-    gb: Gradebook, assignments: Iterable[str] = (), students: Iterable[str] = ()
+    gb: Gradebook,
+    assignments: Iterable[str] = (),
+    students: Iterable[str] = (),
+    calendars: Callable[[str], Calendar] | None = None,
 ) -> list[AssignmentGrades]:
     """Every assignment's grades (or those named), for every student (or those named).
 
     Scores come from nbgrader's own ``Grade.score`` (a manual score over the autograder's), and a
     grade that ``needs_manual_grade`` counts nothing yet: it is a written answer nobody graded.
+    The late penalty is the course calendar's (``calendars``: an assignment's ``Calendar``; none,
+    no penalty), taken off the score as it is now: a written answer graded after autograding is
+    penalised like the rest, and a moved due date or a new extension counts at the next export.
     """
+    calendars = calendars or (lambda name: Calendar(name, Path(".")))
     wanted, who = set(assignments), set(students)
     people = sorted(
         (s for s in gb.students if not who or s.id in who),
         key=lambda s: (s.last_name or "", s.first_name or "", s.id),
     )
     return [
-        _assignment_grades(gb, assignment, people)
+        _assignment_grades(gb, assignment, people, calendars(assignment.name))
         for assignment in gb.assignments
         if not wanted or assignment.name in wanted
     ]
 
 
 def _assignment_grades(
-    gb: Gradebook, assignment: Assignment, people: list[Student]
+    gb: Gradebook, assignment: Assignment, people: list[Student], calendar: Calendar
 ) -> AssignmentGrades:
     """One query for every grade of the assignment: a thousand students' objects one by one
     would take thousands of queries."""
@@ -156,21 +164,11 @@ def _assignment_grades(
             awaiting[student] += _finite(max_score)
         else:
             counted[student, notebook] += _finite(score)
-    penalties = {
-        (student, notebook): _finite(penalty)
-        for student, notebook, penalty in _of(
-            gb.db.query(
-                SubmittedAssignment.student_id,
-                Notebook.name,
-                SubmittedNotebook.late_submission_penalty,
-            ).select_from(SubmittedNotebook),
-            assignment,
-        )
-    }
     rows = []
     for person in people:
         raw = {nb: counted[person.id, nb] for nb in notebooks}
-        late = {nb: penalties.get((person.id, nb), 0.0) for nb in notebooks}
+        lateness = calendar.lateness(person.id)
+        late = {nb: lateness.penalty(raw[nb]) for nb in notebooks}
         rows.append(
             StudentGrades(
                 id=person.id,
@@ -364,27 +362,26 @@ def write_csv(path: Path, table: list[list[str]]) -> Path:
 
 def open_gradebook(path: Path) -> Gradebook:
     """nbgrader's Gradebook on ``path``, read-only: exporting never changes the gradebook that
-    formgrader may be writing at the same time (and nbgrader would add a course row)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no gradebook at {path}")
-    # A URL object, not a string: SQLAlchemy would decode a string's %XX before SQLite's URI
-    # parser sees it, and a folder named "a#b" would open (and create) "a" instead.
-    url = URL.create(
-        "sqlite",
-        database="file:" + urllib.parse.quote(str(path.resolve())),
-        query={"mode": "ro", "uri": "true"},
-    )
-    return Gradebook(url, course_id="")  # type: ignore[arg-type]  # create_engine takes it
+    formgrader may be writing at the same time."""
+    return read_only_gradebook(path)
 
 
-def write_exports(gradebook_db: Path, out_dir: Path) -> list[Path]:
-    """Write ``out_dir/canvas.csv`` and ``out_dir/moodle.csv`` from a gradebook."""
-    return _write_exports(gradebook_db, out_dir)[0]
+def write_exports(
+    gradebook_db: Path, out_dir: Path, course: Path | None = None
+) -> list[Path]:
+    """Write ``out_dir/canvas.csv`` and ``out_dir/moodle.csv`` from a gradebook, with the late
+    penalties of ``course``'s calendar (none without a course)."""
+    return _write_exports(gradebook_db, out_dir, course)[0]
 
 
-def _write_exports(gradebook_db: Path, out_dir: Path) -> tuple[list[Path], str | None]:
+def _write_exports(
+    gradebook_db: Path, out_dir: Path, course: Path | None
+) -> tuple[list[Path], str | None]:
     with open_gradebook(gradebook_db) as gb:
-        grades = collect(gb)
+        grades = collect(
+            gb,
+            calendars=(lambda name: load_calendar(course, name)) if course else None,
+        )
     paths = [
         write_csv(out_dir / "canvas.csv", canvas_table(grades)),
         write_csv(out_dir / "moodle.csv", moodle_table(grades)),
@@ -406,6 +403,10 @@ class _LmsExport(ExportPlugin):
             gradebook,
             [str(a) for a in self.assignment],
             [str(s) for s in self.student],
+            # nbgrader export runs in the course root, on the course's own gradebook.
+            lambda name: load_calendar(
+                Path.cwd(), name, config=self.config, gradebook=gradebook
+            ),
         )
         dest = write_csv(Path(self.to or self.default_to), self.table(grades))
         count = len(grades[0].students) if grades else 0
@@ -443,7 +444,7 @@ class MoodleExport(_LmsExport):
 def run(args: argparse.Namespace) -> int:
     """``python -m autograder export``: both files, or a status 2 and the reason."""
     try:
-        paths, note = _write_exports(args.gradebook, args.out)
+        paths, note = _write_exports(args.gradebook, args.out, args.course)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

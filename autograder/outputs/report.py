@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from autograder.deadlines.schedule import Calendar
 from autograder.grading.scoring import MANUAL, ItemScore, cell_totals
 from autograder.untrusted import CSP_META, clean_text
 
@@ -84,8 +85,9 @@ def write_grades_csv(out: Path, results: list[dict]) -> Path:
     return path
 
 
-def feedback_html(result: dict) -> str:
-    """A self-contained page for one student: points per item, messages, notes. No hidden values."""
+def feedback_html(result: dict, calendar: Calendar | None = None) -> str:
+    """A self-contained page for one student: points per item, messages, notes, and with the
+    course's ``calendar`` the submission time, extension and late penalty. No hidden values."""
     esc = html.escape
     items = [i for nb in result["notebooks"] for i in nb["items"]]
     total = sum(i["score"] for i in items if i["status"] != MANUAL)
@@ -106,6 +108,21 @@ def feedback_html(result: dict) -> str:
         )
         + "</p>",
     ]
+    lateness = calendar.lateness(result["student"]) if calendar else None
+    if lateness and (lateness.late or lateness.extension):
+        penalty = lateness.total_penalty(
+            sum(i["score"] for i in nb["items"] if i["status"] != MANUAL)
+            for nb in result["notebooks"]
+        )
+        parts.append(
+            f"<p class='late'>{esc(clean_text(lateness.describe(calendar.rule), 500))}"
+            + (
+                f" <strong>{total - penalty:g} of {possible:g} points</strong> after it."
+                if lateness.late
+                else ""
+            )
+            + "</p>"
+        )
     for nb in result["notebooks"]:
         parts.append(f"<h2>{esc(nb['notebook'])}</h2><table>")
         parts.append("<tr><th>Item</th><th>Points</th><th>What happened</th></tr>")
@@ -133,8 +150,11 @@ def feedback_html(result: dict) -> str:
     return "\n".join(parts) + "\n</html>\n"
 
 
-def write_feedback(out: Path, results: list[dict]) -> None:
+def write_feedback(
+    out: Path, results: list[dict], calendar: Calendar | None = None
+) -> None:
     folder = out / "feedback"
     folder.mkdir(parents=True, exist_ok=True)
     for result in results:
-        (folder / f"{result['student']}.html").write_text(feedback_html(result))
+        page = feedback_html(result, calendar)
+        (folder / f"{result['student']}.html").write_text(page)
