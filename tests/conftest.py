@@ -32,6 +32,8 @@ LONGEST_FIRST = (
     "tests/integration/test_stock_nbgrader.py",
     "tests/outputs/test_instructor_pages.py",
     "tests/grading/test_grader.py",
+    "tests/integration/test_late_penalties.py",
+    "tests/test_regrade.py",
     "tests/test_gpu_kit.py",
     "tests/grading/test_hostile_notebooks.py",
     "tests/test_bare_jupyter.py",
