@@ -356,6 +356,22 @@ def _wrong(ex: Exercise, case: Case) -> Mapping[str, object]:
     return ex.answers.wrong(ex, case)
 
 
+def _computed_in(returned: torch.dtype, given: torch.dtype) -> torch.dtype:
+    """The precision a result is judged at: the coarser of the dtype it came back in and its
+    input's. A float32 sum returned as float64 (``.double()``, a numpy round trip) carries
+    float32's rounding, which no rubric item scores; a float16 result carries float16's."""
+    return max(returned, given, key=lambda dtype: torch.finfo(dtype).eps)
+
+
+def dtype_note(tried: str, returned: torch.dtype, given: torch.dtype) -> str:
+    """The note (no points) for a right result that did not keep its input's dtype."""
+    if torch.finfo(returned).eps > torch.finfo(given).eps:
+        why = "right, but precision is lost"
+    else:
+        why = f"right at {given}'s precision; keep the input's dtype"
+    return f"{tried}: returned {returned} for {given} input ({why})."
+
+
 def _within(got: torch.Tensor, expected: torch.Tensor, bound: torch.Tensor) -> bool:
     return bool(((got - expected).abs() <= bound).all())
 
@@ -481,7 +497,7 @@ def judge(
     values = got.values.reshape(expected.shape)
     if not bool(torch.isfinite(values).all()):
         return Verdict(False, f"{tried}: the result contains NaN or infinity.")
-    bound = _bound(ex, case, dtype)
+    bound = _bound(ex, case, _computed_in(dtype, case.dtype))
     if not _within(values, expected, bound):
         worst = (values - expected).abs().max().item()
         diagnosis = next(
@@ -499,9 +515,7 @@ def judge(
         )
     notes = []
     if got.dtype != str(case.dtype):
-        notes.append(
-            f"{tried}: returned {got.dtype} for {case.dtype} input (right, but precision is lost)."
-        )
+        notes.append(dtype_note(tried, dtype, case.dtype))
     if got.device is not None and got.device != input_device:
         notes.append(
             f"{tried}: returned a tensor on {got.device} for input on {input_device}."
