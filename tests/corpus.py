@@ -488,10 +488,11 @@ def write_generated(course: Path, n: int) -> None:
         write_submission(course, f"student{i:04d}", typed(entry))
 
 
-def write_entry(course: Path, student: str) -> None:
-    """Write corpus entry ``student`` as a submission, its added cells before its answer."""
+def write_entry(course: Path, student: str, name: str = "") -> Path:
+    """Write corpus entry ``student`` as a submission (of student ``name``, if given), its
+    added cells before its answer; the submission's folder."""
     entry = CORPUS[student]
-    dest = write_submission(course, student, typed(entry))
+    dest = write_submission(course, name or student, typed(entry))
     if entry.extra_cells:
         path = dest / NOTEBOOK_OF["corr2d_multi_in"]
         nb = notebooks.read(path)
@@ -501,6 +502,7 @@ def write_entry(course: Path, student: str) -> None:
                 at + i, nbformat.v4.new_code_cell(source, id=f"student-{i}")
             )
         notebooks.write(nb, path)
+    return dest
 
 
 def write_corpus(course: Path, broken: dict[str, tuple[bytes, str]]) -> None:
@@ -646,3 +648,76 @@ def write_pathological(course: Path, student: str) -> Path:
         if ex.forbidden:
             add_cells(dest / NOTEBOOK_OF[name], name, pathological_cells())
     return dest
+
+
+# Answers whose cells lost their identity (issue 27): the same notebooks as an editor that drops
+# cell metadata, a merge, a reordering or a paste into a new notebook leaves them.
+def stripped(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Every cell without its nbgrader metadata (and the flags nbgrader sets with it)."""
+    for cell in nb.cells:
+        for key in ("nbgrader", "deletable", "editable"):
+            cell.metadata.pop(key, None)
+    return nb
+
+
+def merged(nb: nbformat.NotebookNode, graded: set[str]) -> nbformat.NotebookNode:
+    """Each answer cell of ``graded`` merged with the code cells after it up to its visible
+    test (the demo call and the test itself, as Jupyter's Merge Cells joins them once the
+    markdown between is moved below; never with another answer), stripped."""
+    cells, into = [], None
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if into is not None and cell.cell_type == "code" and grade_id not in graded:
+            into.source += "\n\n" + cell.source
+            if grade_id == f"test_{into.metadata.nbgrader['grade_id']}_example":
+                into = None
+            continue
+        if grade_id in graded:
+            into = cell
+        elif cell.cell_type == "code":
+            into = None
+        cells.append(cell)
+    nb.cells = cells
+    return stripped(nb)
+
+
+def reordered(nb: nbformat.NotebookNode, graded: set[str]) -> nbformat.NotebookNode:
+    """The answer cells of ``graded`` moved to the end, after their tests, stripped."""
+    answers = [
+        c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") in graded
+    ]
+    nb.cells = [c for c in nb.cells if c not in answers] + answers
+    return stripped(nb)
+
+
+def pasted(nb: nbformat.NotebookNode, graded: set[str]) -> nbformat.NotebookNode:
+    """A new notebook holding the student's imports and the answer cells of ``graded``."""
+    answers = [
+        c.source
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") in graded
+    ]
+    fresh = nbformat.v4.new_notebook()
+    fresh.cells = [
+        nbformat.v4.new_code_cell(source)
+        for source in ["import torch\nimport torch.nn.functional as F", *answers]
+    ]
+    return fresh
+
+
+LOST_IDENTITY = {
+    "stripped": lambda nb, graded: stripped(nb),
+    "merged": merged,
+    "reordered": reordered,
+    "pasted": pasted,
+}
+
+
+def write_lost_identity(course: Path, student: str, twin: str, how: str) -> None:
+    """Corpus entry ``twin`` as submission ``student``, every notebook's cells changed
+    ``how`` (a key of ``LOST_IDENTITY``)."""
+    dest = write_entry(course, twin, student)
+    graded = set(GRADED)
+    for path in sorted(dest.glob("*.ipynb")):
+        nb = notebooks.read(path)
+        notebooks.write(LOST_IDENTITY[how](nb, graded), path)
