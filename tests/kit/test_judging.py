@@ -3,11 +3,14 @@ for values, dtypes and types, with answers built from the exercises' own cases."
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
 from autograder import EXERCISES
-from autograder.kit.judging import Returned, _bound, _inputs, judge
+from autograder.kit.judging import Case, Returned, _bound, _inputs, judge
 
 MULTI_IN = EXERCISES["corr2d_multi_in"]
 FLOAT32_CASE = next(
@@ -58,4 +61,46 @@ def test_a_result_that_loses_precision_says_so():
     assert verdict.correct
     assert verdict.notes[0].endswith(
         "returned torch.float32 for torch.float64 input (right, but precision is lost)."
+    )
+
+
+# Counts of the wrong type (issue 27, req 3): the value and the fix, or both faults.
+MULTS = EXERCISES["conv2d_multiplications"]
+COUNT_CASE = next(c for c in MULTS.cases if "random" in c.tags)
+RIGHT = MULTS.answers.expected(MULTS, COUNT_CASE)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown", "fix"),
+    [
+        (float(RIGHT), f"{float(RIGHT)!r} (a float)", "return int(...)"),
+        (np.int64(RIGHT), f"np.int64({RIGHT})", "wrap it in int(...)"),
+    ],
+)
+def test_a_right_count_of_the_wrong_type_says_its_value_and_the_fix(value, shown, fix):
+    verdict = judge(MULTS, COUNT_CASE, Returned.of_value(value))
+    assert not verdict.correct  # the task asks for an int: no points (README)
+    assert f"got {shown}: {fix}" in verdict.message
+    assert "The number is right" in verdict.message
+
+
+@pytest.mark.parametrize("value", [float(RIGHT + 1), np.int64(RIGHT + 1)])
+def test_a_wrong_count_of_the_wrong_type_says_both(value):
+    verdict = judge(MULTS, COUNT_CASE, Returned.of_value(value))
+    assert not verdict.correct
+    assert "not an int, and the number is wrong too" in verdict.message
+    assert "a cast alone will not fix it" in verdict.message
+
+
+def test_a_right_int_count_is_correct():
+    assert judge(MULTS, COUNT_CASE, Returned.of_value(int(RIGHT))).correct
+
+
+def test_counting_cases_list_their_sizes_in_signature_order_after_a_round_trip():
+    """The kit's file is JSON with sorted keys: the sizes must not come back sorted."""
+    data = json.loads(json.dumps(COUNT_CASE.to_data(), sort_keys=True))
+    described = Case.from_data(data).describe()
+    assert described == COUNT_CASE.describe()
+    assert described.startswith("c_i=") and described.index("c_o=") < described.index(
+        "h="
     )
