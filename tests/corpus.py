@@ -370,6 +370,17 @@ def corr2d_multi_in_out_matmul(X, K):
         },
         lost(MULTS, ZERO, ZERO),
     ),
+    # A NumPy integer: the right number, of the wrong type (the sandbox reports its value).
+    "mistake_count_numpy_int": Entry(
+        {
+            MULTS: """
+    import numpy as np
+
+    h_out, w_out = conv2d_output_size(h, w, k_h, k_w, padding, stride)
+    return np.int64(c_o * h_out * w_out) * np.int64(c_i * k_h * k_w)"""
+        },
+        lost(MULTS, ZERO, ZERO),
+    ),
     "mistake_count_hard_coded": Entry(
         {
             MULTS: "\n    conv2d_output_size(h, w, k_h, k_w, padding, stride)\n    return 96"
