@@ -32,10 +32,11 @@ MULTI_IN, MULTI_OUT, ONE_BY_ONE = (
     "corr2d_multi_in_out",
     "corr2d_multi_in_out_1x1",
 )
-MATMUL, MULTS, ADDS, COMPOSE = (
+MATMUL, MULTS, ADDS, MEMORY, COMPOSE = (
     "corr2d_multi_in_out_matmul",
     "conv2d_multiplications",
     "conv2d_additions",
+    "conv2d_memory",
     "compose_kernels",
 )
 
@@ -91,6 +92,103 @@ CORPUS: dict[str, Entry] = {
     ),
     "honest_book_d2l": Entry(
         {MULTI_IN: "\n    return sum(d2l.corr2d(x, k) for x, k in zip(X, K))"}
+    ),
+    # Real styles, as public code writes these functions (issue 27): every one keeps full
+    # marks on both grading paths. CS231n's conv_forward_naive names the number of filters F,
+    # which shadows the notebook's ``import torch.nn.functional as F`` inside the function.
+    "honest_real_cs231n_naive": Entry(
+        {
+            MULTI_IN: """
+    C, H, W = X.shape
+    _, HH, WW = K.shape
+    H_out, W_out = H - HH + 1, W - WW + 1
+    out = torch.zeros((H_out, W_out), dtype=X.dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            out[i, j] = torch.sum(X[:, i : i + HH, j : j + WW] * K)
+    return out""",
+            MULTI_OUT: """
+    F, C, HH, WW = K.shape
+    _, H, W = X.shape
+    H_out, W_out = H - HH + 1, W - WW + 1
+    out = X.new_zeros((F, H_out, W_out))
+    for f in range(F):
+        for i in range(H_out):
+            for j in range(W_out):
+                out[f, i, j] = torch.sum(X[:, i : i + HH, j : j + WW] * K[f])
+    return out""",
+            # A numpy round trip: np.zeros is float64, so float32 input comes back as
+            # float64, judged at float32's precision with a note.
+            ONE_BY_ONE: """
+    import numpy as np
+
+    C, H, W = X.shape
+    F = K.shape[0]
+    x = X.detach().cpu().numpy().reshape(C, H * W)
+    w = K.detach().cpu().numpy().reshape(F, C)
+    out = np.zeros((F, H * W))
+    for f in range(F):
+        out[f] = w[f] @ x
+    return torch.from_numpy(out).reshape(F, H, W)""",
+            MULTS: """
+    H_out = 1 + (h + 2 * padding - k_h) // stride
+    W_out = 1 + (w + 2 * padding - k_w) // stride
+    if H_out <= 0 or W_out <= 0:
+        raise ValueError("the kernel does not fit the padded input")
+    F, C, HH, WW = c_o, c_i, k_h, k_w
+    return F * H_out * W_out * C * HH * WW""",
+        }
+    ),
+    # im2col with as_strided in a helper named after what it does, counts by a student's
+    # script (shapes unpacked from tuples, a loop over layers' sizes), and a kernel-merging
+    # answer that names its filter count F and calls conv2d, which that exercise allows.
+    "honest_real_im2col_scripts": Entry(
+        {
+            ADDS: """
+    (H_out, W_out) = conv2d_output_size(h, w, k_h, k_w, padding, stride)
+    per_output = c_i * k_h * k_w
+    total = 0
+    for F in range(c_o):
+        total += H_out * W_out * (per_output - 1)
+    return total""",
+            MEMORY: """
+    shapes = {
+        "input": (c_i, h, w),
+        "kernel": (c_o, c_i, k_h, k_w),
+        "output": (c_o, *conv2d_output_size(h, w, k_h, k_w, padding, stride)),
+    }
+    count = 0
+    for name, shape in shapes.items():
+        size = 1
+        for F in shape:
+            size *= F
+        count += size
+    return count * bytes_per_value""",
+            COMPOSE: """
+    import torch.nn.functional as nnf
+
+    F, C_m, HH, WW = K2.shape
+    padded = nnf.pad(K1.transpose(0, 1), (WW - 1, WW - 1, HH - 1, HH - 1))
+    return nnf.conv2d(padded, K2.flip(-1, -2)).transpose(0, 1)""",
+        },
+        whole_cells={
+            MATMUL: """def sliding_windows(X, k_h, k_w):
+    \"\"\"Every k_h x k_w window of X (c_i, h, w) as a view: (c_i, h_out, w_out, k_h, k_w).\"\"\"
+    C, H, W = X.shape
+    s_c, s_h, s_w = X.stride()
+    return X.as_strided(
+        (C, H - k_h + 1, W - k_w + 1, k_h, k_w), (s_c, s_h, s_w, s_h, s_w)
+    )
+
+
+def corr2d_multi_in_out_matmul(X, K):
+    F, C, HH, WW = K.shape
+    windows = sliding_windows(X.contiguous(), HH, WW)
+    _, H_out, W_out = windows.shape[:3]
+    cols = windows.permute(0, 3, 4, 1, 2).reshape(C * HH * WW, H_out * W_out)
+    return (K.reshape(F, -1) @ cols).reshape(F, H_out, W_out)
+""",
+        },
     ),
     # Common mistakes.
     "mistake_not_summed": Entry(
@@ -272,6 +370,17 @@ def corr2d_multi_in_out_matmul(X, K):
         },
         lost(MULTS, ZERO, ZERO),
     ),
+    # A NumPy integer: the right number, of the wrong type (the sandbox reports its value).
+    "mistake_count_numpy_int": Entry(
+        {
+            MULTS: """
+    import numpy as np
+
+    h_out, w_out = conv2d_output_size(h, w, k_h, k_w, padding, stride)
+    return np.int64(c_o * h_out * w_out) * np.int64(c_i * k_h * k_w)"""
+        },
+        lost(MULTS, ZERO, ZERO),
+    ),
     "mistake_count_hard_coded": Entry(
         {
             MULTS: "\n    conv2d_output_size(h, w, k_h, k_w, padding, stride)\n    return 96"
@@ -390,10 +499,11 @@ def write_generated(course: Path, n: int) -> None:
         write_submission(course, f"student{i:04d}", typed(entry))
 
 
-def write_entry(course: Path, student: str) -> None:
-    """Write corpus entry ``student`` as a submission, its added cells before its answer."""
+def write_entry(course: Path, student: str, name: str = "") -> Path:
+    """Write corpus entry ``student`` as a submission (of student ``name``, if given), its
+    added cells before its answer; the submission's folder."""
     entry = CORPUS[student]
-    dest = write_submission(course, student, typed(entry))
+    dest = write_submission(course, name or student, typed(entry))
     if entry.extra_cells:
         path = dest / NOTEBOOK_OF["corr2d_multi_in"]
         nb = notebooks.read(path)
@@ -403,6 +513,7 @@ def write_entry(course: Path, student: str) -> None:
                 at + i, nbformat.v4.new_code_cell(source, id=f"student-{i}")
             )
         notebooks.write(nb, path)
+    return dest
 
 
 def write_corpus(course: Path, broken: dict[str, tuple[bytes, str]]) -> None:
@@ -548,3 +659,76 @@ def write_pathological(course: Path, student: str) -> Path:
         if ex.forbidden:
             add_cells(dest / NOTEBOOK_OF[name], name, pathological_cells())
     return dest
+
+
+# Answers whose cells lost their identity (issue 27): the same notebooks as an editor that drops
+# cell metadata, a merge, a reordering or a paste into a new notebook leaves them.
+def stripped(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Every cell without its nbgrader metadata (and the flags nbgrader sets with it)."""
+    for cell in nb.cells:
+        for key in ("nbgrader", "deletable", "editable"):
+            cell.metadata.pop(key, None)
+    return nb
+
+
+def merged(nb: nbformat.NotebookNode, graded: set[str]) -> nbformat.NotebookNode:
+    """Each answer cell of ``graded`` merged with the code cells after it up to its visible
+    test (the demo call and the test itself, as Jupyter's Merge Cells joins them once the
+    markdown between is moved below; never with another answer), stripped."""
+    cells, into = [], None
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if into is not None and cell.cell_type == "code" and grade_id not in graded:
+            into.source += "\n\n" + cell.source
+            if grade_id == f"test_{into.metadata.nbgrader['grade_id']}_example":
+                into = None
+            continue
+        if grade_id in graded:
+            into = cell
+        elif cell.cell_type == "code":
+            into = None
+        cells.append(cell)
+    nb.cells = cells
+    return stripped(nb)
+
+
+def reordered(nb: nbformat.NotebookNode, graded: set[str]) -> nbformat.NotebookNode:
+    """The answer cells of ``graded`` moved to the end, after their tests, stripped."""
+    answers = [
+        c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") in graded
+    ]
+    nb.cells = [c for c in nb.cells if c not in answers] + answers
+    return stripped(nb)
+
+
+def pasted(nb: nbformat.NotebookNode, graded: set[str]) -> nbformat.NotebookNode:
+    """A new notebook holding the student's imports and the answer cells of ``graded``."""
+    answers = [
+        c.source
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") in graded
+    ]
+    fresh = nbformat.v4.new_notebook()
+    fresh.cells = [
+        nbformat.v4.new_code_cell(source)
+        for source in ["import torch\nimport torch.nn.functional as F", *answers]
+    ]
+    return fresh
+
+
+LOST_IDENTITY = {
+    "stripped": lambda nb, graded: stripped(nb),
+    "merged": merged,
+    "reordered": reordered,
+    "pasted": pasted,
+}
+
+
+def write_lost_identity(course: Path, student: str, twin: str, how: str) -> None:
+    """Corpus entry ``twin`` as submission ``student``, every notebook's cells changed
+    ``how`` (a key of ``LOST_IDENTITY``)."""
+    dest = write_entry(course, twin, student)
+    graded = set(GRADED)
+    for path in sorted(dest.glob("*.ipynb")):
+        nb = notebooks.read(path)
+        notebooks.write(LOST_IDENTITY[how](nb, graded), path)

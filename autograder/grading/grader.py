@@ -26,6 +26,13 @@ from autograder.grading.exercises import (
 )
 from autograder.grading.mistakes import missing_function, syntax_problem
 from autograder.grading.policy_reading import GRADER_BUDGET, StudentBudget, read_policy
+from autograder.grading.recovery import (
+    RECOVERED,
+    Recovered,
+    has_lost_answers,
+    recover_answer,
+    recovered_sources,
+)
 from autograder.grading.scoring import MANUAL, ItemScore, score_exercise
 from autograder.grading.submission import (
     Answer,
@@ -63,6 +70,7 @@ SETUP_CELL = "setup_imports"
 GIVEN_PREFIX = "given_"
 # Notebooks of unknown names listed in a student's results (the student chooses how many).
 MAX_STRAY_NAMES = 20
+GRADED_NAMES = frozenset(EXERCISES)
 
 
 @dataclass(frozen=True)
@@ -180,8 +188,22 @@ def setup_cells(release_nb) -> list[str]:
     ]
 
 
+def locate_answer(ex: Exercise, nb, release_nb) -> Answer | Recovered | Problem:
+    """The answer cell of ``ex`` by its id; where no cell carries the id, the cell that defines
+    the function (``recovery``); else what leaves nothing to grade."""
+    answer = find_answer(nb, ex.name)
+    if isinstance(answer, Problem) and answer.status == "missing-cell":
+        return recover_answer(nb, release_nb, ex.name, GRADED_NAMES)
+    return answer
+
+
 def exercise_job(
-    ex: Exercise, nb, release_nb, setup: list[str], policy: Policy = Policy()
+    ex: Exercise,
+    nb,
+    release_nb,
+    setup: list[str],
+    policy: Policy = Policy(),
+    located: Answer | Recovered | Problem | None = None,
 ) -> dict | Problem:
     """What the sandbox runs for ``ex`` (``ex`` with the course's inputs) after the release's
     ``setup`` cells, or the problem that leaves nothing to run (the answer cell missing,
@@ -191,16 +213,20 @@ def exercise_job(
     ``ex`` forbids: a routine reached in a way the source does not show still computes
     nothing. Under "report" the points stay, so the routines must run.
     """
-    answer = find_answer(nb, ex.name)
+    answer = located or locate_answer(ex, nb, release_nb)
     if isinstance(answer, Problem):
         return answer
-    unparsable = syntax_problem(ex.name, answer.source)
+    if isinstance(answer, Recovered):
+        source, cells = answer.answer.source, answer.cells
+    else:
+        source, cells = answer.source, _student_cells(nb, release_nb, answer)
+    unparsable = syntax_problem(ex.name, source)
     if unparsable is not None:
         return unparsable
     return {
         "function": ex.name,
         "setup": setup,
-        "cells": _student_cells(nb, release_nb, answer),
+        "cells": cells,
         "stand_ins": list(ex.stand_ins),
         "cases": [sandbox_case(case) for case in ex.cases],
         "refuse": refused_operators(ex.forbidden) if policy.conv == "zero" else [],
@@ -358,6 +384,8 @@ class Pending:
     notes: list[str]
     release_nb: object
     nb: object
+    # Functions graded from a cell that lost its id (``recovery``): the note for each.
+    recovered: dict[str, str] = field(default_factory=dict)
 
     @property
     def runnable(self) -> list[dict]:
@@ -388,6 +416,10 @@ class Pending:
                 ex_items, ex_notes = score_reply(
                     ex, reply, job, self.sources, limits, policy, budget
                 )
+            if ex.name in self.recovered:
+                ex_items, ex_notes = _as_recovered(
+                    ex_items, ex_notes, self.recovered[ex.name]
+                )
             items += ex_items
             notes += ex_notes
         return NotebookResult(
@@ -396,6 +428,19 @@ class Pending:
             notes,
             inputs_log(self.exercises, self.sources),
         )
+
+
+def _as_recovered(
+    items: list[ItemScore], notes: list[str], note: str
+) -> tuple[list[ItemScore], list[str]]:
+    """A recovered answer's items: those it earned say ``recovered-cell`` and where the
+    answer was found; the rest keep what went wrong."""
+    return [
+        dataclasses.replace(i, status=RECOVERED, message=note)
+        if i.status == "passed"
+        else i
+        for i in items
+    ], [note, *notes]
 
 
 def prepare_file(
@@ -446,7 +491,14 @@ def prepare_notebook(
     release_nb = release_notebook(name)
     if locked_edits is None:
         locked_edits = edited_locked_cells(nb, release_nb)
-    sources = student_sources(nb, release_nb)
+    names = [ex.name for ex in EXERCISES.values() if ex.notebook == name]
+    lost = has_lost_answers(nb, names)
+    # Where an answer lost its cell, every cell the student wrote may hold it: all are read.
+    sources = (
+        recovered_sources(nb, release_nb, GRADED_NAMES)
+        if lost
+        else student_sources(nb, release_nb)
+    )
     salt = policy.inputs_salt(name, sources)
     exercises = [
         dataclasses.replace(ex, cases=reseeded(ex.cases, salt))
@@ -454,14 +506,25 @@ def prepare_notebook(
         if ex.notebook == name
     ]
     setup = setup_cells(release_nb)
+    located = {ex.name: locate_answer(ex, nb, release_nb) for ex in exercises}
+    jobs = [
+        exercise_job(ex, nb, release_nb, setup, policy, located[ex.name])
+        for ex in exercises
+    ]
+    recovered = {
+        name: answer.note
+        for name, answer in located.items()
+        if isinstance(answer, Recovered)
+    }
     return Pending(
         name,
         exercises,
-        [exercise_job(ex, nb, release_nb, setup, policy) for ex in exercises],
+        jobs,
         sources,
         [problem.message for problem in locked_edits],
         release_nb,
         nb,
+        recovered,
     )
 
 

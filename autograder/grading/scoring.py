@@ -19,6 +19,7 @@ from autograder.kit.judging import (
 )
 
 __all__ = [
+    "EARNED",
     "FLOAT_DTYPES",
     "MANUAL",
     "ItemScore",
@@ -36,14 +37,22 @@ __all__ = [
 MANUAL = "needs-manual-grade"
 
 
+# Statuses of an item that earned its points: ``recovered-cell`` is a pass whose answer cell
+# lost its id (``recovery``).
+EARNED = frozenset({"passed", "recovered-cell"})
+
+
 def cell_totals(items: list[ItemScore]) -> dict[str, tuple[float, float, str, str]]:
-    """Per test cell: score, max score, and the status and message of the first lost item."""
+    """Per test cell: score, max score, and the status and message of the first lost item
+    (else of the first recovered one, else ``passed``)."""
     totals: dict[str, tuple[float, float, str, str]] = {}
     for item in items:
         score, max_score, status, message = totals.get(
             item.cell, (0.0, 0.0, "passed", "")
         )
-        if status == "passed" and item.status != "passed":
+        if status in EARNED and item.status not in EARNED:
+            status, message = item.status, item.message
+        elif status == "passed" and item.status != "passed":
             status, message = item.status, item.message
         totals[item.cell] = (
             score + item.score,

@@ -339,8 +339,19 @@ def edited_locked_cells(
 ) -> list[Problem]:
     """Locked and test cells of the release that the submission deleted, duplicated or changed.
 
-    Uses nbgrader's own checksum, which covers source, type, points and grade_id.
+    Uses nbgrader's own checksum, which covers source, type, points and grade_id. A notebook
+    where no cell carries an id of the release's (its metadata dropped, or the answers pasted
+    into a new notebook) gets one line for all of them: they run as released anyway.
     """
+    if not any(_nbgrader(cell).get("grade_id") for cell in nb.cells):
+        return [
+            Problem(
+                "edited-locked-cell",
+                "no cell of this notebook carries the course's cell ids (an editor dropped "
+                "the cell metadata, or the code was pasted into a new notebook): the locked "
+                "and test cells were taken from the release",
+            )
+        ]
     problems = []
     for cell in release.cells:
         meta = cell.metadata.get("nbgrader", {})

@@ -379,6 +379,7 @@ class TrustedAutograde(NbGraderPreprocessor):
             for c in notebooks.read(RELEASE_DIR / name).cells
             if "nbgrader" in c.metadata
         }
+        _restore_graded_cells(nb, release, totals)
         for cell in nb.cells:
             meta = cell.metadata.get("nbgrader", {})
             if cell.cell_type != "code" or not meta.get("grade"):
@@ -447,6 +448,29 @@ class AssignCoursePenalties(AssignLatePenalties):
                 )
             gb.db.commit()
         return nb, resources
+
+
+def _restore_graded_cells(nb, release: dict, totals: dict) -> None:
+    """Append the release's copy of each graded cell that no cell of ``nb`` carries (its
+    metadata dropped by an editor, or the answers pasted into a new notebook), so that
+    nbgrader's gradebook records the trusted score of a recovered answer, as the grade command
+    does. Test cells always come from the release, never from the student; a written answer
+    so restored is the release's blank one (0, as the grade command's ``missing-cell``)."""
+    present = {
+        meta.get("grade_id")
+        for cell in nb.cells
+        if isinstance(meta := cell.metadata.get("nbgrader"), dict)
+    }
+    for grade_id, cell in release.items():
+        meta = cell.metadata["nbgrader"]
+        if grade_id not in present and grade_id in totals and meta.get("grade"):
+            restored = copy.deepcopy(cell)
+            restored.pop(
+                "id", None
+            )  # the submission may hold a cell with the release's id
+            if nb.get("nbformat_minor", 0) >= 5:
+                restored.id = f"restored-{grade_id}"[:64]
+            nb.cells.append(restored)
 
 
 def load_settings(course_dir: Path | str = ".") -> CourseSettings:

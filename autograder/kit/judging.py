@@ -93,12 +93,17 @@ class Case:
             frozenset(data.get("tags", ())),
             getattr(torch, data["dtype"]),
             None if values is None else (tuples(values["X"]), tuples(values["K"])),
-            tuple((k, v) for k, v in data.get("params", {}).items()),
+            tuple((k, v) for k, v in _pairs(data.get("params", {}))),
         )
 
     def to_data(self) -> dict:
-        """The case as plain data for the kit's file (``as_job`` and its tags)."""
-        return {**self.as_job(), "tags": sorted(self.tags)}
+        """The case as plain data for the kit's file (``as_job`` and its tags; the counting
+        arguments as pairs, in the function's signature order, which a JSON object written
+        with sorted keys would lose)."""
+        data = {**self.as_job(), "tags": sorted(self.tags)}
+        if self.params:
+            data["params"] = [list(pair) for pair in self.params]
+        return data
 
     def as_job(self) -> dict:
         """The case as plain data for the sandbox, which rebuilds the same tensors."""
@@ -113,6 +118,13 @@ class Case:
         if self.params:
             job["params"] = dict(self.params)
         return job
+
+
+def _pairs(params: dict | list) -> list[tuple[str, int]]:
+    """Keyword arguments as written by ``to_data`` (pairs) or ``as_job`` (an object)."""
+    return (
+        [tuple(p) for p in params] if isinstance(params, list) else list(params.items())
+    )
 
 
 @dataclass(frozen=True)
@@ -149,7 +161,8 @@ def likely_mistakes(ex: Exercise, X: torch.Tensor, K: torch.Tensor, oracle) -> d
     }
     if ex.kernel_dims == 4 and K.shape[0] == K.shape[1] and K.shape[2:] == (1, 1):
         mistakes[
-            "the weight matrix is transposed: use K.reshape(c_o, c_i) @ X.reshape(c_i, h * w)"
+            "the weight matrix is transposed: the product needs K as a (c_o, c_i) matrix "
+            "and X as (c_i, h * w)"
         ] = oracle(X, K.transpose(0, 1))
     if ex.kernel_dims == 4 and K.shape[2] == K.shape[3] > 1:
         mistakes[
@@ -291,6 +304,17 @@ class Returned:
                 shape=(),
                 values=torch.tensor([float(Y)], dtype=torch.float64),
             )
+        if kind.__module__ == "numpy" and getattr(Y, "shape", None) == ():
+            try:  # a NumPy scalar (np.int64(84)): its value, for the count's message
+                value = float(Y)  # type: ignore[arg-type]
+            except (TypeError, ValueError, OverflowError):
+                value = None
+            if value is not None:
+                return cls(
+                    type_name=name,
+                    shape=(),
+                    values=torch.tensor([value], dtype=torch.float64),
+                )
         if not isinstance(Y, torch.Tensor):
             shape = tuple(getattr(Y, "shape", ())) or None
             return cls(type_name=name, shape=shape, inputs_unchanged=unchanged)
@@ -356,6 +380,22 @@ def _wrong(ex: Exercise, case: Case) -> Mapping[str, object]:
     return ex.answers.wrong(ex, case)
 
 
+def _computed_in(returned: torch.dtype, given: torch.dtype) -> torch.dtype:
+    """The precision a result is judged at: the coarser of the dtype it came back in and its
+    input's. A float32 sum returned as float64 (``.double()``, a numpy round trip) carries
+    float32's rounding, which no rubric item scores; a float16 result carries float16's."""
+    return max(returned, given, key=lambda dtype: torch.finfo(dtype).eps)
+
+
+def dtype_note(tried: str, returned: torch.dtype, given: torch.dtype) -> str:
+    """The note (no points) for a right result that did not keep its input's dtype."""
+    if torch.finfo(returned).eps > torch.finfo(given).eps:
+        why = "right, but precision is lost"
+    else:
+        why = f"right at {given}'s precision; keep the input's dtype"
+    return f"{tried}: returned {returned} for {given} input ({why})."
+
+
 def _within(got: torch.Tensor, expected: torch.Tensor, bound: torch.Tensor) -> bool:
     return bool(((got - expected).abs() <= bound).all())
 
@@ -409,22 +449,47 @@ def _judge_count(ex: Exercise, case: Case, got: Returned, tried: str) -> Verdict
         )
     if got.error is not None:
         return _error_verdict(tried, got.error)
-    if got.type_name != "builtins.int" or got.values is None:
-        short = got.type_name.rsplit(".", 1)[-1]
-        hint = " Use // to keep whole numbers." if short == "float" else ""
-        return Verdict(False, f"{tried}: expected an int, got {short}.{hint}")
-    value = got.values.item()
-    if value == expected:
-        return Verdict(True, f"{tried}: correct.")
+    value = (
+        got.values.item()
+        if got.values is not None and got.values.numel() == 1
+        else None
+    )
     diagnosis = next(
         (why for why, wrong in _wrong(ex, case).items() if wrong == value),
         None,
     )
-    return Verdict(
-        False,
-        f"{tried}: the number is wrong."
-        + (f" It looks like {diagnosis}." if diagnosis else ""),
-    )
+    wrong = f" It looks like {diagnosis}." if diagnosis else ""
+    if got.type_name != "builtins.int" or value is None:
+        # No points for the right number of another type: the task asks for an int (a
+        # count is exact; a float is not past 2**53, a NumPy integer wraps past 2**63).
+        short = got.type_name.rsplit(".", 1)[-1]
+        if value is None:
+            return Verdict(False, f"{tried}: expected an int, got {short}.{wrong}")
+        shown, fix = _count_type(got.type_name, value)
+        if value != expected:
+            return Verdict(
+                False,
+                f"{tried}: got {shown}: not an int, and the number is wrong too (a cast "
+                f"alone will not fix it).{wrong}",
+            )
+        return Verdict(
+            False,
+            f"{tried}: got {shown}: {fix}. The number is right; a count is an int.",
+        )
+    if value == expected:
+        return Verdict(True, f"{tried}: correct.")
+    return Verdict(False, f"{tried}: the number is wrong.{wrong}")
+
+
+def _count_type(type_name: str, value: float) -> tuple[str, str]:
+    """A count that is not an int, as the student would write it, and the fix."""
+    short = type_name.rsplit(".", 1)[-1]
+    whole = str(int(value)) if value.is_integer() else repr(value)
+    if type_name == "builtins.float":
+        return f"{value!r} (a float)", "return int(...), or count with //"
+    if type_name.startswith("numpy."):
+        return f"np.{short}({whole})", "wrap it in int(...)"
+    return f"{whole} (a {short})", "return int(...)"
 
 
 def _error_verdict(tried: str, error: str, stand_ins: tuple[str, ...] = ()) -> Verdict:
@@ -481,7 +546,7 @@ def judge(
     values = got.values.reshape(expected.shape)
     if not bool(torch.isfinite(values).all()):
         return Verdict(False, f"{tried}: the result contains NaN or infinity.")
-    bound = _bound(ex, case, dtype)
+    bound = _bound(ex, case, _computed_in(dtype, case.dtype))
     if not _within(values, expected, bound):
         worst = (values - expected).abs().max().item()
         diagnosis = next(
@@ -499,9 +564,7 @@ def judge(
         )
     notes = []
     if got.dtype != str(case.dtype):
-        notes.append(
-            f"{tried}: returned {got.dtype} for {case.dtype} input (right, but precision is lost)."
-        )
+        notes.append(dtype_note(tried, dtype, case.dtype))
     if got.device is not None and got.device != input_device:
         notes.append(
             f"{tried}: returned a tensor on {got.device} for input on {input_device}."

@@ -149,9 +149,11 @@ class Kit:
         ex = self.exercises[name]
         lines, failed, notes = [], False, []
         for case in ex.visible:
-            ok, message, case_notes = _visible_case(ex, case, fn, device)
-            failed |= not ok
+            ok, message, case_notes, changed = _visible_case(ex, case, fn, device)
+            failed |= not ok or changed
             lines.append(("ok   " if ok else "FAIL ") + message)
+            if changed:  # a rubric item of its own, whether or not the values are right
+                lines.append("FAIL " + modified_input_message(ex, case))
             notes += case_notes
         if ex.forbidden:
             verdict = self._policy(ex, fn, sources)
@@ -235,25 +237,30 @@ def call_on(
 
 def _visible_case(
     ex: Exercise, case: Case, fn: Callable, device: torch.device | str
-) -> tuple[bool, str, tuple[str, ...]]:
-    """(passed, what was tried and what happened, notes) for one visible input."""
+) -> tuple[bool, str, tuple[str, ...], bool]:
+    """(values right, what was tried and what happened, notes, inputs changed in place) for
+    one visible input."""
     if "invalid" in case.tags and not case.params:
         X, K = case.inputs(device)
         tried = f"{ex.name} on {case.describe(ex.arg_names)} must raise ValueError"
         try:
             fn(X, K)
         except ValueError:
-            return True, tried + ": it does.", ()
+            return True, tried + ": it does.", (), False
         except Exception as error:
-            return False, f"{tried}; it raised {type(error).__name__}: {error}", ()
-        return False, f"{tried}; it returned a result. Keep the shape check.", ()
+            return (
+                False,
+                f"{tried}; it raised {type(error).__name__}: {error}",
+                (),
+                False,
+            )
+        return False, f"{tried}; it returned a result. Keep the shape check.", (), False
     got, on = call_on(case, fn, device)
     verdict = judge(ex, case, got, input_device=on)
+    changed = not got.inputs_unchanged
     if not verdict.correct:
-        return False, verdict.message + _side_by_side(ex, case, got), ()
-    if not got.inputs_unchanged:
-        return False, modified_input_message(ex, case), ()
-    return True, verdict.message, verdict.notes
+        return False, verdict.message + _side_by_side(ex, case, got), (), changed
+    return True, verdict.message, verdict.notes, changed
 
 
 def _side_by_side(ex: Exercise, case: Case, got: Returned) -> str:

@@ -418,15 +418,22 @@ class _Program:
         self.aliases: dict[str, set[str]] = {n: {p} for n, p in DEFAULT_ALIASES.items()}
         self.stars: set[str] = set()
         self.bound_anywhere: set[str] = set()
+        # Names local to a function or comprehension (Python's scoping): id() of each Name or
+        # import alias node -> id() of the scope that owns it, and the paths those locals hold.
+        # A local that shadows an alias (CS231n's ``F, C, HH, WW = w.shape``) is that local.
+        self.owners: dict[int, int] = {}
+        self.local_aliases: dict[tuple[int, str], set[str]] = {}
+        self.parameters: list[ast.Name] = []  # parameters with a default, as names
         self._memo: dict[int, frozenset[str]] | None = None  # once aliases are known
         pairs: list[tuple[ast.Name, ast.expr]] = []
         computed: list[ast.Call] = []  # getattr(x, name) with a computed name
         for tree in trusted + trees:
+            _ScopeMap(self.owners).visit_module(tree)
             self._index(tree, pairs, computed)
         for _ in range(_MAX_ALIAS_ROUNDS):  # aliases of aliases, to a fixed point
             grown = False
             for target, value in pairs:
-                known = self.aliases.setdefault(target.id, set())
+                known = self._binding(target, target.id)
                 new = self.resolve(value) - known
                 known.update(new)
                 grown = grown or bool(new)
@@ -479,7 +486,7 @@ class _Program:
                 for alias in node.names:
                     bound = alias.asname or alias.name.split(".")[0]
                     path = alias.name if alias.asname else bound
-                    self.aliases.setdefault(bound, set()).add(path)
+                    self._binding(alias, bound).add(path)
                     self.modules.add(path)
                     self.bound_anywhere.add(bound)
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -488,15 +495,42 @@ class _Program:
                         self.stars.add(node.module)
                         continue
                     bound = alias.asname or alias.name
-                    self.aliases.setdefault(bound, set()).add(
-                        f"{node.module}.{alias.name}"
-                    )
+                    self._binding(alias, bound).add(f"{node.module}.{alias.name}")
                     self.bound_anywhere.add(bound)
             if id(node) in in_class:
                 continue  # ``f = F`` in a class body makes an attribute: C.f.unfold is unknown
-            for target, value in _alias_pairs(node):
+            for target, value in _alias_pairs(node) + self._defaults(node):
                 pairs.append((target, value))
                 self.assigned.add(id(value))
+
+    def _defaults(self, node: ast.AST) -> list[tuple[ast.Name, ast.expr]]:
+        """(parameter, default) of a function: ``def f(X, K, G=F)`` binds the local G to F."""
+        if not isinstance(node, _FUNCTIONS):
+            return []
+        args = node.args
+        positional = [*args.posonlyargs, *args.args]
+        with_default = positional[len(positional) - len(args.defaults) :]
+        pairs = list(zip(with_default, args.defaults, strict=True))
+        pairs += [
+            (a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d
+        ]
+        found = []
+        for arg, default in pairs:
+            name = ast.Name(
+                arg.arg, ast.Store()
+            )  # kept alive in parameters: its id() stays
+            self.parameters.append(name)
+            self.owners[id(name)] = id(node)
+            found.append((name, default))
+        return found
+
+    def _binding(self, node: ast.AST, name: str) -> set[str]:
+        """The paths a name bound (or read) at ``node`` may hold: its own scope's, where the
+        name is local to a function or comprehension, else the notebook's global name's."""
+        owner = self.owners.get(id(node))
+        if owner is None:
+            return self.aliases.setdefault(name, set())
+        return self.local_aliases.setdefault((owner, name), set())
 
     def resolve(self, node: ast.AST) -> frozenset[str]:
         """Dotted paths ``node`` may stand for, through imports and aliases (empty: unknown)."""
@@ -509,6 +543,9 @@ class _Program:
 
     def _resolve(self, node: ast.AST) -> set[str]:
         if isinstance(node, ast.Name):
+            owner = self.owners.get(id(node))
+            if owner is not None:  # a local: only what its own scope binds to it
+                return set(self.local_aliases.get((owner, node.id), ()))
             paths = set(self.aliases.get(node.id, ()))
             if node.id not in self.bound_anywhere:
                 paths |= {f"{module}.{node.id}" for module in self.stars}
@@ -861,15 +898,25 @@ def _arguments(args: ast.arguments) -> list[ast.arg]:
 
 def _own_bindings(body: Sequence[ast.AST]) -> tuple[set[str], set[str]]:
     """Names bound in a function's (or class's) own scope, and those it declares global."""
+    names, declared, nonlocal_ = _scope_names(body)
+    return (
+        names | nonlocal_,
+        declared,
+    )  # a nonlocal is the enclosing function's: not global
+
+
+def _scope_names(body: Sequence[ast.AST]) -> tuple[set[str], set[str], set[str]]:
+    """Names a function's (or class's) own scope binds, declares global, declares nonlocal."""
     names: set[str] = set()
     declared: set[str] = set()
+    nonlocal_: set[str] = set()
     stack = list(body)
     while stack:
         node = stack.pop()
         if isinstance(node, ast.Global):
             declared.update(node.names)
         elif isinstance(node, ast.Nonlocal):
-            names.update(node.names)  # the enclosing function's: not a global either
+            nonlocal_.update(node.names)
         elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
             names.add(node.id)
         elif isinstance(node, ast.alias) and node.name != "*":
@@ -893,4 +940,77 @@ def _own_bindings(body: Sequence[ast.AST]) -> tuple[set[str], set[str]]:
             )
             continue
         stack.extend(ast.iter_child_nodes(node))
-    return names - declared, declared
+    return names - declared - nonlocal_, declared, nonlocal_
+
+
+class _ScopeMap:
+    """Which function or comprehension owns each name node, by Python's scoping rules.
+
+    Fills ``owners`` (id() of a Name or import alias node -> id() of the function, lambda or
+    comprehension where that name is local); a name of the module is left out. A class body is
+    read as part of the scope around it: its names become attributes, which the reading does
+    not follow (``class C: f = F`` leaves ``F`` passed around, and sent to review).
+    """
+
+    def __init__(self, owners: dict[int, int]) -> None:
+        self.owners = owners
+
+    def visit_module(self, tree: ast.Module) -> None:
+        for node in tree.body:
+            self._visit(node, ())
+
+    @staticmethod
+    def _owner(name: str, chain: tuple[tuple[int, set[str], set[str], set[str]], ...]):
+        for owner, local, declared, nonlocal_ in reversed(chain):
+            if name in declared:
+                return None
+            if name in local and name not in nonlocal_:
+                return owner
+        return None
+
+    def _mark(self, node: ast.AST, name: str, chain) -> None:
+        owner = self._owner(name, chain)
+        if owner is not None:
+            self.owners[id(node)] = owner
+
+    def _visit(self, node: ast.AST, chain) -> None:
+        if isinstance(node, ast.Name):
+            self._mark(node, node.id, chain)
+            return
+        if isinstance(node, ast.alias):
+            self._mark(node, node.asname or node.name.split(".")[0], chain)
+            return
+        if isinstance(node, _FUNCTIONS):
+            args = node.args
+            outer = [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
+            if not isinstance(node, ast.Lambda):
+                outer += node.decorator_list
+                outer += [a.annotation for a in _arguments(args) if a.annotation]
+                outer += [node.returns] if node.returns else []
+            for child in outer:
+                self._visit(child, chain)
+            body = [node.body] if isinstance(node, ast.Lambda) else node.body
+            names, declared, nonlocal_ = _scope_names(body)
+            names |= {a.arg for a in _arguments(args)}
+            inner = (*chain, (id(node), names - declared, declared, nonlocal_))
+            for child in body:
+                self._visit(child, inner)
+            return
+        if isinstance(node, _COMPREHENSIONS):
+            first, *rest = node.generators
+            self._visit(first.iter, chain)
+            targets = {
+                n.id
+                for g in node.generators
+                for n in ast.walk(g.target)
+                if isinstance(n, ast.Name)
+            }
+            inner = (*chain, (id(node), targets, set(), set()))
+            elements = (
+                [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+            )
+            for child in [first.target, *first.ifs, *rest, *elements]:
+                self._visit(child, inner)
+            return
+        for child in ast.iter_child_nodes(node):
+            self._visit(child, chain)

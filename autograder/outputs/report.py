@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from autograder.deadlines.schedule import Calendar
-from autograder.grading.scoring import MANUAL, ItemScore, cell_totals
+from autograder.grading.scoring import EARNED, MANUAL, ItemScore, cell_totals
 from autograder.untrusted import CSP_META, clean_text
 
 COLUMNS = [
@@ -127,7 +127,7 @@ def feedback_html(result: dict, calendar: Calendar | None = None) -> str:
         parts.append(f"<h2>{esc(nb['notebook'])}</h2><table>")
         parts.append("<tr><th>Item</th><th>Points</th><th>What happened</th></tr>")
         for item in nb["items"]:
-            css = "passed" if item["status"] in ("passed", MANUAL) else "lost"
+            css = "passed" if item["status"] in EARNED | {MANUAL} else "lost"
             points = "?" if item["status"] == MANUAL else f"{item['score']:g}"
             message = esc(clean_text(item["message"], MESSAGE_CHARS))
             parts.append(

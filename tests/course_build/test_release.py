@@ -61,3 +61,16 @@ def test_drift_check_looks_into_the_data_folders(tmp_path):
         (folder / "speed").mkdir(exist_ok=True)
         (folder / "speed" / "stored-run.json").write_text(text)
     assert differences(expected, actual) == ["differs: speed/stored-run.json"]
+
+
+def test_code_the_pages_hide_is_collapsed_in_jupyterlab_and_notebook_too():
+    """A figure's drawing code (hide-input) and the setup cells (remove-cell) are hidden on the
+    site; in JupyterLab and Notebook 7 ``jupyter.source_hidden`` collapses them the same way."""
+    hidden_on_pages = {"hide-input", "remove-input", "remove-cell"}
+    for folder in (SOURCE_DIR, RELEASE_DIR):
+        for path in sorted(folder.glob("*.ipynb")):
+            for cell in notebooks.read(path).cells:
+                hidden = hidden_on_pages & set(cell.metadata.get("tags", []))
+                collapsed = cell.metadata.get("jupyter", {}).get("source_hidden", False)
+                if cell.cell_type == "code":
+                    assert collapsed == bool(hidden), (path.name, cell.get("id"))

@@ -89,6 +89,26 @@ def test_book_solution_is_told_about_float32_without_losing_points(graded):
     )
 
 
+def test_a_count_of_the_wrong_type_is_told_its_value_and_the_fix(graded):
+    out, results = graded
+    messages = {
+        student: cell_scores_messages(results[student])[
+            "test_conv2d_multiplications_example"
+        ]
+        for student in ("mistake_count_numpy_int", "mistake_count_as_float")
+    }
+    assert (
+        "got np.int64(96): wrap it in int(...)" in messages["mistake_count_numpy_int"]
+    )
+    assert "The number is right" in messages["mistake_count_numpy_int"]
+    page = (out / "feedback" / "mistake_count_numpy_int.html").read_text()
+    assert "got np.int64(96): wrap it in int(...)" in page
+
+
+def cell_scores_messages(result: dict) -> dict[str, str]:
+    return {row["item"]: row["message"] for row in report.rows(result)}
+
+
 def test_feedback_shows_shapes_never_hidden_values_or_sources(graded):
     out, _ = graded
     for page in (out / "feedback").glob("*.html"):

@@ -16,7 +16,7 @@ from conftest import (
     gradebook_view,
     nbgrader,
 )
-from corpus import BROKEN_FILES, CORPUS, MULTI_IN, solved, typed
+from corpus import BROKEN_FILES, CORPUS, LOST_IDENTITY, MULTI_IN, solved, typed
 from nbgrader.api import Gradebook
 
 from autograder import notebooks
@@ -32,8 +32,9 @@ SOLVED = solved()
 
 
 def answered(entry: str) -> dict[str, str]:
-    """Only the answer cells that the corpus entry typed (tests/corpus.py)."""
-    return {k: v for k, v in typed(CORPUS[entry]).items() if k in CORPUS[entry].answers}
+    """Only the answer cells that the corpus entry typed or wrote whole (tests/corpus.py)."""
+    mine = CORPUS[entry].answers.keys() | CORPUS[entry].whole_cells.keys()
+    return {k: v for k, v in typed(CORPUS[entry]).items() if k in mine}
 
 
 MARKS = full_marks()
@@ -77,6 +78,23 @@ STUDENTS |= {
 HONEST = sorted(name for name in CORPUS if name.startswith("honest_"))
 STUDENTS |= {name: ({**SOLVED, **answered(name)}, FULL) for name in HONEST}
 EDITED_CELL = f"test_{MULTI_IN}_example"
+# Notebooks whose cells lost their nbgrader ids (issue 27), every notebook of the student
+# changed as tests/corpus.py's LOST_IDENTITY says: graded from the cells that define the
+# functions (recovered-cell), with the release's test cells, exactly as the grade command does.
+LOST = {
+    "lost_stripped_solutions": ("stripped", SOLVED, FULL),
+    "lost_pasted_real_styles": (
+        "pasted",
+        {**SOLVED, **answered("honest_real_cs231n_naive")},
+        FULL,
+    ),
+    "lost_merged_flipped_kernel": (
+        "merged",
+        {**SOLVED, **answered("mistake_flipped_kernel")},
+        {**FULL, "corr2d_multi_in": (0, 0)},
+    ),
+}
+STUDENTS |= {name: (answers, cells) for name, (_, answers, cells) in LOST.items()}
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +121,12 @@ def graded_course(tmp_path_factory) -> Path:
     nb = notebooks.read(edited)
     cell_by_grade_id(nb, EDITED_CELL).source = "pass"
     notebooks.write(nb, edited)
+    for student, (how, _, _) in LOST.items():
+        for path in sorted(
+            (course / "submitted" / student / ASSIGNMENT).glob("*.ipynb")
+        ):
+            nb = LOST_IDENTITY[how](notebooks.read(path), set(GRADED))
+            notebooks.write(nb, path)
     nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
     nbgrader(course, "autograde", ASSIGNMENT)
     nbgrader(course, "export")
@@ -204,3 +228,14 @@ def test_a_file_that_is_not_a_notebook_costs_only_its_own_points(graded_course):
     page = graded_course / "feedback" / "not_a_notebook" / ASSIGNMENT
     text = (page / NOTEBOOK_OF[MULTI_IN].replace(".ipynb", ".html")).read_text()
     assert "not-a-notebook" in text and "is not valid notebook JSON" in text
+
+
+@pytest.mark.parametrize("student", sorted(LOST))
+def test_feedback_of_a_recovered_answer_says_so_with_the_releases_tests(
+    graded_course, student
+):
+    pages = graded_course / "feedback" / student / ASSIGNMENT
+    first = (pages / "01-multiple-input-channels.html").read_text()
+    assert "lost its nbgrader id" in first
+    assert "Hidden tests run here when your notebook is graded." in first
+    assert "recovered-cell" in (pages / "02-multiple-output-channels.html").read_text()

@@ -25,6 +25,7 @@ from autograder.course_build.kit_build import (
 )
 from autograder.grading import reference
 from autograder.grading.scoring import Returned, judge
+from autograder.kit.judging import Case
 from autograder.kit.notebook import Kit
 from autograder.paths import RELEASE_DIR, ROOT
 
@@ -98,7 +99,7 @@ def test_the_kit_carries_no_graded_seed_and_no_course_secret():
             # Counting cases: the graded channel counts are not carried either.
             graded_sizes = {tuple(sorted(c.params)) for c in graded.cases if c.params}
             carried_sizes = {
-                tuple(sorted((k, v) for k, v in c.get("params", {}).items()))
+                tuple(sorted(Case.from_data(c).params))
                 for c in ex["practice"]
                 if "example" not in c["tags"]
             }
@@ -163,6 +164,33 @@ def test_a_flipped_kernel_fails_the_visible_test_with_the_diagnosis_and_both_val
     # The worked example side by side: expected 56, 72, 104, 120; the flipped kernel's result.
     assert "expected" in message and "got" in message
     assert re.search(r"\[56, 72\]\s+\[\d+, \d+\]", message), message
+
+
+def test_an_input_changed_in_place_is_a_line_of_its_own_beside_wrong_values():
+    def corr2d_multi_in(X, K):
+        Y = reference.corr2d_multi_in(X, K.flip(-1, -2))
+        X.zero_()
+        return Y
+
+    lines = visible_failure("corr2d_multi_in", corr2d_multi_in).splitlines()
+    flipped = [ln for ln in lines if "It looks like the kernel is flipped" in ln]
+    changed = [ln for ln in lines if "changed its input X or K in place" in ln]
+    assert flipped and changed and not set(flipped) & set(changed)
+    assert all(ln.startswith("FAIL corr2d_multi_in on ") for ln in changed)
+
+
+def test_a_count_returned_as_a_float_is_told_its_value_and_the_fix():
+    def conv2d_multiplications(c_i, c_o, h, w, k_h, k_w, padding=0, stride=1):
+        return float(
+            reference.conv2d_multiplications(c_i, c_o, h, w, k_h, k_w, padding, stride)
+        )
+
+    message = visible_failure("conv2d_multiplications", conv2d_multiplications)
+    assert "(a float): return int(...)" in message
+    assert (
+        "FAIL conv2d_multiplications on the worked example: c_i=2, c_o=3, h=3"
+        in message
+    )
 
 
 def test_channels_not_summed_fails_the_visible_test_with_the_diagnosis():

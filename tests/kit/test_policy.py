@@ -364,14 +364,6 @@ REVIEW_CASES = {
         MATMUL,
         "the module torch.nn.functional",
     ),
-    "the module as a default argument": (
-        [
-            "def corr2d_multi_in_out_matmul(X, K, m=F):\n"
-            "    return m.unfold(X[None], K.shape[2:])[0]"
-        ],
-        MATMUL,
-        "the module torch.nn.functional",
-    ),
     "the module as a class attribute": (
         ["class C:\n    f = F", matmul("C.f.unfold(X[None], K.shape[2:])[0]")],
         MATMUL,
@@ -476,6 +468,105 @@ BOOK = {
 )
 def test_the_books_own_code_is_clean(function, body):
     assert verdict(answer(body, function), function=function) == CLEAN_VERDICT
+
+
+# A name bound in the function's own scope that shadows the notebook's ``F`` (the release's
+# ``import torch.nn.functional as F``) is that local value, whatever binds it (Python's scoping):
+# each body uses its local ``F`` as a value, which the module itself may not be.
+SHADOWING_F = {
+    "assignment": "F = K.shape[0]\n    out = [F]",
+    "tuple unpacking (CS231n)": "F, C, HH, WW = K.shape\n    out = [F, C, HH, WW]",
+    "nested unpacking": "(F, C), rest = K.shape[:2], K.shape[2:]\n    out = [F, rest]",
+    "annotated": "F: int = K.shape[0]\n    out = [F]",
+    "for loop": "out = []\n    for F in range(K.shape[0]):\n        out.append(F)",
+    "with": "import contextlib\n    with contextlib.nullcontext(K) as F:\n        out = [F]",
+    "except": "out = []\n    try:\n        K.shape[9]\n    except IndexError as F:\n"
+    "        out.append(F)",
+    "walrus": "out = [(F := K.shape[0])]\n    out.append(F)",
+    "comprehension": "out = [F for F in K.shape]",
+    "dict comprehension": "out = {F: F for F in K.shape}",
+    "nonlocal in a helper": "F = 0\n    def count():\n        nonlocal F\n        F = K.shape[0]\n"
+    "    count()\n    out = [F]",
+}
+SHADOWED_PARAMETERS = {
+    "parameter": "def {name}(X, K, F=None):\n    return [F], X",
+    "lambda parameter": "{name} = lambda X, K, F=None: ([F], X)",
+    "keyword-only parameter": "def {name}(X, K, *, F=None):\n    return [F], X",
+    "star parameter": "def {name}(X, K, *F):\n    return [F], X",
+}
+
+
+@pytest.mark.parametrize("binding", sorted(SHADOWING_F))
+def test_a_local_that_shadows_an_import_alias_is_that_local_value(binding):
+    body = SHADOWING_F[binding]
+    for function in (MULTI_IN, MATMUL):
+        cell = f"def {function}(X, K):\n    {body}\n    return out\n"
+        assert verdict(cell, function=function) == CLEAN_VERDICT, function
+
+
+@pytest.mark.parametrize("binding", sorted(SHADOWED_PARAMETERS))
+def test_a_parameter_that_shadows_an_import_alias_is_that_parameter(binding):
+    cell = SHADOWED_PARAMETERS[binding].format(name=MATMUL)
+    assert verdict(cell, function=MATMUL) == CLEAN_VERDICT
+
+
+# The same scoping, as an evader would use it: the module reached through a local, a closure,
+# a ``global`` or ``nonlocal`` declaration, or a comprehension is still the module. ``unfold``
+# is no forbidden name by itself (a tensor's own is fine), so only the resolved path tells.
+UNFOLD = "G.unfold(X[None], K.shape[2:])"
+SCOPED_EVASIONS = {
+    "local alias": f"G = F\n    return {UNFOLD}",
+    "local import": f"import torch.nn.functional as G\n    return {UNFOLD}",
+    "closure": f"G = F\n    def inner():\n        return {UNFOLD}\n    return inner()",
+    "nonlocal": "G = None\n    def bind():\n        nonlocal G\n        G = F\n"
+    f"    bind()\n    return {UNFOLD}",
+    "walrus in a comprehension": f"[(G := F) for _ in 'x']\n    return {UNFOLD}",
+    "shadow, then the module again": f"F = 3\n    G = torch.nn.functional\n    return {UNFOLD}",
+}
+SCOPED_PARAMETER_EVASIONS = {
+    "a parameter's default": f"def {MATMUL}(X, K, G=F):\n    return {UNFOLD}\n",
+    "a keyword-only default": f"def {MATMUL}(X, K, *, G=F):\n    return {UNFOLD}\n",
+    "a lambda's default": f"{MATMUL} = lambda X, K, G=F: {UNFOLD}\n",
+    "a default shadowing F": f"def {MATMUL}(X, K, F=F):\n    return {UNFOLD.replace('G', 'F')}\n",
+}
+
+
+@pytest.mark.parametrize(
+    "evasion", sorted(SCOPED_EVASIONS) + sorted(SCOPED_PARAMETER_EVASIONS)
+)
+def test_the_module_through_a_scope_is_still_the_module(evasion):
+    cell = SCOPED_PARAMETER_EVASIONS.get(evasion) or (
+        f"def {MATMUL}(X, K):\n    {SCOPED_EVASIONS[evasion]}\n"
+    )
+    assert verdict(cell, function=MATMUL) == PolicyVerdict(
+        FORBIDDEN, "torch.nn.functional.unfold"
+    )
+
+
+def test_a_global_declaration_binds_the_notebook_s_name():
+    binder = "def bind():\n    global G\n    G = F\n"
+    cell = f"def {MATMUL}(X, K):\n    bind()\n    return {UNFOLD}\n"
+    assert verdict(binder, cell, function=MATMUL) == PolicyVerdict(
+        FORBIDDEN, "torch.nn.functional.unfold"
+    )
+    # Declared global, F is the module: handing it on is passing the module around.
+    reader = f"def {MATMUL}(X, K):\n    global F\n    out = [F]\n    return X\n"
+    assert verdict(reader, function=MATMUL).kind == NEEDS_REVIEW
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        f"def {MATMUL}(X, K):\n    return [F.unfold(X[None], 2) for F in [F]][0]",
+        f"def {MATMUL}(X, K):\n    for G in [F]:\n        return G.unfold(X[None], 2)",
+        f"def {MATMUL}(X, K):\n    with F as G:\n        return G.unfold(X[None], 2)",
+    ],
+)
+def test_the_module_bound_to_a_local_other_than_by_assignment_needs_review(cell):
+    """A loop or a ``with`` hands the module over as a value."""
+    assert verdict(cell, function=MATMUL) == PolicyVerdict(
+        NEEDS_REVIEW, "the module torch.nn.functional passed around as a value"
+    )
 
 
 def test_a_hand_written_im2col_helper_is_clean():

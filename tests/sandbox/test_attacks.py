@@ -28,6 +28,7 @@ from conftest import (
     nbgrader,
     resume_after_a_kill,
     same_files,
+    stub_answered,
     write_submission,
 )
 from corpus import ADDS, MULTI_IN, MULTS, ZERO, Entry, forge, lost, typed
@@ -181,6 +182,37 @@ ATTACKERS: dict[str, Entry] = {
         {}, lost(MULTI_IN, *[(0.0, "malformed-notebook")] * 2)
     ),
 }
+# Every attack again from a notebook whose cells lost their nbgrader metadata (issue 27): the
+# answer is found by its definition instead (``recovered-cell``), and the attack costs the same.
+STRIPPED = {
+    f"attack_stripped_{name.removeprefix('attack_')}": entry
+    for name, entry in ATTACKERS.items()
+    if name != "attack_metadata_a_string"  # its point is the metadata itself
+}
+MISSING = (0.0, "missing-cell")
+# Attacks on the recovery itself, each in notebook 01 (``write_students`` builds them).
+RECOVERY_ATTACKS: dict[str, Entry] = {
+    # The answer cell deleted, the right answer typed into the visible test cell, which keeps
+    # its metadata: a test cell is the release's, whatever it holds, so nothing is recovered.
+    "attack_recovery_answer_in_a_test_cell": Entry(
+        {}, lost(MULTI_IN, MISSING, MISSING)
+    ),
+    # Stripped, a wrong answer, and an added cell that carries the hidden test cell's
+    # metadata and prints a full score: the test cells come from the release.
+    "attack_recovery_forged_hidden_test": Entry(
+        {
+            MULTI_IN: "\n    return sum(d2l.corr2d(x, k.flip(0, 1)) for x, k in zip(X, K))"
+        },
+        lost(MULTI_IN, ZERO, ZERO),
+    ),
+    # Stripped, and a second definition in an added cell: which one counts is ambiguous.
+    "attack_recovery_two_definitions": Entry(
+        {},
+        lost(MULTI_IN, *[(0.0, "needs-review")] * 2),
+        extra_cells=(f"def {MULTI_IN}(X, K):\n    return X.sum(0)[:-1, :-1]",),
+    ),
+}
+ATTACKERS |= STRIPPED | RECOVERY_ATTACKS
 # Graded after the attackers on the same worker (names sort after "attack_").
 BYSTANDERS: dict[str, Entry] = {
     "bystander_solved": Entry({}),
@@ -203,7 +235,33 @@ def honest_scores(student: str) -> dict[str, tuple[float | None, str]]:
             else (0.0, "failed")
             for cell, (_, status) in FULL.items()
         }
-    return FULL | STUDENTS[student].expected
+    scores = FULL | STUDENTS[student].expected
+    if student in STRIPPED or student == "attack_recovery_forged_hidden_test":
+        stripped = stripped_notebook(student)  # its other answers: recovered, or lost
+        scores |= {
+            cell: (0.0, "missing-cell") if score is None else (score, "recovered-cell")
+            for cell, (score, status) in FULL.items()
+            if notebook_of_cell(cell) == stripped
+            and cell not in STUDENTS[student].expected
+        }
+    return scores
+
+
+def notebook_of_cell(cell: str) -> str:
+    """The notebook of a graded cell: a written answer's, or its function's test cell's."""
+    return NOTEBOOK_OF.get(cell) or NOTEBOOK_OF[cell[len("test_") :].rsplit("_", 1)[0]]
+
+
+def stripped_notebook(student: str) -> str:
+    """The notebook of the function that ``student`` attacks with (the one stripped)."""
+    entry = STUDENTS[student]
+    return NOTEBOOK_OF[next(iter(entry.answers), MULTI_IN)]
+
+
+def strip(nb: dict) -> None:
+    for cell in nb["cells"]:
+        for key in ("nbgrader", "deletable", "editable"):
+            cell["metadata"].pop(key, None)
 
 
 def write_students(course: Path) -> None:
@@ -223,6 +281,30 @@ def write_students(course: Path) -> None:
                     "execution_count": None, "outputs": [], "source": source}  # fmt: skip
             nb["cells"].insert(at + i, cell)
         path.write_text(json.dumps(nb))
+        if student in STRIPPED or student.startswith("attack_recovery_"):
+            attack_the_recovery(student, folder / stripped_notebook(student))
+
+
+def attack_the_recovery(student: str, path: Path) -> None:
+    """Strip the notebook at ``path``, or make it the recovery attack ``student`` names."""
+    nb = json.loads(path.read_text())
+    ids = [c["metadata"].get("nbgrader", {}).get("grade_id") for c in nb["cells"]]
+    if student == "attack_recovery_answer_in_a_test_cell":
+        answer = nb["cells"][ids.index(MULTI_IN)]
+        test = nb["cells"][ids.index(f"test_{MULTI_IN}_example")]
+        test["source"] = stub_answered(MULTI_IN, HONEST)
+        nb["cells"].remove(answer)
+    elif student == "attack_recovery_forged_hidden_test":
+        hidden = json.loads(
+            json.dumps(nb["cells"][ids.index(f"test_{MULTI_IN}_hidden")])
+        )
+        strip(nb)
+        hidden["id"] = "forged"
+        hidden["source"] = "print('passed: 2 of 2 points')\n2.0"
+        nb["cells"].append(hidden)
+    else:
+        strip(nb)
+    path.write_text(json.dumps(nb))
 
 
 def cell_scores(result: dict) -> dict[str, tuple[float | None, str]]:

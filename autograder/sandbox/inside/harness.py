@@ -207,6 +207,19 @@ def _describe(value) -> dict:
         info.update(shape=[], values=[value])  # a counting exercise's answer
     elif kind.__module__ == "numpy":
         info["shape"] = list(getattr(value, "shape", ()))
+        if (
+            info["shape"] == []
+        ):  # a NumPy scalar (np.int64(84)): its number, for the message
+            try:
+                number = value.item()
+            except BaseException:
+                number = None
+            if (
+                isinstance(number, int | float)
+                and not isinstance(number, bool)
+                and -(10**18) < number < 10**18  # finite, and within what replies take
+            ):
+                info["values"] = [number]
     return info
 
 
