@@ -20,11 +20,12 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from autograder.paths import ASSIGNMENT, ROOT
 from course_hub.roster import DEMO_ROSTER, Course, Roster, demo_password, read_roster
 from course_hub.views import grader_view
 
-CHECKOUT = Path(__file__).resolve().parent.parent
-ASSIGNMENT = "channels"
+# The project's configuration and sources, which every course starts from.
+CHECKOUT = ROOT
 
 
 def layout(root: Path) -> dict[str, Path]:

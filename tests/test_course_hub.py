@@ -14,7 +14,9 @@ The tests share one hub and run in file order, each a step of the course.
 
 from __future__ import annotations
 
+import csv
 import fcntl
+import json
 import os
 import pwd
 import re
@@ -28,6 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -35,6 +38,7 @@ from corpus import CORPUS, typed
 
 from autograder.paths import ASSIGNMENT, ROOT
 from course_hub.provision import course_dir, layout
+from course_hub.receipts import read_receipts, received_at
 from course_hub.roster import DEMO_ROSTER, demo_password, read_roster
 from course_hub.views import student_view
 
@@ -135,7 +139,11 @@ def hub():
             for child in home.iterdir() if home.exists() else ():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         port = free_base_port()
-        log = root.with_suffix(".log")
+        out_dir = (
+            ROOT / "_build" / "course-hub"
+        )  # the hub's log and the figures it measured
+        out_dir.mkdir(parents=True, exist_ok=True)
+        log = out_dir / "hub.log"
         env = {
             k: v
             for k, v in os.environ.items()
@@ -173,8 +181,12 @@ def hub():
             h = Hub(url, root, log)
             h.timings["make hub to ready, s"] = round(time.monotonic() - started, 1)
             yield h
+            h.timings["whole module, s"] = round(time.monotonic() - started, 1)
+            print(json.dumps(h.timings))
+            (out_dir / "figures.json").write_text(json.dumps(h.timings, indent=1))
         finally:
             stop(proc)
+            kill_leftovers(root)
             shutil.rmtree(root, ignore_errors=True)
             print(f"hub log: {log}")
 
@@ -188,6 +200,23 @@ def stop(proc: subprocess.Popen) -> None:
         pass
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def kill_leftovers(root: Path) -> None:
+    """SIGKILL whatever this hub started and left running: every process whose command line
+    names its root (the servers' and services' views do), and nothing else."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(root).encode() in cmdline:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def login(browser, hub: Hub, user: str, next_url: str = ""):
@@ -219,6 +248,12 @@ def student_lab(browser, hub: Hub, user: str):
             round(time.monotonic() - started, 1)
         )
         hub.pages[user] = page
+        rss = subprocess.run(
+            ["ps", "-u", user, "-o", "rss="], capture_output=True, text=True
+        ).stdout.split()
+        hub.timings.setdefault("idle student server, MB", []).append(
+            round(sum(map(int, rss)) / 1024)
+        )
     return hub.pages[user]
 
 
@@ -362,7 +397,8 @@ def type_answer(
         )
         output = test.locator(".jp-OutputArea").inner_text()
     page.keyboard.press("Control+s")
-    page.wait_for_selector(".jp-mod-dirty", state="detached")
+    # Saved: the notebook's tab loses its unsaved-changes mark.
+    page.wait_for_selector(".lm-TabBar-tab.jp-mod-dirty", state="detached")
     return output
 
 
@@ -458,6 +494,9 @@ def test_the_ta_grades_a_written_answer_in_formgrader(hub, browser):
     page.locator("a", has_text="Submission #1").click()
     score = page.locator("input.score[id^='answer_']").first
     score.wait_for()
+    page.wait_for_load_state(
+        "networkidle"
+    )  # the page binds its fields once its data is in
     score.fill("1")
     score.press("Tab")  # the page saves a score when its field loses focus
     wait_for(
@@ -532,3 +571,181 @@ def test_each_student_fetches_their_feedback_and_reads_their_rubric_lines(hub, b
         assert "corr2d_multi_in" in text and "points" in text.lower(), text[:2000]
         if user == "alice":
             assert serious_axe_violations(page) == []
+
+
+# --- 4. Who can read what, tried as each person ---------------------------------------------
+
+PROBE = (
+    "import os, sys\n"
+    "print(' '.join(str(int(os.access(p, os.R_OK))) for p in sys.argv[1:]))\n"
+)
+
+
+def readable(hub: Hub, user: str, paths: list[Path], view: bool = True) -> list[bool]:
+    """Which of ``paths`` ``user`` can read: in their server's view, or as their account."""
+    argv = [str(Path(sys.prefix) / "bin" / "python"), "-c", PROBE, *map(str, paths)]
+    done = in_student_view(hub, user, argv) if view else as_user_python(user, argv)
+    assert done.returncode == 0, done.stderr
+    return [flag == "1" for flag in done.stdout.split()]
+
+
+def as_user_python(user: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """The probe as ``user``'s account in the machine as it is (Python's install under /root
+    made reachable, as for the grading accounts; nothing else changes)."""
+    from course_hub.views import grader_view
+
+    view = grader_view(user, Path("/"))
+    return subprocess.run([*view, *argv], capture_output=True, text=True)
+
+
+def instructor_files(hub: Hub) -> list[Path]:
+    course = course_dir(hub.root, A)
+    return [
+        ROOT / "solutions" / ASSIGNMENT / f"{NOTEBOOK}.ipynb",
+        ROOT / "autograder" / "grading" / "reference.py",
+        ROOT / "nbgrader_config.py",
+        course / "solutions" / ASSIGNMENT / f"{NOTEBOOK}.ipynb",
+        course / "gradebook.db",
+        course / ".autograder-secret",
+        course / "submitted",
+    ]
+
+
+def test_a_students_server_has_the_release_and_kit_and_no_instructor_file(hub):
+    home = Path(pwd.getpwnam("alice").pw_dir)
+    fetched = home / A.id / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+    assert "setup_kit" in fetched.read_text()  # the check kit travels in the notebook
+    assert readable(hub, "alice", [fetched, *instructor_files(hub)]) == [True] + [
+        False
+    ] * len(instructor_files(hub))
+    done = in_student_view(
+        hub,
+        "alice",
+        [str(Path(sys.prefix) / "bin" / "python"), "-c", "import autograder"],
+    )
+    assert "ModuleNotFoundError" in done.stderr
+
+
+def test_file_modes_alone_keep_students_out_of_the_courses_folders(hub):
+    """Outside their view too: the course folders, secret and gradebook are the grading
+    account's (the checkout itself is hidden by the view only; keep it private on a real
+    machine, README)."""
+    course_files = instructor_files(hub)[3:]
+    for user in ANSWERS:
+        assert readable(hub, user, course_files, view=False) == [False] * len(
+            course_files
+        )
+
+
+def test_a_student_cannot_list_the_inbox_or_reach_a_course_they_are_not_in(hub):
+    exchange = layout(hub.root)["exchange"]
+    for user in ANSWERS:
+        lister = in_student_view(hub, user, ["ls", str(exchange / A.id / "inbound")])
+        assert lister.returncode != 0 and "Permission denied" in lister.stderr, user
+        for course in ROSTER.courses:
+            seen = in_student_view(hub, user, ["ls", str(exchange / course.id)])
+            assert (seen.returncode == 0) == (user in course.students), (
+                user,
+                course.id,
+            )
+
+
+# --- 5. The submission time: measured forgeable, then taken where the student cannot reach ----
+
+FORGE = """
+import datetime, sys, types
+import nbgrader.exchange.abc.exchange as exchange
+class Then(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.datetime(2020, 1, 1, tzinfo=tz)
+exchange.datetime = types.SimpleNamespace(datetime=Then)  # the student's own process
+from nbgrader.apps.nbgraderapp import main
+sys.argv = ["nbgrader", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_student_can_forge_the_exchanges_time_but_not_the_receipt(hub):
+    """chen fetches and submits course B from a terminal in their own server, with their
+    process's clock set to 2020: nbgrader collects that time; the receipt has the real one."""
+    python = str(Path(sys.prefix) / "bin" / "python")
+    env = [
+        "env",
+        f"HOME={pwd.getpwnam('chen').pw_dir}",
+        f"JUPYTER_CONFIG_PATH={layout(hub.root)['student_config']}",
+    ]
+    flags = [
+        f"--course={B.id}",
+        "--Authenticator.plugin_class=nbgrader.auth.NoAuthPlugin",
+    ]
+    for command in (["fetch_assignment", ASSIGNMENT], ["submit", ASSIGNMENT]):
+        done = in_student_view(
+            hub, "chen", [*env, python, "-c", FORGE, *command, *flags]
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    before = time.time()
+    collected = as_grader(
+        hub, B, [str(Path(sys.prefix) / "bin" / "nbgrader"), "collect", ASSIGNMENT]
+    )
+    assert collected.returncode == 0, collected.stderr[-2000:]
+    stamp = (
+        course_dir(hub.root, B) / "submitted" / "chen" / ASSIGNMENT / "timestamp.txt"
+    )
+    assert stamp.read_text().startswith(
+        "2020-01-01"
+    )  # measured: nbgrader takes the forgery
+    receipt = wait_for(
+        lambda: [
+            r for r in read_receipts(course_dir(hub.root, B)) if r["student"] == "chen"
+        ],
+        30,
+        "the receipt of chen's submission",
+    )[-1]
+    assert receipt["claimed"].startswith("2020-01-01")
+    taken = datetime.fromisoformat(receipt["received_at"]).timestamp()
+    assert before - 600 < taken <= time.time()
+    assert received_at(course_dir(hub.root, B), "chen", ASSIGNMENT).year >= 2026
+
+
+def test_the_courses_exports_match_the_grade_command_on_the_same_files(hub):
+    """What formgrader's autograde put in the gradebook, and the LMS file exported from it,
+    are what `python -m autograder grade` gives on the collected files (the TA's point aside)."""
+    course = course_dir(hub.root, A)
+    python = str(Path(sys.prefix) / "bin" / "python")
+    for argv in (
+        ["grade", "--submitted", "submitted", "--out", "grade-command"],
+        ["export", "--gradebook", "gradebook.db", "--out", "exports"],
+    ):
+        done = as_grader(hub, A, [python, "-m", "autograder", *argv])
+        assert done.returncode == 0, done.stderr[-2000:]
+    with open(course / "grade-command" / "grades.csv", newline="") as f:
+        command = {
+            (r["student"], r["notebook"].removesuffix(".ipynb"), r["item"]): float(
+                r["score"] or 0
+            )
+            for r in csv.DictReader(f)
+        }
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        book = {
+            (s.student.id, nb.name, g.name): g.auto_score or 0.0
+            for s in gb.assignment_submissions(ASSIGNMENT)
+            for nb in s.notebooks
+            for g in nb.grades
+            if g.auto_score is not None
+        }
+    assert book and {k: v for k, v in command.items() if k in book} == book
+    totals = {
+        s: sum(v for k, v in command.items() if k[0] == s) for s in ("alice", "chen")
+    }
+    manual = manual_scores(hub)
+    with open(course / "exports" / "canvas.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("SIS Login ID") in totals]
+    for row in rows:
+        student = row["SIS Login ID"]
+        assert float(row[ASSIGNMENT]) == pytest.approx(
+            totals[student] + manual[student]
+        )
+    assert len(rows) == 2
