@@ -45,11 +45,20 @@ def course_dir(root: Path, course: Course) -> Path:
     return layout(root)["courses"] / course.id
 
 
-def ensure_account(user: str, home: Path | None = None, system: bool = False) -> None:
-    """A Unix account named ``user`` with its own group and home (kept if it exists)."""
+# In the home of each account made for the demo: only such accounts get demo passwords, and
+# only their homes may the hub test empty. A machine's own "alice" is never touched.
+DEMO_MARK = ".course-hub-demo-account"
+
+
+class NotADemoAccountError(RuntimeError):
+    """A demo name that is already a real account on this machine."""
+
+
+def ensure_account(user: str, home: Path | None = None, system: bool = False) -> bool:
+    """A Unix account named ``user`` with its own group and home; whether it was made now."""
     try:
         pwd.getpwnam(user)
-        return
+        return False
     except KeyError:
         pass
     argv = ["useradd", "--create-home", "--user-group", "--shell", "/bin/bash"]
@@ -58,6 +67,7 @@ def ensure_account(user: str, home: Path | None = None, system: bool = False) ->
     if home is not None:
         argv += ["--home-dir", str(home)]
     subprocess.run([*argv, user], check=True)
+    return True
 
 
 def ensure_group(group: str, members: list[str]) -> None:
@@ -187,8 +197,16 @@ def provision(root: Path, roster: Roster, passwords: bool) -> None:
     # bit, which it does not look at, keeps anyone from renaming a course's folder in it.
     paths["exchange"].chmod(0o1777)
     for user in roster.people:
-        ensure_account(user)
-        Path(pwd.getpwnam(user).pw_dir).chmod(0o700)
+        made = ensure_account(user)
+        home = Path(pwd.getpwnam(user).pw_dir)
+        home.chmod(0o700)
+        if passwords and made:
+            (home / DEMO_MARK).touch()
+        if passwords and not (home / DEMO_MARK).exists():
+            raise NotADemoAccountError(
+                f"{user} is an account of this machine, not the demo's: "
+                "give make hub a roster of your own (HUB_ROSTER=...)"
+            )
     if passwords:
         set_passwords(list(roster.people))
     config = paths["student_config"]

@@ -37,7 +37,7 @@ import pytest
 from corpus import CORPUS, typed
 
 from autograder.paths import ASSIGNMENT, ROOT
-from course_hub.provision import course_dir, layout
+from course_hub.provision import DEMO_MARK, course_dir, layout
 from course_hub.receipts import read_receipts, received_at
 from course_hub.roster import DEMO_ROSTER, demo_password, read_roster
 from course_hub.views import student_view
@@ -136,8 +136,11 @@ def hub():
                 home = Path(pwd.getpwnam(user).pw_dir)
             except KeyError:
                 continue
-            for child in home.iterdir() if home.exists() else ():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+            if not (home / DEMO_MARK).exists():
+                pytest.fail(f"{user} is this machine's own account, not the hub's demo")
+            for child in home.iterdir():
+                if child.name != DEMO_MARK:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
         port = free_base_port()
         out_dir = (
             ROOT / "_build" / "course-hub"
