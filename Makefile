@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	-p tests.nbval_figures
 
-.PHONY: help build test test-fast setup lock release check-release site solutions grade lint bench bench-grading bench-scale bench-trusted \
+.PHONY: help build test test-fast setup lock release check-release site solutions grade hub lint bench bench-grading bench-scale bench-trusted \
 	gpu-kit gpu-dry-run clean
 
 build: setup release site  ## set up, regenerate the student release, build the site into _build/html
@@ -31,7 +31,7 @@ test: setup  ## everything: lint, release drift, unit tests, nbval, stock nbgrad
 
 test-fast: setup  ## the edit loop (under a minute): lint and unit tests; no notebooks, no browser
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check autograder tests _ext nbgrader_config.py benchmarks
+	$(PY) -m ruff format --check autograder course_hub tests _ext nbgrader_config.py benchmarks
 	$(PY) -m pytest -n 2 -m "not slow" tests
 
 setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium /usr/bin/bwrap  ## create what is missing: .venv, node_modules, Chromium, bubblewrap
@@ -118,9 +118,22 @@ grade: setup  ## grade the sample submissions (tests/corpus.py, with planted nea
 	cd tests && ../$(PY) corpus.py ../_build/samples
 	$(PY) -m autograder grade --submitted _build/samples/submitted --out _build/grades --workers 2
 
+# The course hub (README, "Run the course on one machine"): accounts, course folders and the
+# exchange made as root by course_hub/provision.py, then JupyterHub in the foreground (Ctrl-C
+# stops it and every server). The demo roster's accounts get their demo passwords; a course's
+# own roster (HUB_ROSTER=its.csv) gets none: its people log in with their own.
+HUB_ROOT ?= /srv/course-hub
+HUB_ROSTER ?= course_hub/demo_roster.csv
+HUB_PORT ?= 8000
+hub: setup release  ## start JupyterHub with two demo courses on http://127.0.0.1:8000 (as root)
+	$(PY) -m course_hub.provision --root $(HUB_ROOT) --roster $(HUB_ROSTER) \
+		$(if $(filter course_hub/demo_roster.csv,$(HUB_ROSTER)),--demo-passwords)
+	COURSE_HUB_ROOT=$(abspath $(HUB_ROOT)) COURSE_HUB_ROSTER=$(abspath $(HUB_ROSTER)) \
+		COURSE_HUB_PORT=$(HUB_PORT) $(VENV)/bin/jupyterhub -f course_hub/jupyterhub_config.py
+
 lint: setup  ## ruff, and actionlint over the GitHub workflow files
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check autograder tests _ext nbgrader_config.py benchmarks
+	$(PY) -m ruff format --check autograder course_hub tests _ext nbgrader_config.py benchmarks
 	node .github/lint-workflows.mjs
 
 bench: setup  ## print build and nbval timings (see README)

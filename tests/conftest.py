@@ -24,6 +24,7 @@ from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
 # most tests first, and the few-test, long files such as the Dask cluster's would start last
 # while the other workers idle). The rest keep pytest's order after these.
 LONGEST_FIRST = (
+    "tests/test_course_hub.py",
     "tests/grading/test_cluster.py",
     "tests/test_readme.py",
     "tests/sandbox/test_attacks.py",

@@ -1,0 +1,7 @@
+"""The course hub: JupyterHub, nbgrader's exchange and this grader on one machine (`make hub`).
+
+``autograder`` imports nothing from here (the hub is one way to run a course, and the grading
+package must work without it); the hub takes only ``autograder.paths`` from it. Root does no
+more than build each process's view of the machine (``views.py``); every server, a student's or
+a course's, runs as its own Unix account.
+"""
