@@ -222,6 +222,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 1rem 0; } img { max-width: 100%; height: auto; }
 .plot { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
 a { color: #1f5687; }
+nav a { display: inline-block; padding: .25rem 0; }  /* WCAG 2.5.8: 24 px targets */
 .example { font-size: .9em; color: #333; }
 @media print { a { color: inherit; } section { break-inside: avoid-page; } }
 """

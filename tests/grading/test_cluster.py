@@ -27,8 +27,9 @@ from distributed import Client
 from autograder import __main__ as cli
 from autograder.__main__ import class_files
 from autograder.batch import grade_batch
+from autograder.deadlines.schedule import load_calendar
 from autograder.outputs import report
-from autograder.paths import ROOT
+from autograder.paths import ASSIGNMENT, ROOT
 from autograder.sandbox.runner import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
@@ -228,7 +229,11 @@ def test_a_killed_client_resumes_to_identical_files(cluster, course, tmp_path):
     # uninterrupted local run's results they come out the same, byte for byte.
     local = tmp_path / "local"
     shutil.copytree(course / "local", local)
-    class_files(course / "submitted", local, report.load_results(local))
+    # The command read the course's calendar (none set: nobody is late), as this does.
+    calendar = load_calendar(course, ASSIGNMENT)
+    class_files(
+        course / "submitted", local, report.load_results(local), calendar, course
+    )
     assert identical(local, out)
 
 
