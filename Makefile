@@ -122,10 +122,12 @@ grade: setup  ## grade the sample submissions (tests/corpus.py, with planted nea
 # exchange made as root by course_hub/provision.py, then JupyterHub in the foreground (Ctrl-C
 # stops it and every server). The demo roster's accounts get their demo passwords; a course's
 # own roster (HUB_ROSTER=its.csv) gets none: its people log in with their own.
+# The release is checked, never rewritten here: each course generates its own from solutions/,
+# and a test suite beside it reads chapters/ (after editing solutions/, `make release` first).
 HUB_ROOT ?= /srv/course-hub
 HUB_ROSTER ?= course_hub/demo_roster.csv
 HUB_PORT ?= 8000
-hub: setup release  ## start JupyterHub with two demo courses on http://127.0.0.1:8000 (as root)
+hub: setup check-release  ## start JupyterHub with two demo courses on http://127.0.0.1:8000 (as root)
 	$(PY) -m course_hub.provision --root $(HUB_ROOT) --roster $(HUB_ROSTER) \
 		$(if $(filter course_hub/demo_roster.csv,$(HUB_ROSTER)),--demo-passwords)
 	COURSE_HUB_ROOT=$(abspath $(HUB_ROOT)) COURSE_HUB_ROSTER=$(abspath $(HUB_ROSTER)) \
