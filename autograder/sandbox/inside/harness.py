@@ -207,9 +207,8 @@ def _describe(value) -> dict:
         info.update(shape=[], values=[value])  # a counting exercise's answer
     elif kind.__module__ == "numpy":
         info["shape"] = list(getattr(value, "shape", ()))
-        if (
-            info["shape"] == []
-        ):  # a NumPy scalar (np.int64(84)): its number, for the message
+        # A NumPy scalar (np.int64(84)): its number, for the message.
+        if info["shape"] == []:
             try:
                 number = value.item()
             except BaseException:
