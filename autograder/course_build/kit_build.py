@@ -142,6 +142,7 @@ def _exercise_data(ex: Exercise) -> dict:
         "arg_names": list(ex.arg_names),
         "stand_ins": list(ex.stand_ins),
         "forbidden": sorted(ex.forbidden),
+        "product_tip": ex.product_tip,
         "rubric": [
             {
                 "cell": item.cell,
@@ -231,7 +232,7 @@ sys.path.insert(0, str(_kit_zip))
 for _module in [m for m in sys.modules if m.split(".")[0] == "channels_kit"]:
     del sys.modules[_module]  # running the cell again loads this copy
 importlib.invalidate_caches()
-from channels_kit import practice, visible_test  # noqa: E402 (its path is set above)"""
+from channels_kit import practice, visible_test, written  # noqa: E402 (its path is set above)"""
 
 
 def kit_of_cell(source: str) -> dict[str, bytes]:
@@ -271,8 +272,13 @@ def _locked_cell(source: str, grade_id: str, hidden: bool) -> nbformat.NotebookN
         },
         "tags": ["remove-cell"],
     }
-    if hidden:  # folded in JupyterLab and in Colab (a form shows its title only)
-        cell.metadata |= {"cellView": "form", "jupyter": {"source_hidden": True}}
+    # Folded in JupyterLab and Notebook 7, the classic Notebook's "Hide input" and Colab.
+    if hidden:
+        cell.metadata |= {
+            "cellView": "form",  # Colab: a form shows its title only
+            "hide_input": True,
+            "jupyter": {"source_hidden": True},
+        }
     return cell
 
 

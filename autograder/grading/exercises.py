@@ -343,6 +343,11 @@ EXERCISES: dict[str, Exercise] = {
             # The notebook defines corr2d_multi_in_out too, so an answer may build on it.
             stand_ins=("corr2d_multi_in_out",),
             forbidden=BUILTIN_CONVOLUTIONS,
+            product_tip=(
+                "Tip: this section's point is one matrix product (@, torch.matmul, torch.mm "
+                "or torch.einsum) with no loop over pixels. Not a rule: calling "
+                "corr2d_multi_in_out is correct and keeps full marks."
+            ),
             visible=(
                 _example(X_FIG_7_4_2, K_FIG_7_4_2),
                 Case((4, 5, 3), (6, 4, 1, 1), 0),

@@ -18,7 +18,7 @@ import torch
 
 from .notebook import Kit, user_namespace
 
-__all__ = ["Kit", "practice", "visible_test"]
+__all__ = ["Kit", "practice", "visible_test", "written"]
 
 _kit: Kit | None = None
 
@@ -55,3 +55,13 @@ def visible_test(name: str, device: torch.device | str = "cpu") -> None:
     if fn is None:
         raise AssertionError(missing)
     _loaded().visible_test(name, fn, device)
+
+
+def written(name: str, device: torch.device | str = "cpu") -> bool:
+    """Whether the notebook's ``name`` is written: a cell that shows it at work runs it only
+    then (``if written("corr2d_multi_in"): ...``), and says in one line why it did not."""
+    fn, missing = _function(name)
+    if fn is None:
+        print(f"FAIL {missing}")
+        return False
+    return _loaded().written(name, fn, device)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -254,6 +254,9 @@ class Exercise:
     # must raise ValueError.
     visible: tuple[Case, ...] = ()
     answers: Answers = PUBLIC
+    # What the practice check adds under a written answer that reaches no matrix product (the
+    # section's recommendation, never a rule; empty: nothing).
+    product_tip: str = ""
 
     def oracle(self, X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
         """The right answer for any X and K, in float64 on the CPU (where ``answers`` knows it)."""
@@ -428,6 +431,25 @@ def missing_function_message(function: str, names: list[str]) -> str:
     return f"{function}: {message} The grader calls `{function}`: keep the name of the stub."
 
 
+# The stub as released raises NotImplementedError: how every check words a function in that state.
+NOT_WRITTEN = "not written yet (it raises NotImplementedError)"
+
+
+def not_written(cases: Sequence[Case], returned: Sequence[Returned]) -> bool:
+    """Whether every call that should compute something raised NotImplementedError: the stub
+    as released, or a function whose body is still to come. The checks in the notebook say so
+    in one line and let Run All go on; a function that computes anything is judged in full.
+    (Shapes that must raise ValueError do not count: the stub's own shape check passes them.)"""
+    computed = [
+        got
+        for case, got in zip(cases, returned, strict=True)
+        if "invalid" not in case.tags
+    ]
+    return bool(computed) and all(
+        (got.error or "").startswith("NotImplementedError") for got in computed
+    )
+
+
 def modified_input_message(ex: Exercise, case: Case) -> str:
     first, second = ex.arg_names
     return (
@@ -494,9 +516,7 @@ def _count_type(type_name: str, value: float) -> tuple[str, str]:
 
 def _error_verdict(tried: str, error: str, stand_ins: tuple[str, ...] = ()) -> Verdict:
     if error.startswith("NotImplementedError"):
-        return Verdict(
-            False, f"{tried}: not written yet (it raises NotImplementedError)."
-        )
+        return Verdict(False, f"{tried}: {NOT_WRITTEN}.")
     hint = next(
         (
             f" In this notebook `{name}` is the course's two-argument version `(X, K)`."

@@ -8,9 +8,12 @@ sandboxed grader does, on inputs of its own that nobody outside it can reproduce
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import inspect
+import io
+import os
 import textwrap
 from collections.abc import Callable
 from itertools import zip_longest
@@ -18,6 +21,7 @@ from itertools import zip_longest
 import torch
 
 from .judging import (
+    NOT_WRITTEN,
     Answers,
     Case,
     Exercise,
@@ -27,10 +31,11 @@ from .judging import (
     judge,
     missing_function_message,
     modified_input_message,
+    not_written,
     policy_outcome,
     score_exercise,
 )
-from .policy import CLEAN, check_policy
+from .policy import CLEAN, check_policy, uses_matrix_product
 
 # A worked example small enough to print expected and returned values side by side.
 SIDE_BY_SIDE_MAX = 36
@@ -85,6 +90,7 @@ class Kit:
                 forbidden=frozenset(ex["forbidden"]),
                 visible=tuple(map(Case.from_data, ex["visible"])),
                 answers=answers,
+                product_tip=ex.get("product_tip", ""),
             )
             practice[ex["name"]] = tuple(map(Case.from_data, ex["practice"]))
         return cls(
@@ -116,6 +122,10 @@ class Kit:
         """Print the grader's verdict on each rubric item for practice inputs. Never raises."""
         ex = dataclasses.replace(self.exercises[name], cases=self.practice_cases[name])
         calls = [call_on(case, fn, device) for case in ex.cases]
+        if not_written(ex.cases, [got for got, _ in calls]):
+            total = sum(item.points for item in ex.rubric)
+            print(f"{name}: {NOT_WRITTEN}: 0 of {total:g} points on practice inputs.")
+            return
         items, notes = score_exercise(
             ex,
             [got for got, _ in calls],
@@ -136,6 +146,31 @@ class Kit:
             f"{name}: {earned:g} of {total:g} points on practice inputs. Your grade comes "
             "from the grader's own inputs, which this check does not use."
         )
+        if ex.product_tip and not self._uses_matrix_product(ex, fn, sources):
+            print(ex.product_tip)
+
+    def written(
+        self, name: str, fn: Callable, device: torch.device | str = "cpu"
+    ) -> bool:
+        """False, with one line saying so, while ``fn`` is not written yet (it raises
+        NotImplementedError on every visible input); else True. A cell that shows the
+        function at work asks first, so that Run All goes on past work not started."""
+        if self._not_written(self.exercises[name], fn, device):
+            print(f"{name}: {NOT_WRITTEN}; this cell runs it once it is written.")
+            return False
+        return True
+
+    def _not_written(
+        self, ex: Exercise, fn: Callable, device: torch.device | str
+    ) -> bool:
+        """Whether ``fn`` raises NotImplementedError on every visible input that should
+        compute something (its prints, if any, kept out of the cell: it runs again)."""
+        cases = [case for case in ex.visible if "invalid" not in case.tags]
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
+            return not_written(cases, [call_on(case, fn, device)[0] for case in cases])
 
     def visible_test(
         self,
@@ -145,8 +180,21 @@ class Kit:
         sources: list[str] | None = None,
     ) -> None:
         """Run the visible inputs and the course rules; raise AssertionError with the grader's
-        diagnosis unless all pass, so that Run All stops here with the message to act on."""
+        diagnosis unless all pass, so that Run All stops here with the message to act on.
+
+        A function not written yet (the stub as released) is told so in one line, and Run All
+        goes on, except where nbgrader runs the notebook to grade or validate it: there the
+        cell fails, since nbgrader scores a test cell by whether it raises."""
         ex = self.exercises[name]
+        if self._not_written(ex, fn, device):
+            line = (
+                f"{name}, visible tests: {NOT_WRITTEN}. Write it above, run its cell, "
+                "then this one."
+            )
+            if graded_by_nbgrader():
+                raise AssertionError(line)
+            print(line)
+            return
         lines, failed, notes = [], False, []
         for case in ex.visible:
             ok, message, case_notes, changed = _visible_case(ex, case, fn, device)
@@ -178,6 +226,16 @@ class Kit:
             "below tries inputs like them."
         )
 
+    def _uses_matrix_product(
+        self, ex: Exercise, fn: Callable, sources: list[str] | None
+    ) -> bool:
+        """Whether ``fn`` reaches a matrix product, read from the student's cells as the
+        course policy is (``_policy``)."""
+        own, given = (sources, []) if sources is not None else self._cells(ex.notebook)
+        if not own:
+            return uses_matrix_product([_source(fn)], ex.name)
+        return uses_matrix_product(own, ex.name, preamble=given)
+
     def _policy(self, ex: Exercise, fn: Callable, sources: list[str] | None):
         """The course policy read from the student's cells, as the grader reads them; where
         there are none (no notebook kernel: a script, a test), from ``fn``'s own source."""
@@ -196,6 +254,12 @@ class Kit:
 
         cells = [cell for cell in history if cell]
         return [c for c in cells if not ours(c)], [c for c in cells if ours(c)]
+
+
+def graded_by_nbgrader() -> bool:
+    """Whether nbgrader runs this notebook (``autograde`` or ``validate``, which set
+    NBGRADER_EXECUTION) rather than a student's Run All."""
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
 
 
 def user_namespace() -> dict:

@@ -200,6 +200,47 @@ def check_policy(
         return _review(f"code the grader could not analyse ({type(error).__name__})")
 
 
+# Routines that multiply matrices, by their own name, whatever they belong to: torch's and
+# NumPy's functions, a tensor's methods, and F.linear (a product with a transposed matrix).
+MATRIX_PRODUCTS = frozenset(
+    {
+        *("matmul", "mm", "bmm", "mv", "dot", "vdot", "inner", "tensordot", "einsum"),
+        *("addmm", "addbmm", "baddbmm", "addmv", "linear", "multi_dot", "chain_matmul"),
+        *("__matmul__", "__rmatmul__"),
+    }
+)
+
+
+def uses_matrix_product(
+    sources: Sequence[str], function: str, preamble: Sequence[str] = ()
+) -> bool:
+    """Does ``function``, as the student's cells ``sources`` define it, reach a matrix product:
+    ``@``, or a routine of ``MATRIX_PRODUCTS`` (``torch.mm``, ``torch.einsum``, ``X.matmul``,
+    ``from torch import einsum``), in its own code or in the helpers it calls?
+
+    For the practice check's tip only, never a grade. A reading that fails answers True: a
+    tip wrongly left out costs nothing, a tip wrongly given misleads.
+    """
+    try:
+        program = _program(tuple(sources), tuple(preamble))
+        for statement in program.live_statements(function):
+            for node in ast.walk(statement):
+                if isinstance(node, ast.BinOp | ast.AugAssign) and isinstance(
+                    node.op, ast.MatMult
+                ):
+                    return True
+                if isinstance(node, ast.Attribute) and node.attr in MATRIX_PRODUCTS:
+                    return True
+                if isinstance(node, ast.Name) and any(
+                    path.rsplit(".", 1)[-1] in MATRIX_PRODUCTS
+                    for path in program.resolve(node)
+                ):
+                    return True
+    except Exception:
+        return True
+    return False
+
+
 def student_sources(nb, release_nb) -> list[str]:
     """Every code cell the student wrote in ``nb``, in order: answer cells and added cells.
 

@@ -65,12 +65,18 @@ def test_drift_check_looks_into_the_data_folders(tmp_path):
 
 def test_code_the_pages_hide_is_collapsed_in_jupyterlab_and_notebook_too():
     """A figure's drawing code (hide-input) and the setup cells (remove-cell) are hidden on the
-    site; in JupyterLab and Notebook 7 ``jupyter.source_hidden`` collapses them the same way."""
+    site; ``jupyter.source_hidden`` collapses them the same way in JupyterLab and Notebook 7
+    (both built on JupyterLab's cells), ``hide_input`` in the classic Notebook's "Hide input"
+    extension (jupyter_contrib_nbextensions)."""
     hidden_on_pages = {"hide-input", "remove-input", "remove-cell"}
     for folder in (SOURCE_DIR, RELEASE_DIR):
         for path in sorted(folder.glob("*.ipynb")):
             for cell in notebooks.read(path).cells:
                 hidden = hidden_on_pages & set(cell.metadata.get("tags", []))
                 collapsed = cell.metadata.get("jupyter", {}).get("source_hidden", False)
+                classic = cell.metadata.get("hide_input", False)
                 if cell.cell_type == "code":
-                    assert collapsed == bool(hidden), (path.name, cell.get("id"))
+                    assert collapsed == classic == bool(hidden), (
+                        path.name,
+                        cell.get("id"),
+                    )

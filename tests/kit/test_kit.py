@@ -260,6 +260,175 @@ def test_a_right_answer_passes_every_visible_test(capsys):
     assert "FAIL" not in out
 
 
+# A function not written yet (the stub as released): one line from each check, never a stop in
+# the student's Run All; a failure where nbgrader grades or validates the notebook.
+
+
+def stub(name: str):
+    """The released stub of ``name`` as a function: it raises NotImplementedError (after the
+    shape check, where the stub has one)."""
+    namespace: dict = {"torch": torch}
+    exec(stub_source(name), namespace)
+    return namespace[name]
+
+
+def stub_source(name: str) -> str:
+    nb = notebooks.read(RELEASE_DIR / EXERCISES[name].notebook)
+    (cell,) = [c for c in nb.cells if grade_id(c) == name]
+    assert "raise NotImplementedError()" in cell.source
+    return cell.source
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_an_unwritten_functions_visible_test_says_so_in_one_line_and_lets_run_all_go_on(
+    name, capsys, monkeypatch
+):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    KIT.visible_test(name, stub(name))  # does not raise
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"{name}, visible tests: not written yet (it raises NotImplementedError). Write "
+        "it above, run its cell, then this one."
+    ]
+
+
+@pytest.mark.parametrize("execution", ["autograde", "validate"])
+def test_under_nbgrader_an_unwritten_functions_visible_test_fails(
+    execution, monkeypatch
+):
+    """nbgrader scores a test cell by whether it raises, and sets NBGRADER_EXECUTION while it
+    runs a notebook to grade (``autograde``) or to check it (``validate``)."""
+    monkeypatch.setenv("NBGRADER_EXECUTION", execution)
+    for name in EXERCISES:
+        message = visible_failure(name, stub(name))
+        assert message == (
+            f"{name}, visible tests: not written yet (it raises NotImplementedError). "
+            "Write it above, run its cell, then this one."
+        )
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_an_unwritten_functions_practice_check_is_one_line(name, capsys):
+    KIT.practice(name, stub(name), sources=[stub_source(name)])
+    points = sum(item.points for item in EXERCISES[name].rubric)
+    assert capsys.readouterr().out.splitlines() == [
+        f"{name}: not written yet (it raises NotImplementedError): 0 of {points:g} "
+        "points on practice inputs."
+    ]
+
+
+def test_written_says_in_one_line_that_a_stub_is_not_and_runs_nothing_else(capsys):
+    assert not KIT.written("corr2d_multi_in", stub("corr2d_multi_in"))
+    assert capsys.readouterr().out.splitlines() == [
+        "corr2d_multi_in: not written yet (it raises NotImplementedError); this cell runs "
+        "it once it is written."
+    ]
+
+
+def test_a_written_function_is_written_even_when_wrong_and_its_prints_are_not_doubled(
+    capsys,
+):
+    def corr2d_multi_in(X, K):
+        print("debugging")
+        return reference.corr2d_multi_in(X, K.flip(-1, -2))
+
+    assert KIT.written("corr2d_multi_in", corr2d_multi_in)
+    assert capsys.readouterr().out == ""  # the cell's own call prints, not the question
+
+
+def test_a_function_written_for_some_inputs_only_is_judged_and_its_visible_test_raises(
+    monkeypatch,
+):
+    """Not written means raising NotImplementedError on every input that should compute:
+    a function that computes anything is judged as usual, and fails where it is missing."""
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+
+    def conv2d_multiplications(c_i, c_o, h, w, k_h, k_w, padding=0, stride=1):
+        if padding:
+            raise NotImplementedError("padding comes later")
+        return reference.conv2d_multiplications(c_i, c_o, h, w, k_h, k_w)
+
+    message = visible_failure("conv2d_multiplications", conv2d_multiplications)
+    assert "ok   conv2d_multiplications on the worked example" in message
+    assert "FAIL conv2d_multiplications on " in message
+    assert "not written yet (it raises NotImplementedError)" in message
+    assert KIT.written("conv2d_multiplications", conv2d_multiplications)
+
+
+# The practice check's matrix-product tip (7.4.3): for answers without one, never for those
+# that use any matrix product, however written.
+WITH_A_PRODUCT = {
+    "@": "return (K.reshape(c_o, c_i) @ X.reshape(c_i, h * w)).reshape(c_o, h, w)",
+    "@=": "W = K.reshape(c_o, c_i)\n    W @= X.reshape(c_i, h * w)\n"
+    "    return W.reshape(c_o, h, w)",
+    "torch.matmul": "return torch.matmul(K.reshape(c_o, c_i), X.reshape(c_i, -1))"
+    ".reshape(c_o, h, w)",
+    "torch.mm": "return torch.mm(K.reshape(c_o, c_i), X.reshape(c_i, -1)).reshape(c_o, h, w)",
+    "Tensor.mm": "return K.reshape(c_o, c_i).mm(X.reshape(c_i, -1)).reshape(c_o, h, w)",
+    "torch.einsum": 'return torch.einsum("oc,chw->ohw", K[:, :, 0, 0], X)',
+    "from torch import einsum": "from torch import einsum\n\n"
+    '    return einsum("oc,chw->ohw", K[:, :, 0, 0], X)',
+    "torch.tensordot": "return torch.tensordot(K[:, :, 0, 0], X, dims=1)",
+    "F.linear": "return torch.nn.functional.linear(X.permute(1, 2, 0), K[:, :, 0, 0])"
+    ".permute(2, 0, 1)",
+    "a helper with @": "return _product(K.reshape(c_o, c_i), X.reshape(c_i, -1))"
+    ".reshape(c_o, h, w)",
+}
+WITHOUT_A_PRODUCT = {
+    "a loop over channels": "Y = X.new_zeros((c_o, h, w))\n"
+    "    for o in range(c_o):\n"
+    "        for c in range(c_i):\n"
+    "            Y[o] += K[o, c, 0, 0] * X[c]\n"
+    "    return Y",
+    "broadcasting": "return (K[:, :, 0, 0, None, None] * X[None]).sum(dim=1)",
+    "the general function": "return corr2d_multi_in_out(X, K)",
+    # A comment or a docstring that mentions @ or matmul is not a product.
+    "a comment": "# no matmul here, and no @ either\n"
+    "    return (K[:, :, 0, 0, None, None] * X[None]).sum(dim=1)",
+}
+TIP = "Tip: this section's point is one matrix product"
+
+
+def one_by_one(body: str) -> tuple[str, object]:
+    source = (
+        "def _product(A, B):\n    return A @ B\n\n\n"
+        "def corr2d_multi_in_out_1x1(X, K):\n"
+        "    c_i, h, w = X.shape\n"
+        "    c_o = K.shape[0]\n"
+        f"    {body}\n"
+    )
+    namespace = {"torch": torch, "corr2d_multi_in_out": reference.corr2d_multi_in_out}
+    exec(source, namespace)
+    return source, namespace["corr2d_multi_in_out_1x1"]
+
+
+@pytest.mark.parametrize("style", sorted(WITH_A_PRODUCT))
+def test_no_matrix_product_tip_for_an_answer_with_a_product(style, capsys):
+    source, fn = one_by_one(WITH_A_PRODUCT[style])
+    KIT.practice("corr2d_multi_in_out_1x1", fn, sources=[source])
+    out = capsys.readouterr().out
+    assert "3 of 3 points on practice inputs" in out
+    assert TIP not in out
+
+
+@pytest.mark.parametrize("style", sorted(WITHOUT_A_PRODUCT))
+def test_the_matrix_product_tip_for_an_answer_without_one(style, capsys):
+    source, fn = one_by_one(WITHOUT_A_PRODUCT[style])
+    KIT.practice("corr2d_multi_in_out_1x1", fn, sources=[source])
+    out = capsys.readouterr().out
+    assert "3 of 3 points on practice inputs" in out
+    assert out.splitlines()[-1].startswith(TIP)
+
+
+def test_the_tip_is_the_one_exercise_s_and_under_a_written_answer_only(capsys):
+    assert [n for n, ex in EXERCISES.items() if ex.product_tip] == [
+        "corr2d_multi_in_out_1x1"
+    ]
+    name = "corr2d_multi_in_out_1x1"
+    KIT.practice(name, stub(name), sources=[stub_source(name)])
+    assert TIP not in capsys.readouterr().out
+
+
 def test_the_kit_loads_from_its_own_zip_without_the_autograder_package(tmp_path: Path):
     """As a notebook cell loads it: from the zip alone, in a process that cannot import the
     instructor's package."""
