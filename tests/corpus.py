@@ -387,6 +387,11 @@ def corr2d_multi_in_out_matmul(X, K):
         },
         lost(MULTS, (0.0, "hard-coded"), ZERO),
     ),
+    # Left as released: the stub's NotImplementedError, "not written yet" in every check.
+    "mistake_not_written": Entry(
+        {COMPOSE: "\n    # YOUR CODE HERE\n    raise NotImplementedError()"},
+        lost(COMPOSE, ZERO, ZERO),
+    ),
     "mistake_compose_cross_correlated": Entry(
         {
             COMPOSE: """

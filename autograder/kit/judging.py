@@ -320,7 +320,10 @@ class Returned:
                 )
         if not isinstance(Y, torch.Tensor):
             shape = tuple(getattr(Y, "shape", ())) or None
-            return cls(type_name=name, shape=shape, inputs_unchanged=unchanged)
+            values = _array_values(Y) if kind.__module__ == "numpy" and shape else None
+            return cls(
+                type_name=name, shape=shape, values=values, inputs_unchanged=unchanged
+            )
         plain = torch.Tensor.as_subclass(Y, torch.Tensor)
         return cls(
             type_name=name,
@@ -330,6 +333,18 @@ class Returned:
             values=plain.detach().to("cpu", torch.float64).reshape(-1),
             inputs_unchanged=unchanged,
         )
+
+
+def _array_values(Y) -> torch.Tensor | None:
+    """A NumPy array's numbers, flat in float64 (as the sandbox's harness reports them), so
+    that a message can say whether converting it back would be enough; None for an array of
+    something else, or a large one."""
+    try:
+        if not 0 < Y.size <= 100_000:
+            return None
+        return torch.tensor([float(v) for v in Y.flat], dtype=torch.float64)
+    except Exception:
+        return None
 
 
 @dataclass(frozen=True)
@@ -530,6 +545,34 @@ def _error_verdict(tried: str, error: str, stand_ins: tuple[str, ...] = ()) -> V
     return Verdict(False, f"{tried}: raised {error.removesuffix(': ')}{hint}")
 
 
+def _also_wrong(ex: Exercise, case: Case, got: Returned) -> tuple[str, str] | None:
+    """For a result of the wrong type or dtype, what else is wrong: ("", "") if its numbers
+    are right all the same, else (what, a sentence of diagnosis or ""); None where there are
+    no numbers to compare. Judged at float32's precision or the input's, the coarser: the
+    type says nothing of the precision it was computed in."""
+    if got.values is None or got.shape is None:
+        return None
+    expected = _expected(ex, case)
+    if got.shape != tuple(expected.shape):
+        return f"its shape is wrong too: {got.shape}, not {tuple(expected.shape)}", ""
+    values = got.values.reshape(expected.shape)
+    bound = _bound(ex, case, _computed_in(torch.float32, case.dtype))
+    if bool(torch.isfinite(values).all()) and _within(values, expected, bound):
+        return "", ""
+    diagnosis = next(
+        (
+            why
+            for why, wrong in _wrong(ex, case).items()
+            if _within(values, wrong, bound)
+        ),
+        None,
+    )
+    return (
+        "its values are wrong too",
+        f" It looks like {diagnosis}." if diagnosis else "",
+    )
+
+
 def judge(
     ex: Exercise, case: Case, got: Returned, input_device: str = "cpu"
 ) -> Verdict:
@@ -543,13 +586,23 @@ def judge(
     if got.error is not None:
         return _error_verdict(tried, got.error, tuple(ex.stand_ins))
     if got.type_name != "torch.Tensor":
-        hint = (
-            " Convert it back with torch.as_tensor."
-            if got.type_name.startswith("numpy")
-            else ""
-        )
         short = got.type_name.rsplit(".", 1)[-1]
-        return Verdict(False, f"{tried}: expected a torch.Tensor, got {short}.{hint}")
+        wrong = f"{tried}: expected a torch.Tensor, got {short}"
+        if not got.type_name.startswith("numpy"):
+            return Verdict(False, wrong + ".")
+        also = _also_wrong(ex, case, got)
+        if also is None:  # nothing to compare: the fix, as far as it can be told
+            return Verdict(False, f"{wrong}. Convert it back with torch.as_tensor.")
+        what, diagnosis = also
+        if not what:
+            return Verdict(
+                False,
+                f"{wrong}: its values are right; convert it back with torch.as_tensor.",
+            )
+        return Verdict(
+            False,
+            f"{wrong}, and {what} (converting it back will not fix that).{diagnosis}",
+        )
     X = _inputs(case)[0]
     expected = _expected(ex, case)
     if got.shape != tuple(expected.shape):
@@ -560,8 +613,19 @@ def judge(
         )
     dtype = FLOAT_DTYPES.get(got.dtype or "")
     if dtype is None or got.values is None:
+        wrong = f"{tried}: expected a floating-point tensor, got dtype {got.dtype}"
+        also = _also_wrong(ex, case, got)
+        if also is None:
+            return Verdict(False, wrong + ".")
+        what, diagnosis = also
+        if not what:
+            return Verdict(
+                False,
+                f"{wrong}: its values are right; keep the input's dtype (build the "
+                "result from X, as X.new_zeros does).",
+            )
         return Verdict(
-            False, f"{tried}: expected a floating-point tensor, got dtype {got.dtype}."
+            False, f"{wrong}, and {what} (a cast alone will not fix that).{diagnosis}"
         )
     values = got.values.reshape(expected.shape)
     if not bool(torch.isfinite(values).all()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -13,13 +14,14 @@ from conftest import (
     GRADED,
     full_marks,
     gradebook_view,
+    namespace_of,
     resume_after_a_kill,
     same_files,
     solution_source,
     stub_answered,
     write_submission,
 )
-from corpus import BROKEN_FILES, CORPUS, solved, write_corpus, write_entry
+from corpus import BROKEN_FILES, CORPUS, solved, typed, write_corpus, write_entry
 from nbgrader.api import Gradebook
 
 from autograder import EXERCISES, notebooks
@@ -107,6 +109,84 @@ def test_a_count_of_the_wrong_type_is_told_its_value_and_the_fix(graded):
 
 def cell_scores_messages(result: dict) -> dict[str, str]:
     return {row["item"]: row["message"] for row in report.rows(result)}
+
+
+# One answer, one wording (issue 27, req 5): the visible test's line for the worked example is
+# the practice check's and the feedback page's, word for word. (corpus entry: the function, and
+# what its worked example's line says.)
+SAME_WORDS = {
+    "mistake_count_numpy_int": (
+        "conv2d_multiplications",
+        "got np.int64(96): wrap it in int(...). The number is right; a count is an int.",
+    ),
+    "mistake_count_as_float": (
+        "conv2d_multiplications",
+        "got 96.0 (a float): return int(...), or count with //. The number is right",
+    ),
+    "mistake_numpy_result": (
+        "corr2d_multi_in",
+        "expected a torch.Tensor, got ndarray: its values are right; convert it back with "
+        "torch.as_tensor.",
+    ),
+    "mistake_flipped_kernel": (
+        "corr2d_multi_in",
+        "It looks like the kernel is flipped",
+    ),
+    "mistake_modifies_input": (
+        "corr2d_multi_in",
+        "the function changed its input X or K in place; work on copies.",
+    ),
+}
+
+
+def kit_outputs(student: str, name: str, capsys) -> tuple[str, str]:
+    """What the visible test and the practice check print for the corpus entry's ``name``,
+    run in the student's kernel (here: the notebook's setup cells and the answer cell)."""
+    from autograder.course_build.kit_build import current_kit
+
+    kit = current_kit()
+    source = typed(CORPUS[student])[name]
+    fn = namespace_of(name, source)[name]
+    capsys.readouterr()
+    try:
+        kit.visible_test(name, fn, sources=[source])
+        visible = capsys.readouterr().out
+    except AssertionError as failure:
+        visible = str(failure)
+    kit.practice(name, fn, sources=[source])
+    return visible, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("student", sorted(SAME_WORDS))
+def test_the_visible_test_the_practice_check_and_the_feedback_page_say_it_alike(
+    graded, student, capsys, monkeypatch
+):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    out, _ = graded
+    name, words = SAME_WORDS[student]
+    visible, practice = kit_outputs(student, name, capsys)
+    (line,) = [
+        ln.removeprefix("FAIL ")
+        for ln in visible.splitlines()
+        if ln.startswith(f"FAIL {name} on the worked example") and words in ln
+    ]
+    page = html.unescape((out / "feedback" / f"{student}.html").read_text())
+    assert line in practice
+    assert line in page
+
+
+def test_a_function_not_written_yet_is_told_so_alike_in_all_three(graded, capsys):
+    out, _ = graded
+    visible, practice = kit_outputs("mistake_not_written", "compose_kernels", capsys)
+    page = html.unescape((out / "feedback" / "mistake_not_written.html").read_text())
+    words = "not written yet (it raises NotImplementedError)"
+    assert visible == (
+        f"compose_kernels, visible tests: {words}. Write it above, run its cell, then "
+        "this one.\n"
+    )
+    assert practice == f"compose_kernels: {words}: 0 of 3 points on practice inputs.\n"
+    assert "compose_kernels on the worked example: K1 of shape (1, 1, 2, 2)" in page
+    assert f"(float32): {words}." in page
 
 
 def test_feedback_shows_shapes_never_hidden_values_or_sources(graded):

@@ -104,3 +104,73 @@ def test_counting_cases_list_their_sizes_in_signature_order_after_a_round_trip()
     assert described.startswith("c_i=") and described.index("c_o=") < described.index(
         "h="
     )
+
+
+def test_every_counting_case_lists_its_sizes_in_the_functions_signature_order():
+    """Graded, visible and practice cases alike: the message names c_i, c_o, h, w, ... in
+    the order the student wrote them in the stub."""
+    import inspect
+
+    from autograder.course_build.kit_build import practice_cases
+    from autograder.grading import reference
+
+    for name, ex in EXERCISES.items():
+        if ex.kind != "count":
+            continue
+        signature = list(inspect.signature(getattr(reference, name)).parameters)
+        for case in (*ex.cases, *ex.visible, *practice_cases(ex)):
+            names = [key for key, _ in case.params]
+            assert names == [p for p in signature if p in names], (name, case)
+
+
+# A result of the wrong type or dtype (issue 27, req 3): whether converting it would be enough.
+def right_answer(case: Case = FLOAT32_CASE) -> torch.Tensor:
+    return MULTI_IN.oracle(*_inputs(case)).to(case.dtype)
+
+
+def flipped_answer(case: Case = FLOAT32_CASE) -> torch.Tensor:
+    X, K = _inputs(case)
+    return MULTI_IN.oracle(X, K.flip(-1, -2)).to(case.dtype)
+
+
+def test_a_numpy_array_with_the_right_values_is_told_to_convert_it_back():
+    verdict = judge(MULTI_IN, FLOAT32_CASE, Returned.of_value(right_answer().numpy()))
+    assert not verdict.correct
+    assert verdict.message.endswith(
+        "expected a torch.Tensor, got ndarray: its values are right; convert it back "
+        "with torch.as_tensor."
+    )
+
+
+def test_a_numpy_array_with_wrong_values_says_both_and_the_diagnosis():
+    verdict = judge(MULTI_IN, FLOAT32_CASE, Returned.of_value(flipped_answer().numpy()))
+    assert (
+        "expected a torch.Tensor, got ndarray, and its values are wrong too (converting "
+        "it back will not fix that). It looks like the kernel is flipped"
+    ) in verdict.message
+
+
+def test_a_numpy_array_of_the_wrong_shape_says_both():
+    got = Returned.of_value(right_answer()[None].numpy())
+    verdict = judge(MULTI_IN, FLOAT32_CASE, got)
+    assert "got ndarray, and its shape is wrong too" in verdict.message
+
+
+def test_an_integer_tensor_says_whether_a_cast_would_be_enough():
+    """The worked example's integers survive an integer result; eighths do not."""
+    example = next(c for c in MULTI_IN.cases if "example" in c.tags)
+    right = judge(MULTI_IN, example, Returned.of_value(right_answer(example).long()))
+    assert right.message.endswith(
+        "expected a floating-point tensor, got dtype torch.int64: its values are right; "
+        "keep the input's dtype (build the result from X, as X.new_zeros does)."
+    )
+    truncated = judge(MULTI_IN, FLOAT32_CASE, Returned.of_value(right_answer().long()))
+    assert (
+        "got dtype torch.int64, and its values are wrong too (a cast alone will not fix "
+        "that)."
+    ) in truncated.message
+
+
+def test_a_value_with_no_numbers_to_compare_keeps_the_plain_message():
+    verdict = judge(MULTI_IN, FLOAT32_CASE, Returned.of_value(right_answer().tolist()))
+    assert verdict.message.endswith("expected a torch.Tensor, got list.")

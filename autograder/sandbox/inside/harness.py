@@ -207,6 +207,13 @@ def _describe(value) -> dict:
         info.update(shape=[], values=[value])  # a counting exercise's answer
     elif kind.__module__ == "numpy":
         info["shape"] = list(getattr(value, "shape", ()))
+        # An array: its numbers, as a tensor's (judging._array_values).
+        if info["shape"]:
+            try:
+                if 0 < value.size <= 100_000:
+                    info["values"] = [float(v) for v in value.flat]
+            except BaseException:
+                pass
         # A NumPy scalar (np.int64(84)): its number, for the message.
         if info["shape"] == []:
             try:
