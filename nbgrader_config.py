@@ -16,13 +16,15 @@ c.CourseDirectory.release_directory = "chapters"
 # stock nbgrader's Execute step is replaced by the sandboxed grader
 # (autograder/integration/plugin.py), which writes the trusted scores into the test cells; the
 # rest is nbgrader's default order, with nbgrader's AssignLatePenalties on the course calendar
-# below (the grade command and the exports apply the same one).
+# below (the grade command and the exports apply the same one), and after SaveAutoGrades a note
+# for the grader on each written answer found after its question (its cell lost its id).
 c.Autograde.autograde_preprocessors = [
     "autograder.integration.plugin.TrustedAutograde",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "nbgrader.preprocessors.SaveAutoGrades",
+    "autograder.integration.plugin.NoteRecoveredAnswers",
     "autograder.integration.plugin.AssignCoursePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]

@@ -31,9 +31,10 @@ from autograder.grading.recovery import (
     Recovered,
     has_lost_answers,
     recover_answer,
+    recover_written_answer,
     recovered_sources,
 )
-from autograder.grading.scoring import MANUAL, ItemScore, score_exercise
+from autograder.grading.scoring import MANUAL, MANUAL_MESSAGE, ItemScore, score_exercise
 from autograder.grading.submission import (
     Answer,
     Problem,
@@ -143,7 +144,9 @@ def manual_items(
     """The release's written-answer cells ("manually graded answer"): not scored here.
 
     With the submission ``nb``, an answer left blank scores 0 at once, as in nbgrader; with a
-    ``problem`` (an unreadable file), every answer gets that status.
+    ``problem`` (an unreadable file), every answer gets that status. An answer whose cell lost
+    its id, found after its question (``recovery``), waits for the instructor like any other,
+    with a note that says where it was found.
     """
     items = []
     for cell in release_nb.cells:
@@ -151,11 +154,13 @@ def manual_items(
         if not (meta.get("grade") and meta.get("solution")):
             continue
         issue = problem or (written_answer(nb, cell) if nb is not None else None)
-        status, message = (
-            (issue.status, issue.message)
-            if issue
-            else (MANUAL, "graded by your instructor")
-        )
+        message = MANUAL_MESSAGE
+        if nb is not None and issue is not None and issue.status == "missing-cell":
+            found = recover_written_answer(nb, release_nb, meta["grade_id"])
+            issue, message = (
+                (found, message) if isinstance(found, Problem) else (None, found.note)
+            )
+        status, message = (issue.status, issue.message) if issue else (MANUAL, message)
         items.append(
             ItemScore(
                 meta["grade_id"], "written answer", 0.0, meta["points"], status, message

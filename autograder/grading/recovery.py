@@ -9,6 +9,11 @@ locked and test cells never come from it: every top-level statement that is one 
 release's own (a test, a demo, a locked helper, merged into a student's cell) is left out, and
 a cell that carries a locked or test cell's id is not the student's at all.
 
+A written answer (nbgrader's "manually graded answer" cell) that lost its id is found by the
+question it follows: the markdown cells after the release's question cell, up to the next cell
+of the release. It goes to the instructor as any written answer does, with a note that says
+where it was found (``recover_written_answer``).
+
 Trusted side: the student's text is parsed (``ast``), never run; a cell that does not parse is
 kept as written, for the sandbox to report.
 """
@@ -242,3 +247,77 @@ def recover_answer(
 def has_lost_answers(nb, names: Iterable[str]) -> bool:
     """Whether some graded answer of this notebook has no cell with its id."""
     return any(not cells_with_id(nb, name) for name in names)
+
+
+@dataclass(frozen=True)
+class WrittenAnswer:
+    """A written answer found by the question it follows: the student's cells (their places
+    in the notebook), their text, and the note for the instructor."""
+
+    cells: tuple[int, ...]
+    text: str
+    note: str
+
+
+def _words(cell) -> str:
+    """A cell's text with its spacing evened out (an editor may rewrap or re-end lines)."""
+    return " ".join(_text(cell).split())
+
+
+def recover_written_answer(nb, release_nb, grade_id: str) -> WrittenAnswer | Problem:
+    """The written answer ``grade_id`` of a notebook where no cell carries its id: the text
+    cells (markdown or raw) that follow the release's question cell, found once in ``nb``,
+    up to the next of the release's own cells, a code cell or a cell with nbgrader's
+    metadata; or why there is none to grade."""
+    missing = Problem("missing-cell", f"the answer cell {grade_id!r} was deleted")
+    cells = list(release_nb.cells)
+    at = next(
+        (i for i, c in enumerate(cells) if _nbgrader(c).get("grade_id") == grade_id),
+        None,
+    )
+    if not at:  # not in the release, or with no question before it
+        return missing
+    question, blank = _words(cells[at - 1]), _words(cells[at])
+    release = {_words(c) for c in cells}
+    asked = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.get("cell_type") in ("markdown", "raw") and _words(c) == question
+    ]
+    if len(asked) > 1:
+        return Problem(
+            NEEDS_REVIEW,
+            f"{grade_id}: its answer cell lost its id, and its question appears "
+            f"{len(asked)} times; an instructor will look for the answer (0 points until "
+            "then)",
+        )
+    taken: list[int] = []
+    for i in range(asked[0] + 1, len(nb.cells)) if asked else ():
+        cell = nb.cells[i]
+        words = _words(cell)
+        if words == blank and not taken:
+            return Problem(
+                "no-answer", f"the answer cell {grade_id!r} was left as released"
+            )
+        if (
+            cell.get("cell_type") not in ("markdown", "raw")
+            or words in release
+            or _nbgrader(cell).get("grade_id")
+        ):
+            break
+        if words:
+            taken.append(i)
+    if not taken:
+        return missing
+    where = (
+        f"cell {taken[0] + 1}"
+        if len(taken) == 1
+        else f"cells {taken[0] + 1} to {taken[-1] + 1}"
+    )
+    return WrittenAnswer(
+        tuple(taken),
+        "\n\n".join(_text(nb.cells[i]) for i in taken),
+        f"{grade_id}: its answer cell lost its nbgrader id (an editor dropped the cell "
+        f"metadata, or the notebook was rebuilt); the text after its question ({where} of "
+        "the notebook) is taken as the answer: check that it is the whole answer",
+    )

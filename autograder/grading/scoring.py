@@ -22,6 +22,7 @@ __all__ = [
     "EARNED",
     "FLOAT_DTYPES",
     "MANUAL",
+    "MANUAL_MESSAGE",
     "ItemScore",
     "Returned",
     "Verdict",
@@ -33,8 +34,10 @@ __all__ = [
 ]
 
 
-# The status of a written answer: the instructor grades it in formgrader.
+# The status of a written answer: the instructor grades it in formgrader. Its message, unless
+# the grader has a note for the instructor (an answer found after its question: ``recovery``).
 MANUAL = "needs-manual-grade"
+MANUAL_MESSAGE = "graded by your instructor"
 
 
 # Statuses of an item that earned its points: ``recovered-cell`` is a pass whose answer cell

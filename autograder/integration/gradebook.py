@@ -17,7 +17,7 @@ from nbgrader.api import (
 )
 
 from autograder.deadlines.schedule import Calendar, record_lateness
-from autograder.grading.scoring import MANUAL, ItemScore, cell_totals
+from autograder.grading.scoring import MANUAL, MANUAL_MESSAGE, ItemScore, cell_totals
 from autograder.paths import ASSIGNMENT
 
 
@@ -70,12 +70,20 @@ def _submission(assignment: Assignment, result: dict) -> SubmittedAssignment:
     ``update_or_create_student``'s): a thousand students took half a minute that way, and a
     single commit takes a few seconds.
     """
-    scores = {
-        (nb["notebook"].removesuffix(".ipynb"), cell): (score, status)
+    totals = {
+        (nb["notebook"].removesuffix(".ipynb"), cell): total
         for nb in result["notebooks"]
-        for cell, (score, _, status, _) in cell_totals(
+        for cell, total in cell_totals(
             [ItemScore(**item) for item in nb["items"]]
         ).items()
+    }
+    scores = {key: (score, status) for key, (score, _, status, _) in totals.items()}
+    # A written answer found after its question: the note, as plugin.NoteRecoveredAnswers
+    # leaves it for formgrader.
+    notes = {
+        key: message + "."
+        for key, (_, _, status, message) in totals.items()
+        if status == MANUAL and message != MANUAL_MESSAGE
     }
     student = result["student"]
     submission = SubmittedAssignment(
@@ -101,6 +109,7 @@ def _submission(assignment: Assignment, result: dict) -> SubmittedAssignment:
                 id=_id(student, notebook.name, cell.name, "comment"),
                 cell_id=cell.id,
                 notebook=submitted,
+                auto_comment=notes.get((notebook.name, cell.name)),
             )
         for cell in notebook.task_cells:
             Grade(

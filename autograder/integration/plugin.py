@@ -38,6 +38,7 @@ from autograder.grading.grader import (
     release_notebook,
     unreadable_notebook,
 )
+from autograder.grading.recovery import WrittenAnswer, recover_written_answer
 from autograder.grading.scoring import ItemScore, cell_totals
 from autograder.grading.submission import Problem, edited_locked_cells, read_notebook
 from autograder.integration.course_config import (
@@ -61,10 +62,12 @@ UNREADABLE = "autograder_unreadable"
 DUPLICATED = "autograder_duplicated"
 # Notebook metadata key: the locked cells the student edited (see NoteEditedLockedCells).
 EDITED = "autograder_edited"
+# Notebook metadata key: written answers found after their questions (see NoteRecoveredAnswers).
+RECOVERED_WRITTEN = "autograder_recovered_written"
 # Proves a mark is this process's own (nbgrader's two passes run in one process), not a
 # student's: a notebook that carries one of these marks without it loses the mark.
 _MARK_KEY = secrets.token_hex(16)
-_MARKS = (UNREADABLE, DUPLICATED, EDITED)
+_MARKS = (UNREADABLE, DUPLICATED, EDITED, RECOVERED_WRITTEN)
 
 
 class TolerantNotebookExporter(NotebookExporter):
@@ -374,12 +377,15 @@ class TrustedAutograde(NbGraderPreprocessor):
             else _grade_guarded(_as_submitted(nb), name, sandbox, policy)
         )
         totals = cell_totals(result.items)
+        release_nb = notebooks.read(RELEASE_DIR / name)
         release = {
             c.metadata["nbgrader"]["grade_id"]: c
-            for c in notebooks.read(RELEASE_DIR / name).cells
+            for c in release_nb.cells
             if "nbgrader" in c.metadata
         }
-        _restore_graded_cells(nb, release, totals)
+        found = _restore_graded_cells(nb, release_nb, totals)
+        if found:
+            nb.metadata[RECOVERED_WRITTEN] = {"notes": found, "key": _MARK_KEY}
         for cell in nb.cells:
             meta = cell.metadata.get("nbgrader", {})
             if cell.cell_type != "code" or not meta.get("grade"):
@@ -409,6 +415,27 @@ class TrustedAutograde(NbGraderPreprocessor):
                 cell.source = release[
                     grade_id
                 ].source  # the release has no hidden tests
+        return nb, resources
+
+
+class NoteRecoveredAnswers(NbGraderPreprocessor):
+    """Tells the grader where a written answer whose cell lost its id was found (after
+    ``SaveAutoGrades`` in ``autograde_preprocessors``): the note becomes the answer's
+    automatic comment, which formgrader shows in the comment box beside it (and, unless the
+    grader changes it, the feedback too). ``TrustedAutograde`` found the answer and made it
+    the graded cell; nbgrader's ``SaveAutoGrades`` then cleared the comment."""
+
+    def preprocess(self, nb, resources):
+        mark = nb.metadata.pop(RECOVERED_WRITTEN, None)
+        if not isinstance(mark, dict) or mark.get("key") != _MARK_KEY:
+            return nb, resources
+        meta = resources["nbgrader"]
+        with Gradebook(meta["db_url"]) as gb:
+            for grade_id, note in mark["notes"].items():
+                gb.find_comment(
+                    grade_id, meta["notebook"], meta["assignment"], meta["student"]
+                ).auto_comment = note + "."
+            gb.db.commit()
         return nb, resources
 
 
@@ -450,27 +477,45 @@ class AssignCoursePenalties(AssignLatePenalties):
         return nb, resources
 
 
-def _restore_graded_cells(nb, release: dict, totals: dict) -> None:
-    """Append the release's copy of each graded cell that no cell of ``nb`` carries (its
-    metadata dropped by an editor, or the answers pasted into a new notebook), so that
-    nbgrader's gradebook records the trusted score of a recovered answer, as the grade command
-    does. Test cells always come from the release, never from the student; a written answer
-    so restored is the release's blank one (0, as the grade command's ``missing-cell``)."""
+def _restore_graded_cells(nb, release_nb, totals: dict) -> dict[str, str]:
+    """Give back each graded cell that no cell of ``nb`` carries (its metadata dropped by an
+    editor, or the answers pasted into a new notebook), so that nbgrader's gradebook records
+    the trusted score of a recovered answer, as the grade command does.
+
+    Test cells always come from the release, never from the student: the release's copy is
+    appended. A written answer found after its question (``recovery``) becomes the answer
+    cell, the student's text under the release's metadata, so that formgrader shows it to
+    grade (the notes of these, by grade_id, are returned); one not found is the release's
+    blank cell (0, as the grade command's ``missing-cell``)."""
     present = {
         meta.get("grade_id")
         for cell in nb.cells
         if isinstance(meta := cell.metadata.get("nbgrader"), dict)
     }
-    for grade_id, cell in release.items():
-        meta = cell.metadata["nbgrader"]
-        if grade_id not in present and grade_id in totals and meta.get("grade"):
-            restored = copy.deepcopy(cell)
-            restored.pop(
-                "id", None
-            )  # the submission may hold a cell with the release's id
-            if nb.get("nbformat_minor", 0) >= 5:
-                restored.id = f"restored-{grade_id}"[:64]
-            nb.cells.append(restored)
+    notes = {}
+    for cell in release_nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        grade_id = meta.get("grade_id")
+        if grade_id in present or grade_id not in totals or not meta.get("grade"):
+            continue
+        if meta.get("solution") and cell.cell_type == "markdown":
+            found = recover_written_answer(nb, release_nb, grade_id)
+            if isinstance(found, WrittenAnswer):
+                answer = copy.deepcopy(cell)
+                answer.source = found.text
+                answer.pop("id", None)
+                first, last = found.cells[0], found.cells[-1]
+                if "id" in nb.cells[first]:  # the student's cell it replaces
+                    answer.id = nb.cells[first].id
+                nb.cells[first : last + 1] = [answer]
+                notes[grade_id] = found.note
+                continue
+        restored = copy.deepcopy(cell)
+        restored.pop("id", None)  # the submission may hold a cell with the release's id
+        if nb.get("nbformat_minor", 0) >= 5:
+            restored.id = f"restored-{grade_id}"[:64]
+        nb.cells.append(restored)
+    return notes
 
 
 def load_settings(course_dir: Path | str = ".") -> CourseSettings:

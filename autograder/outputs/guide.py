@@ -23,6 +23,7 @@ import nbformat
 from nbconvert.filters import markdown2html
 
 from autograder import notebooks
+from autograder.grading.recovery import WrittenAnswer, recover_written_answer
 from autograder.grading.submission import (
     Problem,
     cells_with_id,
@@ -85,18 +86,23 @@ def formgrader_order(gradebook_db: Path, notebook: str) -> list[tuple[int, str]]
 
 
 def student_answer(
-    nb: nbformat.NotebookNode | Problem, release_cell: nbformat.NotebookNode
-) -> str | Problem:
-    """The text a student wrote in ``release_cell``'s answer cell of their notebook ``nb``
-    (or why there is none to grade)."""
+    nb: nbformat.NotebookNode | Problem,
+    release_cell: nbformat.NotebookNode,
+    release_nb: nbformat.NotebookNode | None = None,
+) -> str | WrittenAnswer | Problem:
+    """The text a student wrote in ``release_cell``'s answer cell of their notebook ``nb``;
+    where no cell carries its id, the answer found after its question in ``release_nb``
+    (with the note that says where); or why there is none to grade."""
     if isinstance(nb, Problem):
         return nb
     problem = written_answer(nb, release_cell)
+    grade_id = release_cell.metadata.nbgrader["grade_id"]
+    if problem is not None and problem.status == "missing-cell" and release_nb:
+        return recover_written_answer(nb, release_nb, grade_id)
     if problem is not None:
         return problem
     # written_answer found exactly one such cell.
-    found = cells_with_id(nb, release_cell.metadata.nbgrader["grade_id"])
-    return found[0].get("source", "")
+    return cells_with_id(nb, grade_id)[0].get("source", "")
 
 
 STYLE = """
@@ -139,11 +145,10 @@ def guide_html(submitted: Path, gradebook_db: Path, title: str = "") -> str:
     orders = {
         nb: formgrader_order(gradebook_db, nb) for nb in {q.notebook for q in asked}
     }
+    releases = {nb: notebooks.read(RELEASE_DIR / nb) for nb in orders}
     for q in asked:
         order = orders[q.notebook]
-        (release_cell,) = cells_with_id(
-            notebooks.read(RELEASE_DIR / q.notebook), q.grade_id
-        )
+        (release_cell,) = cells_with_id(releases[q.notebook], q.grade_id)
         parts += [
             f"<section id='{esc(q.grade_id)}' aria-labelledby='{esc(q.grade_id)}-h'>",
             f"<h2 id='{esc(q.grade_id)}-h'>{esc(q.notebook)}: {esc(q.grade_id)} "
@@ -158,13 +163,21 @@ def guide_html(submitted: Path, gradebook_db: Path, title: str = "") -> str:
             if (student, q.notebook) not in read:
                 path = submitted / student / ASSIGNMENT / q.notebook
                 read[student, q.notebook] = read_notebook(path)
-            answer = student_answer(read[student, q.notebook], release_cell)
-            body = (
-                f"<p class='missing'>Nothing to grade: {esc(answer.message)} "
-                f"({esc(answer.status)}).</p>"
-                if isinstance(answer, Problem)
-                else f"<div class='answer'>{esc(_shown(answer))}</div>"
+            answer = student_answer(
+                read[student, q.notebook], release_cell, releases[q.notebook]
             )
+            if isinstance(answer, Problem):
+                body = (
+                    f"<p class='missing'>Nothing to grade: {esc(answer.message)} "
+                    f"({esc(answer.status)}).</p>"
+                )
+            elif isinstance(answer, WrittenAnswer):
+                body = (
+                    f"<p class='missing'>{esc(answer.note)}.</p>"
+                    f"<div class='answer'>{esc(_shown(answer.text))}</div>"
+                )
+            else:
+                body = f"<div class='answer'>{esc(_shown(answer))}</div>"
             parts.append(
                 f"<li><h4>Submission #{number}: {esc(clean_text(student, 200))}</h4>"
                 f"{body}</li>"

@@ -9,6 +9,7 @@ exactly what the twin scores, ``recovered-cell`` where the twin's item passed.
 from __future__ import annotations
 
 import ast
+import copy
 
 import nbformat
 import pytest
@@ -27,13 +28,16 @@ from corpus import (
 
 from autograder import notebooks
 from autograder.batch import grade_batch
-from autograder.grading.grader import GRADED_NAMES, release_notebook
+from autograder.grading.grader import GRADED_NAMES, manual_items, release_notebook
 from autograder.grading.recovery import (
     NEEDS_REVIEW,
     Recovered,
+    WrittenAnswer,
     recover_answer,
+    recover_written_answer,
     recovered_sources,
 )
+from autograder.grading.scoring import MANUAL, MANUAL_MESSAGE
 from autograder.grading.submission import Problem
 from autograder.outputs import report
 from autograder.paths import RELEASE_DIR
@@ -170,6 +174,129 @@ def test_hostile_cells_never_raise():
     found = recover(nb)
     assert isinstance(found, Recovered)
     assert found.answer.source == f"def {MULTI_IN}(X, K):\n    return X"
+
+
+# Written answers whose cell lost its id: found by the question they follow, for the grader.
+EXERCISES_NB = NOTEBOOK_OF[MULTS]
+WRITTEN = "answer_grouped"
+
+
+def answered_notebook() -> nbformat.NotebookNode:
+    """The exercises' release with every written answer written (as tests/corpus.py types
+    them), one of them in the student's own words."""
+    nb = notebooks.read(RELEASE_DIR / EXERCISES_NB)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.cell_type == "markdown" and grade_id in SOLVED:
+            cell.source = SOLVED[grade_id]
+    cell_by_grade_id(
+        nb, WRITTEN
+    ).source = "Cheaper by a factor $b$; shuffle the groups."
+    return nb
+
+
+def recover_written(nb, grade_id: str = WRITTEN):
+    return recover_written_answer(nb, release_notebook(EXERCISES_NB), grade_id)
+
+
+def written_items(nb) -> dict[str, tuple[str, str]]:
+    return {
+        item.cell: (item.status, item.message)
+        for item in manual_items(release_notebook(EXERCISES_NB), nb)
+    }
+
+
+def test_a_stripped_written_answer_is_found_after_its_question_for_the_grader():
+    nb = stripped(answered_notebook())
+    found = recover_written(nb)
+    assert isinstance(found, WrittenAnswer)
+    assert found.text == "Cheaper by a factor $b$; shuffle the groups."
+    assert [nb.cells[i].source for i in found.cells] == [found.text]
+    assert f"cell {found.cells[0] + 1} of the notebook" in found.note
+    items = written_items(nb)
+    assert set(items) == {g for g in SOLVED if g.startswith("answer_")}
+    status, message = items[WRITTEN]
+    assert status == MANUAL and message == found.note
+    assert (
+        "lost its nbgrader id" in message
+        and "check that it is the whole answer" in message
+    )
+    assert all(status == MANUAL for status, _ in items.values())
+
+
+def test_an_intact_written_answer_keeps_the_plain_message():
+    assert written_items(answered_notebook())[WRITTEN] == (MANUAL, MANUAL_MESSAGE)
+
+
+def test_a_written_answer_over_several_cells_is_taken_whole_up_to_the_next_release_cell():
+    nb = stripped(answered_notebook())
+    found = recover_written(nb)
+    at = found.cells[0]
+    nb.cells[at + 1 : at + 1] = [
+        nbformat.v4.new_markdown_cell(""),
+        nbformat.v4.new_markdown_cell("Second thought: channel shuffle."),
+    ]
+    again = recover_written(nb)
+    assert again.cells == (at, at + 2)
+    assert again.text == f"{found.text}\n\nSecond thought: channel shuffle."
+    assert f"cells {at + 1} to {at + 3}" in again.note
+
+
+def test_the_answer_ends_at_a_code_cell_the_student_added():
+    nb = stripped(answered_notebook())
+    at = recover_written(nb).cells[0]
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell("print('scratch')"))
+    nb.cells.insert(at + 2, nbformat.v4.new_markdown_cell("Not the answer."))
+    assert recover_written(nb).text == "Cheaper by a factor $b$; shuffle the groups."
+
+
+def test_a_stripped_written_answer_left_as_released_is_no_answer():
+    nb = stripped(notebooks.read(RELEASE_DIR / EXERCISES_NB))
+    found = recover_written(nb)
+    assert isinstance(found, Problem) and found.status == "no-answer"
+    assert set(s for s, _ in written_items(nb).values()) == {"no-answer"}
+
+
+def test_a_question_with_nothing_after_it_has_nothing_to_grade():
+    nb = stripped(answered_notebook())
+    del nb.cells[recover_written(nb).cells[0]]
+    found = recover_written(nb)
+    assert isinstance(found, Problem) and found.status == "missing-cell"
+
+
+def test_a_pasted_notebook_without_the_question_has_nothing_to_grade():
+    nb = LOST_IDENTITY["pasted"](answered_notebook(), set(GRADED_NAMES))
+    assert {s for s, _ in written_items(nb).values()} == {"missing-cell"}
+
+
+def test_a_question_found_twice_needs_review():
+    nb = stripped(answered_notebook())
+    at = recover_written(nb).cells[0]
+    nb.cells.append(copy.deepcopy(nb.cells[at - 1]))
+    nb.cells.append(nbformat.v4.new_markdown_cell("Another answer."))
+    found = recover_written(nb)
+    assert isinstance(found, Problem) and found.status == NEEDS_REVIEW
+    assert "its question appears 2 times" in found.message
+
+
+def test_an_edited_reflowed_question_is_still_found():
+    """Only the spacing: an editor that rewraps lines or changes line endings."""
+    nb = stripped(answered_notebook())
+    question = nb.cells[recover_written(nb).cells[0] - 1]
+    question.source = question.source.replace("\n", " \r\n  ")
+    assert isinstance(recover_written(nb), WrittenAnswer)
+
+
+def test_hostile_text_cells_never_raise():
+    nb = stripped(answered_notebook())
+    at = recover_written(nb).cells[0]
+    nb.cells[at + 1 : at + 1] = [
+        nbformat.from_dict({"cell_type": "markdown", "source": 5, "metadata": {}}),
+        nbformat.from_dict({"cell_type": "raw", "source": ["a"], "metadata": 3}),
+    ]
+    assert isinstance(recover_written(nb), WrittenAnswer)
+    nb.cells.insert(0, nbformat.from_dict({"cell_type": 7, "source": None}))
+    assert isinstance(recover_written(nb), WrittenAnswer)
 
 
 # The sandboxed grader on lost-identity twins of corpus entries: honest, mistaken, the policy

@@ -239,3 +239,32 @@ def test_feedback_of_a_recovered_answer_says_so_with_the_releases_tests(
     assert "lost its nbgrader id" in first
     assert "Hidden tests run here when your notebook is graded." in first
     assert "recovered-cell" in (pages / "02-multiple-output-channels.html").read_text()
+
+
+def test_written_answers_whose_cells_lost_their_ids_reach_formgrader_with_a_note(
+    graded_course,
+):
+    """Stripped of its metadata, each written answer is found after its question: in the
+    autograded notebook it is the answer cell (the student's text, the release's id), the
+    gradebook waits for a grader, and the comment says where the answer was found."""
+    student = "lost_stripped_solutions"
+    written = {g: s for g, s in SOLVED.items() if g.startswith("answer_")}
+    name = "05-exercises.ipynb"
+    nb = notebooks.read(graded_course / "autograded" / student / ASSIGNMENT / name)
+    cells = {
+        c.metadata["nbgrader"]["grade_id"]: c
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") in written
+    }
+    assert {g: c.source for g, c in cells.items()} == written
+    assert sum("YOUR ANSWER HERE" in c.source for c in nb.cells) == 0
+    with Gradebook(f"sqlite:///{graded_course / 'gradebook.db'}") as gb:
+        submitted = gb.find_submission_notebook(name[:-6], ASSIGNMENT, student)
+        grades = {g.name: g for g in submitted.grades if g.name in written}
+        comments = {c.name: c for c in submitted.comments if c.name in written}
+        assert all(g.needs_manual_grade for g in grades.values()) and len(grades) == 6
+        assert all(
+            "lost its nbgrader id" in comments[g].auto_comment
+            and "check that it is the whole answer" in comments[g].auto_comment
+            for g in written
+        )

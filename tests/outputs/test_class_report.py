@@ -161,3 +161,46 @@ def test_a_students_answer_cannot_add_markup_to_the_guide(tmp_path):
     assert (
         "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     )
+
+
+def test_the_guide_shows_a_written_answer_whose_cell_lost_its_id_with_the_note(
+    tmp_path,
+):
+    """An editor dropped the nbgrader metadata: the guide shows the answer found after its
+    question, with where it was found, and the grade command's gradebook carries the note as
+    the answer's comment for formgrader."""
+    from corpus import stripped
+    from nbgrader.api import Gradebook
+
+    from autograder import notebooks
+
+    course = tmp_path / "course"
+    course.mkdir()
+    q = questions()[0]
+    build_course(course, {"stripped": {q.grade_id: "Twice: $2 \\times$ the work."}})
+    path = course / "submitted" / "stripped" / ASSIGNMENT / q.notebook
+    notebooks.write(stripped(notebooks.read(path)), path)
+    grade_batch(course / "submitted", course / "grades", workers=1)
+    out = tmp_path / "guide.html"
+    cli.main(
+        [
+            "guide",
+            "--submitted",
+            str(course / "submitted"),
+            "--gradebook",
+            str(course / "grades" / "gradebook.db"),
+            "--out",
+            str(out),
+        ]
+    )
+    text = section(out, q.grade_id)
+    assert "Twice:" in text and "Nothing to grade" not in text
+    assert "its answer cell lost its nbgrader id" in text
+    with Gradebook(f"sqlite:///{course / 'grades' / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook(
+            q.notebook.removesuffix(".ipynb"), ASSIGNMENT, "stripped"
+        )
+        comment = next(c for c in nb.comments if c.name == q.grade_id)
+        grade = next(g for g in nb.grades if g.name == q.grade_id)
+        assert "its answer cell lost its nbgrader id" in comment.auto_comment
+        assert grade.needs_manual_grade and grade.auto_score is None
