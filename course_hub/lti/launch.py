@@ -38,6 +38,7 @@ from ltiauthenticator.lti13.handlers import (
     LTI13LoginInitHandler,
 )
 from tornado import web
+from tornado.httputil import url_concat
 from traitlets import Unicode
 
 from course_hub.lti.identity import (
@@ -207,12 +208,14 @@ class CourseLTIAuthenticator(LTI13Authenticator):
             raise web.HTTPError(
                 403, "%s", f"This launch cannot open the course: {why}."
             ) from None
-        if role == STUDENT:
-            landing = url_path_join(self.base_url_of(handler), "user", name, "lab")
-        else:
-            landing = url_path_join(
-                self.base_url_of(handler), "services", course, "formgrader/"
+        base = self.base_url_of(handler)
+        if role == STUDENT:  # their own server, started if it is not running
+            lab = url_path_join(base, "user", name, "lab")
+            landing = url_concat(
+                url_path_join(base, "hub", "spawn", name), {"next": lab}
             )
+        else:
+            landing = url_path_join(base, "services", course, "formgrader/")
         handler.lti_landing = landing
         self.log.info("LTI launch: %s as %s of %s", name, role, course)
         return {"name": name}

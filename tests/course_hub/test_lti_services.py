@@ -13,12 +13,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from conftest import readme_blocks, run_block
 from local_lms import (
     LEARNER,
     LocalLms,
@@ -69,22 +71,22 @@ def result(student: str, lost: set[str]) -> dict:
     return {"student": student, "assignment": ASSIGNMENT, "notebooks": books}
 
 
-def make_course(course: Path) -> None:
+def make_course(
+    course: Path, graded: dict[str, set[str]], course_id: str = "channels-a"
+) -> None:
     """An nbgrader course folder: config with a late rule, gradebook, the LMS's times."""
     course.mkdir()
     (course / "nbgrader_config.py").write_text(
         "c = get_config()  # noqa: F821\n"
-        "c.CourseDirectory.course_id = 'channels-a'\n"
+        f"c.CourseDirectory.course_id = {course_id!r}\n"
         "c.CourseCalendar.percent_per_day = 10.0\n"
     )
-    write_gradebook(
-        course, [result(s, lost) for s, lost in GRADED.items()], assignment_gradebook()
-    )
-    with Gradebook(
-        f"sqlite:///{course / 'gradebook.db'}", course_id="channels-a"
-    ) as gb:
+    results = [result(s, lost) for s, lost in graded.items()]
+    write_gradebook(course, results, assignment_gradebook())
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id=course_id) as gb:
         gb.update_or_create_assignment(ASSIGNMENT, duedate="2026-12-01 17:00:00 UTC")
-        gb.update_or_create_student("eve", first_name="Eve", lms_user_id="u-e5e5")
+        if "eve" in graded:
+            gb.update_or_create_student("eve", first_name="Eve", lms_user_id="u-e5e5")
     times = course / "intake" / ASSIGNMENT / "times.csv"
     times.parent.mkdir(parents=True)
     times.write_text(
@@ -166,7 +168,7 @@ def world(tmp_path_factory):
                 )
             )
         )
-        make_course(w.course)
+        make_course(w.course, GRADED)
         yield w
     finally:
         lms.stop()
@@ -186,6 +188,35 @@ def add_user(lms: LocalLms, uid: str, given: str, family: str, email: str) -> No
     config = lms.config()
     config["users"][uid] = {"given_name": given, "family_name": family, "email": email}
     lms.write_config(config)
+
+
+# --- The README's commands, as written ---------------------------------------------------
+
+
+def test_the_readmes_roster_export_and_passback_run_as_written_in_a_course(
+    world, tmp_path, monkeypatch
+):
+    """Section B's course (channels-b, LMS course ctx-b): every student is the LMS's, so the
+    block ends with status 0 and the LMS has each total of the course's canvas.csv."""
+    (block,) = readme_blocks("tests/course_hub/test_lti_services.py")
+    course = tmp_path / "channels-b"
+    make_course(course, {"bilal": set(), "chen": LOST}, course_id="channels-b")
+    (course / ".venv").symlink_to(ROOT / ".venv")
+    shutil.copy(world.registration, course / "lti.json")
+    monkeypatch.setenv("SSL_CERT_FILE", str(world.lms.tls.ca_file))
+    out = run_block(block, course)
+    assert (
+        "added 0" in out
+        and "updated 2: bilal, chen" in out
+        and "2 sent, 0 not sent" in out
+    )
+    with (course / "canvas.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    totals = {row[3]: float(row[rows[0].index(ASSIGNMENT)]) for row in rows[2:]}
+    book = world.lms.gradebook()
+    (item,) = [i for i in book["lineitems"] if "/contexts/ctx-b/" in i["id"]]
+    sent = {u: s["scoreGiven"] for u, s in book["scores"][item["id"]].items()}
+    assert sent == {user_id("bilal"): totals["bilal"], user_id("chen"): totals["chen"]}
 
 
 # --- Roster (Names and Role Provisioning) ---------------------------------------------------
