@@ -242,7 +242,12 @@ class CourseLTIAuthenticator(LTI13Authenticator):
         root = Path(self.hub_root)
         store = IdentityStore(layout(root)["hub"] / IDENTITIES)
         bound = store.bound(registration.issuer)
-        course = self.roster().course(link.course)
+        course = next((c for c in self.roster().courses if c.id == link.course), None)
+        if course is None:
+            raise IdentityRefusedError(
+                f"the registration links this LMS course to {link.course!r}, which is not "
+                "a course of this hub"
+            )
         bound |= gradebook_bindings(course_dir(root, course) / "gradebook.db")
         name, new = resolve(
             person, registration.student_id_from, registration.email_domains, bound

@@ -69,7 +69,8 @@ class PlatformServices:
                 status, headers = response.status, dict(response.headers)
                 raw = response.read(MAX_REPLY + 1)
         except urllib.error.HTTPError as error:
-            detail = error.read(2000).decode("utf-8", "replace")
+            with error:  # its connection, closed now rather than when collected
+                detail = error.read(2000).decode("utf-8", "replace")
             raise ServiceError(
                 f"{request.get_method()} {request.full_url}: {error.code} "
                 f"{_printable(detail)}",
@@ -167,7 +168,7 @@ class PlatformServices:
 
     def pages(self, url: str, scopes: tuple[str, ...], accept: str) -> Iterator[Reply]:
         """GET ``url`` and each ``rel="next"`` page after it (at most ``MAX_PAGES``)."""
-        seen = set()
+        seen = {url}
         for _ in range(MAX_PAGES):
             reply = self.call("GET", url, scopes, accept)
             yield reply
@@ -175,10 +176,12 @@ class PlatformServices:
                 (v for k, v in reply.headers.items() if k.lower() == "link"), ""
             )
             found = NEXT.search(link)
-            if not found or found[1] in seen:
+            if not found:
                 return
-            seen.add(found[1])
             url = urllib.parse.urljoin(url, found[1])
+            if url in seen:  # a page that links back: the list is complete
+                return
+            seen.add(url)
         raise ServiceError(f"{url}: more than {MAX_PAGES} pages")
 
 

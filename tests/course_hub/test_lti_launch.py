@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import closing
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -59,8 +61,9 @@ from local_lms import (
 
 from autograder.paths import ROOT
 from course_hub.lti.keys import new_key, public_key_set
-from course_hub.provision import layout
-from course_hub.roster import DEMO_ROSTER
+from course_hub.provision import course_dir, layout
+from course_hub.roster import DEMO_ROSTER, read_roster
+from course_hub.views import grader_view
 
 pytestmark = [
     pytest.mark.slow,
@@ -90,7 +93,8 @@ def https_status(url: str, tls: Tls) -> int:
         with urllib.request.urlopen(url, timeout=5, context=context) as r:
             return r.status
     except urllib.error.HTTPError as e:
-        return e.code
+        with e:
+            return e.code
     except OSError:
         return 0
 
@@ -333,7 +337,8 @@ class Client:
             with self.opener.open(url, data=data, timeout=60) as r:
                 return r.status, r.headers, r.read().decode()
         except urllib.error.HTTPError as e:
-            return e.code, e.headers, e.read().decode()
+            with e:
+                return e.code, e.headers, e.read().decode()
 
 
 @dataclass
@@ -536,8 +541,11 @@ def test_an_lms_user_with_another_students_email_does_not_get_their_account(hub)
     }
     config["contexts"]["ctx-a"]["members"]["u-ma11"] = {"roles": [LEARNER]}
     hub.lms.write_config(config)
-    pending = start_launch(hub, "u-ma11")
-    status, _, body = post(pending)
+    try:
+        status, _, body = post(start_launch(hub, "u-ma11"))
+    finally:
+        del config["contexts"]["ctx-a"]["members"]["u-ma11"]
+        hub.lms.write_config(config)
     assert status == 403 and "belongs to another LMS user" in html.unescape(body)
     pending = start_launch(hub, "alice")
     status, headers, _ = post(pending)
@@ -550,3 +558,41 @@ def test_an_lms_user_with_another_students_email_does_not_get_their_account(hub)
 def test_identities_are_bound_in_the_hubs_folder_only_root_can_read(hub):
     store = layout(hub.root)["hub"] / "lti-identities.sqlite"
     assert store.stat().st_uid == 0 and (store.parent.stat().st_mode & 0o077) == 0
+
+
+# --- The roster command in the hub's course, as its grading account --------------------------
+
+
+def test_the_roster_command_fills_the_hub_courses_gradebook_as_its_grading_account(hub):
+    """The LMS checks the command's signed request against the key set it fetches from the
+    hub's ``/hub/lti13/jwks``; the gradebook stays the grading account's."""
+    course = read_roster(DEMO_ROSTER).course("channels-a")
+    home = layout(hub.root)["graders"] / course.grader
+    tool = home / "lti"  # what the course's account may read: its registration and keys
+    shutil.copytree(hub.keys, tool / "lti-keys")
+    shutil.copy(hub.tls.ca_file, tool / "ca.pem")
+    reg = json.loads((hub.keys.parent / "lti.json").read_text()) | {
+        "key_dir": "lti-keys"
+    }
+    (tool / "lti.json").write_text(json.dumps(reg))
+    subprocess.run(["chown", "-R", f"{course.grader}:", str(tool)], check=True)
+    folder = course_dir(hub.root, course)
+    env = {
+        "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "SSL_CERT_FILE": str(tool / "ca.pem"),
+    }
+    done = subprocess.run(
+        [*grader_view(course.grader, folder), sys.executable, "-m", "course_hub.lti",
+         "roster", f"--registration={tool / 'lti.json'}"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "updated 2: alice, chen" in done.stdout
+    db = folder / "gradebook.db"
+    uri = "file:" + urllib.parse.quote(str(db)) + "?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True)) as gb:
+        bound = dict(gb.execute("SELECT id, lms_user_id FROM student").fetchall())
+    assert bound == {"alice": user_id("alice"), "chen": user_id("chen")}
+    assert db.stat().st_uid == os.stat(folder).st_uid != 0
