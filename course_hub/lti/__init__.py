@@ -14,7 +14,8 @@ each usable without the others:
 What they share: ``registration.py`` (the platform's registration, one JSON file),
 ``identity.py`` (LMS user -> nbgrader id and LMS role -> course role; pure), ``keys.py`` (the
 tool's signing keys and their rotation) and ``services.py`` (the platform's REST services,
-whose replies are read as untrusted). Imports point one way: those four import nothing of the
-others but ``registration``; ``launch`` runs in the hub and never imports ``autograder``; only
-``passback`` does, for the totals.
+whose replies are read as untrusted). Imports point one way, no cycles: ``identity`` and
+``keys`` import nothing of this package, ``registration`` only ``identity``'s rule names,
+``services`` ``keys`` and ``registration``; the three parts above sit on those. ``launch`` runs
+in the hub and never imports ``autograder``; only ``passback`` does, for the totals.
 """
