@@ -37,6 +37,9 @@ LONGEST_FIRST = (
     "tests/grading/test_grader.py",
     "tests/integration/test_late_penalties.py",
     "tests/test_regrade.py",
+    # The LTI files (2 min each on a loaded machine; the launch waits for the hub test's lock).
+    "tests/course_hub/test_lti_services.py",
+    "tests/course_hub/test_lti_launch.py",
     "tests/test_gpu_kit.py",
     "tests/grading/test_hostile_notebooks.py",
     "tests/test_bare_jupyter.py",
