@@ -56,23 +56,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
+@functools.cache
+def repository_notebook(path: Path) -> nbformat.NotebookNode:
+    """A notebook of solutions/ or chapters/, parsed once per test process: the corpus builds
+    hundreds of submissions from the same few files. Shared: read it, or deepcopy to change it."""
+    return notebooks.read(path)
+
+
 GRADED = tuple(EXERCISES)  # every graded function, in the order of the chapters
 # Which notebook holds each graded function.
 NOTEBOOK_OF = {name: ex.notebook for name, ex in EXERCISES.items()}
 NOTEBOOK_OF |= {  # and each written answer
     item.cell: path.name
     for path in sorted(RELEASE_DIR.glob("*.ipynb"))
-    for item in manual_items(notebooks.read(path))
+    for item in manual_items(repository_notebook(path))
 }
 # The functions of sections 7.4.1-7.4.3 (tensor in, tensor out, a shape check up front).
 CORE = ("corr2d_multi_in", "corr2d_multi_in_out", "corr2d_multi_in_out_1x1")
-
-
-@functools.cache
-def repository_notebook(path: Path) -> nbformat.NotebookNode:
-    """A notebook of solutions/ or chapters/, parsed once per test process: the corpus builds
-    hundreds of submissions from the same few files. Shared: read it, or deepcopy to change it."""
-    return notebooks.read(path)
 
 
 def written_answer_ids() -> list[str]:
@@ -311,7 +311,7 @@ def solution_lines() -> set[str]:
         ):
             lines.add(stripped)
     for path in sorted(SOURCE_DIR.glob("*.ipynb")):
-        for cell in notebooks.read(path).cells:
+        for cell in repository_notebook(path).cells:
             if "### BEGIN SOLUTION" in cell.source:
                 answer = cell.source.split("### BEGIN SOLUTION")[1]
                 answer = answer.split("### END SOLUTION")[0]
@@ -326,7 +326,7 @@ def given_lines() -> set[str]:
     (``conv2d_output_size`` of section 7.3, in the exercises)."""
     lines = set()
     for path in sorted(RELEASE_DIR.glob("*.ipynb")):
-        for cell in notebooks.read(path).cells:
+        for cell in repository_notebook(path).cells:
             meta = cell.metadata.get("nbgrader", {})
             if meta.get("solution") or meta.get("grade_id", "").startswith("given_"):
                 lines |= {ln.strip() for ln in cell.source.splitlines()}
@@ -337,7 +337,7 @@ def model_answers() -> list[tuple[str, str]]:
     """(written answer, a sentence of its model answer or rubric) from solutions/."""
     found = []
     for path in sorted(SOURCE_DIR.glob("*.ipynb")):
-        for cell in notebooks.read(path).cells:
+        for cell in repository_notebook(path).cells:
             meta = cell.metadata.get("nbgrader", {})
             if cell.cell_type == "markdown" and meta.get("solution"):
                 found += [

@@ -137,15 +137,8 @@ def test_the_guide_lists_answers_in_formgraders_order(graded):
     assert [(int(n), s) for n, s in shown] == order
 
 
-def test_a_students_answer_cannot_add_markup_to_the_guide(tmp_path):
-    course = tmp_path / "course"
-    course.mkdir()
-    q = questions()[0]
-    build_course(
-        course, {"hostile": {q.grade_id: "<script>alert(1)</script> **bold**"}}
-    )
-    grade_batch(course / "submitted", course / "grades", workers=1)
-    out = tmp_path / "guide.html"
+def write_guide(course: Path, out: Path) -> Path:
+    """The guide command on a course graded into ``grades/``, as the README runs it."""
     cli.main(
         [
             "guide",
@@ -157,6 +150,18 @@ def test_a_students_answer_cannot_add_markup_to_the_guide(tmp_path):
             str(out),
         ]
     )
+    return out
+
+
+def test_a_students_answer_cannot_add_markup_to_the_guide(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    q = questions()[0]
+    build_course(
+        course, {"hostile": {q.grade_id: "<script>alert(1)</script> **bold**"}}
+    )
+    grade_batch(course / "submitted", course / "grades", workers=1)
+    out = write_guide(course, tmp_path / "guide.html")
     page = out.read_text()
     assert (
         "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -181,18 +186,7 @@ def test_the_guide_shows_a_written_answer_whose_cell_lost_its_id_with_the_note(
     path = course / "submitted" / "stripped" / ASSIGNMENT / q.notebook
     notebooks.write(stripped(notebooks.read(path)), path)
     grade_batch(course / "submitted", course / "grades", workers=1)
-    out = tmp_path / "guide.html"
-    cli.main(
-        [
-            "guide",
-            "--submitted",
-            str(course / "submitted"),
-            "--gradebook",
-            str(course / "grades" / "gradebook.db"),
-            "--out",
-            str(out),
-        ]
-    )
+    out = write_guide(course, tmp_path / "guide.html")
     text = section(out, q.grade_id)
     assert "Twice:" in text and "Nothing to grade" not in text
     assert "its answer cell lost its nbgrader id" in text
