@@ -435,13 +435,18 @@ def start_validate(page, course: str) -> None:
     row.get_by_role("button", name="Validate").click()
 
 
-def finish_validate(page) -> str:
+def close_dialog(page, timeout_ms: float) -> str:
+    """Wait for JupyterLab's dialog, read it, press its accept button; its text."""
     dialog = page.locator(".jp-Dialog")
-    dialog.wait_for(timeout=180_000)
-    verdict = dialog.inner_text()
+    dialog.wait_for(timeout=timeout_ms)
+    text = dialog.inner_text()
     dialog.locator("button.jp-mod-accept").click()
     dialog.wait_for(state="detached")
-    return verdict
+    return text
+
+
+def finish_validate(page) -> str:
+    return close_dialog(page, 180_000)
 
 
 def submit(page, course: str) -> None:
@@ -612,12 +617,7 @@ def submit_dialog(page, course: str) -> str:
     page.locator(
         "#fetched_assignments_list .list_item", has_text=course
     ).first.get_by_role("button", name="Submit").click()
-    dialog = page.locator(".jp-Dialog")
-    dialog.wait_for(timeout=120_000)
-    text = dialog.inner_text()
-    dialog.locator("button.jp-mod-accept").click()
-    dialog.wait_for(state="detached")
-    return text
+    return close_dialog(page, 120_000)
 
 
 def test_a_notebook_deleted_renamed_or_duplicated_is_named_at_submit_and_nothing_sent(
