@@ -1,7 +1,9 @@
 """The course hub: JupyterHub, nbgrader's exchange and this grader on one machine (`make hub`).
 
 ``autograder`` imports nothing from here (the hub is one way to run a course, and the grading
-package must work without it); the hub takes only ``autograder.paths`` from it. Root does no
+package must work without it); the hub takes only ``autograder.paths`` from it, and the LMS
+link's passback (``lti/passback.py``, a command, never loaded by the hub) the exports and the
+calendar, so that the LMS gets ``canvas.csv``'s totals. Root does no
 more than build each process's view of the machine (``views.py``); every server, a student's or
 a course's, runs as its own Unix account.
 """

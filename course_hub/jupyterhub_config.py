@@ -129,3 +129,23 @@ c.JupyterHub.services += [
     }
     for course in ROSTER.courses
 ]
+
+# HTTPS served by the proxy itself (COURSE_HUB_SSL_CERT and COURSE_HUB_SSL_KEY, PEM files), for
+# a hub with no TLS proxy in front; an LTI launch needs it (course_hub/lti/launch.py).
+if os.environ.get("COURSE_HUB_SSL_CERT"):
+    c.JupyterHub.bind_url = f"https://{IP}:{PORT}"
+    c.JupyterHub.ssl_cert = os.environ["COURSE_HUB_SSL_CERT"]
+    c.JupyterHub.ssl_key = os.environ["COURSE_HUB_SSL_KEY"]
+
+# People arrive from the LMS instead of typing a Unix password: LTI 1.3 launch with the tool's
+# registration in COURSE_HUB_LTI (README, "Grades where the course lives"). The roster above
+# still decides who is in which course as what; the launch must agree with it.
+if os.environ.get("COURSE_HUB_LTI"):
+    from course_hub.lti.launch import configure as configure_lti
+
+    configure_lti(
+        c,
+        Path(os.environ["COURSE_HUB_LTI"]),
+        Path(os.environ["COURSE_HUB_ROSTER"]),
+        ROOT,
+    )

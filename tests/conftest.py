@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import re
 import shutil
@@ -36,6 +38,9 @@ LONGEST_FIRST = (
     "tests/grading/test_grader.py",
     "tests/integration/test_late_penalties.py",
     "tests/test_regrade.py",
+    # The LTI files (2 min each on a loaded machine; the launch waits for the hub test's lock).
+    "tests/course_hub/test_lti_services.py",
+    "tests/course_hub/test_lti_launch.py",
     "tests/test_gpu_kit.py",
     "tests/grading/test_hostile_notebooks.py",
     "tests/test_bare_jupyter.py",
@@ -61,12 +66,19 @@ NOTEBOOK_OF |= {  # and each written answer
 CORE = ("corr2d_multi_in", "corr2d_multi_in_out", "corr2d_multi_in_out_1x1")
 
 
+@functools.cache
+def repository_notebook(path: Path) -> nbformat.NotebookNode:
+    """A notebook of solutions/ or chapters/, parsed once per test process: the corpus builds
+    hundreds of submissions from the same few files. Shared: read it, or deepcopy to change it."""
+    return notebooks.read(path)
+
+
 def written_answer_ids() -> list[str]:
     """grade_ids of the written-answer cells (nbgrader "manually graded answer") of the release."""
     return [
         item.cell
         for path in sorted(RELEASE_DIR.glob("*.ipynb"))
-        for item in manual_items(notebooks.read(path))
+        for item in manual_items(repository_notebook(path))
     ]
 
 
@@ -111,7 +123,7 @@ def cell_by_grade_id(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.Noteb
 def namespace_of(grade_id: str, solution_source: str | None = None) -> dict:
     """Run a notebook's setup cell and a (possibly replaced) solution cell in a fresh namespace."""
     ns: dict = {}
-    nb = notebooks.read(SOURCE_DIR / NOTEBOOK_OF[grade_id])
+    nb = repository_notebook(SOURCE_DIR / NOTEBOOK_OF[grade_id])
     for cell in nb.cells:  # the locked cells the graded functions may rely on
         setup_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
         if setup_id == "setup_imports" or setup_id.startswith(("stand_in_", "given_")):
@@ -128,14 +140,14 @@ def namespace_of(grade_id: str, solution_source: str | None = None) -> dict:
 def solution_source(grade_id: str) -> str:
     """The instructor's answer cell for a graded function, as a student would type it."""
     return cell_by_grade_id(
-        notebooks.read(SOURCE_DIR / NOTEBOOK_OF[grade_id]), grade_id
+        repository_notebook(SOURCE_DIR / NOTEBOOK_OF[grade_id]), grade_id
     ).source
 
 
 def stub_answered(grade_id: str, body: str) -> str:
     """The release's answer cell with ``body`` typed in place of the stub's last two lines."""
     stub = cell_by_grade_id(
-        notebooks.read(RELEASE_DIR / NOTEBOOK_OF[grade_id]), grade_id
+        repository_notebook(RELEASE_DIR / NOTEBOOK_OF[grade_id]), grade_id
     ).source
     marker = "    # YOUR CODE HERE\n    raise NotImplementedError()"
     assert marker in stub
@@ -151,7 +163,7 @@ def write_submission(course: Path, student: str, answers: dict[str, str]) -> Pat
     dest = course / "submitted" / student / ASSIGNMENT
     dest.mkdir(parents=True)
     for path in sorted(RELEASE_DIR.glob("*.ipynb")):
-        nb = notebooks.read(path)
+        nb = copy.deepcopy(repository_notebook(path))
         for grade_id, source in answers.items():
             if path.name == NOTEBOOK_OF[grade_id]:
                 cell_by_grade_id(nb, grade_id).source = source

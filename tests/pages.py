@@ -11,6 +11,12 @@ SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 PHONE, LAPTOP = (390, 844), (1280, 800)  # the two widths every page is read at
 
 
+# How long a page may take to load or an element to appear before a test fails: a server that
+# renders a notebook (formgrader, nbconvert) takes seconds on a quiet 2-core machine and several
+# times that under the rest of the suite. A wait for a condition, not a timing assertion.
+PATIENCE_MS = 120_000
+
+
 class Visit:
     """One page load, with everything the browser complained about or tried to fetch."""
 
@@ -22,6 +28,7 @@ class Visit:
         size: tuple[int, int] = (1280, 900),
     ) -> None:
         self.page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+        self.page.set_default_timeout(PATIENCE_MS)
         # The theme's colour mode, as a reader's earlier choice leaves it in localStorage.
         self.page.add_init_script(f"localStorage.setItem('mode', '{mode}')")
         self.console_errors: list[str] = []

@@ -399,7 +399,8 @@ def test_flipped_student_fails_the_visible_test_and_it_says_flipped(runs: Runs):
     failures = errors(cell_by_grade_id(nb, "test_corr2d_multi_in_example"))
     assert failures, "the visible test passed a flipped kernel"
     assert "flipped" in "\n".join(failures)
-    # Run All went on past the failure: every code cell ran, the practice check included.
+    # Run with errors allowed, every code cell ran past it, the practice check included
+    # (Run All itself stops at the visible test: tests/test_run_all.py).
     assert all(c.execution_count for c in nb.cells if c.cell_type == "code")
 
 

@@ -13,6 +13,9 @@ nbgrader's own execution of the notebook scores it 0, as the course's grader doe
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -32,6 +35,7 @@ from nbclient.exceptions import CellExecutionError
 from nbgrader.api import Gradebook
 
 from autograder import notebooks
+from autograder.course_build.release import nbgrader_env
 from autograder.paths import ASSIGNMENT, RELEASE_DIR
 
 pytestmark = pytest.mark.slow
@@ -185,6 +189,32 @@ def test_under_nbgrader_the_visible_test_of_an_unwritten_function_fails(tmp_path
         f"AssertionError: corr2d_multi_in, visible tests: {NOT_WRITTEN}. Write it "
         "above, run its cell, then this one."
     ]
+
+
+def test_nbgrader_validate_flags_the_visible_test_of_an_unwritten_function(tmp_path):
+    """The assignment list's Validate button (``nbgrader validate``) says the notebook would
+    not get full credit, and names the visible test."""
+    shutil.copy(RELEASE_DIR / "01-multiple-input-channels.ipynb", tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbgrader",
+            "validate",
+            "01-multiple-input-channels.ipynb",
+        ],
+        cwd=tmp_path,
+        env={k: v for k, v in nbgrader_env().items() if k != "NBGRADER_EXECUTION"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert "VALIDATION FAILED ON 1 CELL(S)!" in done.stdout, done.stdout + done.stderr
+    assert 'visible_test("corr2d_multi_in", device)' in done.stdout
+    # (nbgrader cuts the lines of the error at 90 characters)
+    assert (
+        "AssertionError: corr2d_multi_in, visible tests: not written yet" in done.stdout
+    )
 
 
 # Stock nbgrader with its own Execute step (the course replaces it with the sandboxed grader,

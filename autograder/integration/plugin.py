@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import copy
-import functools
 import os
 import secrets
 import stat
@@ -41,6 +40,7 @@ from autograder.grading.grader import (
 from autograder.grading.recovery import WrittenAnswer, recover_written_answer
 from autograder.grading.scoring import ItemScore, cell_totals
 from autograder.grading.submission import Problem, edited_locked_cells, read_notebook
+from autograder.integration import safe_pages
 from autograder.integration.course_config import (
     CONFIG_FILE,
     CourseConfigError,
@@ -50,7 +50,6 @@ from autograder.integration.course_config import (
     settings_of,
 )
 from autograder.outputs.report import MESSAGE_CHARS
-from autograder.outputs.typeset import Typesetter
 from autograder.paths import RELEASE_DIR
 from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError
 from autograder.untrusted import clean_text, plain_name, with_csp
@@ -314,15 +313,11 @@ class TypesetFeedbackExporter(HTMLExporter):
     each page carries the Content-Security-Policy that forbids every script and request."""
 
     def from_notebook_node(self, nb, resources=None, **kw):
-        output, resources = super().from_notebook_node(nb, resources, **kw)
-        return with_csp(_typesetter().typeset(output, FEEDBACK_CSS, "en")), resources
-
-
-@functools.cache
-def _typesetter() -> Typesetter:
-    typesetter = Typesetter()
-    atexit.register(typesetter.close)
-    return typesetter
+        output, resources = super().from_notebook_node(
+            nb, safe_pages.typeset_as_a_page(resources), **kw
+        )
+        page = safe_pages.typesetter().typeset(output, FEEDBACK_CSS, "en")
+        return with_csp(page), resources
 
 
 class TrustedAutograde(NbGraderPreprocessor):

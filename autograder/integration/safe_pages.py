@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+from typing import Any
 
 from jinja2 import pass_context
 from markupsafe import Markup
@@ -23,17 +24,32 @@ from autograder.outputs.typeset import Typesetter
 
 
 @functools.cache
-def _typesetter() -> Typesetter:
+def typesetter() -> Typesetter:
+    """The process's one MathJax (a Node.js process), for formgrader's cells and whole pages."""
     typesetter = Typesetter()
     atexit.register(typesetter.close)
     return typesetter
+
+
+# Set in a page's nbconvert resources by an exporter that typesets the whole page once it is
+# written (the feedback pages): the cells then leave their TeX for that pass, which typesets it
+# with the same safe settings and one glyph cache for the page, instead of a round trip to MathJax
+# per cell and a copy of every glyph in every formula. Math never spans two cells either way:
+# MathJax ends a formula's text at every element.
+TYPESET_AS_A_PAGE = "autograder_typeset_as_a_page"
+
+
+def typeset_as_a_page(resources: dict[str, Any] | None) -> dict[str, Any]:
+    """``resources`` for a page whose math the exporter typesets whole, after rendering."""
+    return {**(resources or {}), TYPESET_AS_A_PAGE: True}
 
 
 @pass_context
 def markdown2html(context, source: str) -> Markup:
     """A markdown cell (or output) as HTML with nothing that runs or fetches, math typeset.
 
-    As nbconvert's own filter, attachments included (as data: images), then sanitised.
+    As nbconvert's own filter, attachments included (as data: images), then sanitised. On a page
+    that is typeset whole afterwards (``typeset_as_a_page``), the TeX stays for that pass.
     """
     cell = context.get("cell", {})
     renderer = IPythonRenderer(
@@ -45,7 +61,9 @@ def markdown2html(context, source: str) -> Markup:
         exclude_anchor_links=True,
     )
     page = untrusted.clean_html(MarkdownWithMath(renderer=renderer).render(source))
-    return Markup(_typesetter().typeset(page, fragment=True))
+    if context.get("resources", {}).get(TYPESET_AS_A_PAGE):
+        return Markup(page)
+    return Markup(typesetter().typeset(page, fragment=True))
 
 
 def clean_html(element: str | bytes) -> Markup:

@@ -33,6 +33,7 @@ import pytest
 from conftest import build_course, nbgrader, write_submission
 from corpus import CORPUS, typed
 from nbgrader.api import Gradebook
+from pages import PATIENCE_MS
 
 from autograder import notebooks
 from autograder.course_build.release import nbgrader_env
@@ -307,6 +308,7 @@ class Probe:
 
     def __init__(self, browser, url: str, own: str) -> None:
         self.context = browser.new_context()
+        self.context.set_default_timeout(PATIENCE_MS)
         self.outside: list[str] = []
         self.dialogs: list[str] = []
         self.marks: list[str] = []

@@ -237,9 +237,11 @@ def honest_scores(student: str) -> dict[str, tuple[float | None, str]]:
         }
     scores = FULL | STUDENTS[student].expected
     if student in STRIPPED or student == "attack_recovery_forged_hidden_test":
-        stripped = stripped_notebook(student)  # its other answers: recovered, or lost
+        # Its other answers: recovered; its written answers found after their questions,
+        # waiting for the grader as any written answer does.
+        stripped = stripped_notebook(student)
         scores |= {
-            cell: (0.0, "missing-cell") if score is None else (score, "recovered-cell")
+            cell: (score, status) if score is None else (score, "recovered-cell")
             for cell, (score, status) in FULL.items()
             if notebook_of_cell(cell) == stripped
             and cell not in STUDENTS[student].expected
