@@ -180,12 +180,15 @@ def readme_points() -> dict[str, float]:
     rows = [
         [cell.strip() for cell in line.strip("|").split("|")]
         for line in section.splitlines()
-        if line.startswith("| `")
+        if line.startswith("| 7.4.")
     ]
-    return {row[0].strip("`"): float(row[3]) for row in rows}
+    return {row[1].strip("`"): float(row[4]) for row in rows}
 
 
 def test_the_readme_states_the_points_that_are_graded():
     graded = {name: rubric_points(name) for name in EXERCISES}
     graded |= {grade_id: points for _, grade_id, points in written_answers()}
     assert readme_points() == graded
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    total = f"| **{sum(graded.values()):g}** |"  # the table's total row
+    assert total in readme.split("### How the points were set", 1)[1]
