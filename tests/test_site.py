@@ -457,9 +457,9 @@ def test_site_build_runs_every_release_cell_and_the_stubs_say_so_in_one_line(sit
                     text.count("not written yet (it raises NotImplementedError)") == 1
                 )
                 said += 1
-    assert (
-        said == len(GRADED) + 6
-    )  # a visible test each, and the six cells that show one
+    # A visible test each, and the seven cells that show a function at work (7.4.1-7.4.3 one
+    # each; 7.4.5: im2col, the cost ratios, the book's example counted, the composed kernel).
+    assert said == len(GRADED) + 7
 
 
 def test_the_site_serves_no_solution_and_no_model_answer(site: Path):
