@@ -122,16 +122,24 @@ grade: setup  ## grade the sample submissions (tests/corpus.py, with planted nea
 # exchange made as root by course_hub/provision.py, then JupyterHub in the foreground (Ctrl-C
 # stops it and every server). The demo roster's accounts get their demo passwords; a course's
 # own roster (HUB_ROSTER=its.csv) gets none: its people log in with their own.
+# PYTHONPATH: the hub and its services run this checkout's code, whichever checkout the
+# environment's editable install points at (a worktree sharing another's .venv).
 # The release is checked, never rewritten here: each course generates its own from solutions/,
 # and a test suite beside it reads chapters/ (after editing solutions/, `make release` first).
+# The check (`make check-release`) runs beside the provisioning, which does not read chapters/;
+# the hub starts only if both succeed.
 HUB_ROOT ?= /srv/course-hub
 HUB_ROSTER ?= course_hub/demo_roster.csv
 HUB_PORT ?= 8000
-hub: setup check-release  ## start JupyterHub with two demo courses on http://127.0.0.1:8000 (as root)
+hub: setup  ## start JupyterHub with two demo courses on http://127.0.0.1:8000 (as root)
+	$(PY) -m autograder check-release & checking=$$!; \
 	$(PY) -m course_hub.provision --root $(HUB_ROOT) --roster $(HUB_ROSTER) \
-		$(if $(filter course_hub/demo_roster.csv,$(HUB_ROSTER)),--demo-passwords)
+		$(if $(filter course_hub/demo_roster.csv,$(HUB_ROSTER)),--demo-passwords) \
+		|| { kill $$checking; exit 1; }; \
+	wait $$checking
 	COURSE_HUB_ROOT=$(abspath $(HUB_ROOT)) COURSE_HUB_ROSTER=$(abspath $(HUB_ROSTER)) \
-		COURSE_HUB_PORT=$(HUB_PORT) $(VENV)/bin/jupyterhub -f course_hub/jupyterhub_config.py
+		COURSE_HUB_PORT=$(HUB_PORT) PYTHONPATH=$(CURDIR) \
+		$(VENV)/bin/jupyterhub -f course_hub/jupyterhub_config.py
 
 lint: setup  ## ruff, and actionlint over the GitHub workflow files
 	$(PY) -m ruff check .

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from course_hub.provision import course_dir, layout
+from course_hub.provision import course_dir, layout, student_python
 from course_hub.roster import read_roster
 from course_hub.views import grader_view
 
@@ -52,6 +52,7 @@ c.Spawner.environment = {
     "PATH": f"{BIN}:/usr/bin:/bin",
     "JUPYTER_CONFIG_PATH": str(PATHS["student_config"]),
     "LANG": "C.UTF-8",
+    "PYTHONPATH": str(student_python(ROOT)),  # the student-side exchange (provision.py)
 }
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
@@ -106,6 +107,7 @@ c.JupyterHub.services = [
             "JUPYTER_CONFIG_PATH": str(CHECKOUT),
             "JUPYTERHUB_DEFAULT_URL": "/formgrader",
             "LANG": "C.UTF-8",
+            "PYTHONPATH": str(CHECKOUT),  # this checkout's course_hub and autograder
         },
         "oauth_no_confirm": True,
     }
@@ -125,7 +127,10 @@ c.JupyterHub.services += [
             f"--inbound={PATHS['exchange'] / course.id / 'inbound'}",
             f"--course-dir={course_dir(ROOT, course)}",
         ],
-        "environment": {"HOME": str(PATHS["graders"] / course.grader)},
+        "environment": {
+            "HOME": str(PATHS["graders"] / course.grader),
+            "PYTHONPATH": str(CHECKOUT),
+        },
     }
     for course in ROSTER.courses
 ]

@@ -45,6 +45,23 @@ def course_dir(root: Path, course: Course) -> Path:
     return layout(root)["courses"] / course.id
 
 
+def student_python(root: Path) -> Path:
+    """The Python path of every student server: the hub's student-side exchange only
+    (``course_hub/student_exchange.py``), copied here since a student's view has no checkout."""
+    return layout(root)["student_config"] / "python"
+
+
+def grader_env(root: Path, course: Course) -> dict[str, str]:
+    """The environment of everything run as a course's grading account: this checkout's
+    packages first, whatever checkout the environment's editable install points at."""
+    return {
+        "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin",
+        "HOME": str(layout(root)["graders"] / course.grader),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": str(CHECKOUT),
+    }
+
+
 # In the home of each account made for the demo: only such accounts get demo passwords, and
 # only their homes may the hub test empty. A machine's own "alice" is never touched.
 DEMO_MARK = ".course-hub-demo-account"
@@ -99,12 +116,45 @@ def course_config(root: Path, course: Course) -> str:
         f"c.CourseDirectory.root = {str(course_dir(root, course))!r}\n"
         f"c.Exchange.root = {str(layout(root)['exchange'])!r}\n"
         "c.Exchange.path_includes_course = True\n"
+        "# The hub's collect: latest submission by its receipt, whose time decides lateness.\n"
+        'c.ExchangeFactory.collect = "course_hub.collect.ReceiptCollect"\n'
+        'c.CourseCalendar.time_source = "hub"\n'
     )
+
+
+# nbgrader 0.9.6's Assignments panel marks its list of downloaded assignments role="tablist"
+# though it holds no tabs (axe: aria-required-children, critical; README "Accessibility"). The
+# students' JupyterLab page is the installed one with this script added: it takes the role (and
+# aria-multiselectable, which needs it) off the list whenever nbgrader draws it.
+LAB_PAGE_FIX = """<script>/* course_hub/provision.py: the fetched-assignments list is no tablist */
+(function () {
+  function fix() {
+    var list = document.getElementById("fetched_assignments_list");
+    if (list && list.getAttribute("role") === "tablist") {
+      list.removeAttribute("role");
+      list.removeAttribute("aria-multiselectable");
+    }
+  }
+  new MutationObserver(fix).observe(document.documentElement, {childList: true, subtree: true});
+})();</script>"""
+
+
+def lab_page() -> str:
+    """JupyterLab's page template as installed, with ``LAB_PAGE_FIX`` before ``</body>``."""
+    from jupyterlab.commands import get_app_dir
+
+    page = (Path(get_app_dir()) / "static" / "index.html").read_text(encoding="utf-8")
+    if page.count("</body>") != 1:
+        raise RuntimeError("JupyterLab's index.html changed: review LAB_PAGE_FIX")
+    return page.replace("</body>", LAB_PAGE_FIX + "</body>")
 
 
 def student_config(root: Path) -> dict[str, str]:
     """The Jupyter configuration of every student server: files, by name."""
     exchange = str(layout(root)["exchange"])
+    lab_templates = str(layout(root)["student_config"] / "lab")
+    package = Path(__file__).parent
+    python = student_python(root).relative_to(layout(root)["student_config"])
     return {
         "nbgrader_config.py": (
             '"""Student servers: the exchange, one folder per course; the courses a student\n'
@@ -113,6 +163,10 @@ def student_config(root: Path) -> dict[str, str]:
             f"c.Exchange.root = {exchange!r}\n"
             "c.Exchange.path_includes_course = True\n"
             'c.Authenticator.plugin_class = "nbgrader.auth.JupyterHubAuthPlugin"\n'
+            "# Fetch whole or not at all; refuse a submission that would be graded otherwise\n"
+            "# than meant (course_hub/student_exchange.py, on the servers' PYTHONPATH).\n"
+            'c.ExchangeFactory.fetch_assignment = "course_hub.student_exchange.AtomicFetch"\n'
+            'c.ExchangeFactory.submit = "course_hub.student_exchange.CheckedSubmit"\n'
         ),
         "jupyter_server_config.py": (
             '"""Student servers: the Assignments tab and validation, not formgrader."""\n\n'
@@ -121,7 +175,14 @@ def student_config(root: Path) -> dict[str, str]:
             '    "nbgrader.server_extensions.formgrader": False,\n'
             '    "nbgrader.server_extensions.course_list": False,\n'
             "}\n"
+            "# JupyterLab's page with nbgrader's Assignments panel made accessible (provision.py)\n"
+            f"c.LabApp.templates_dir = {lab_templates!r}\n"
         ),
+        "lab/index.html": lab_page(),
+        f"{python}/course_hub/__init__.py": (package / "__init__.py").read_text(),
+        f"{python}/course_hub/student_exchange.py": (
+            package / "student_exchange.py"
+        ).read_text(),
         "labconfig/page_config.json": json.dumps(
             {
                 "disabledExtensions": {
@@ -138,11 +199,7 @@ def student_config(root: Path) -> dict[str, str]:
 
 def as_grader(root: Path, course: Course, workdir: Path, *argv: str) -> None:
     """Run ``argv`` as the course's grading account, in its view (never as root)."""
-    env = {
-        "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin",
-        "HOME": str(layout(root)["graders"] / course.grader),
-        "LANG": "C.UTF-8",
-    }
+    env = grader_env(root, course)
     subprocess.run([*grader_view(course.grader, workdir), *argv], env=env, check=True)
 
 
@@ -172,15 +229,22 @@ def provision_course(root: Path, course: Course) -> None:
     exchange.mkdir(parents=True, exist_ok=True)
     own(exchange, course.grader, 0o750)
     os.chown(exchange, -1, grp.getgrnam(course.unix_group).gr_gid)
-    nbgrader = str(Path(sys.prefix) / "bin" / "nbgrader")
-    # --force: the gradebook entry is made even when chapters/ exists (README, "Grading").
-    as_grader(
-        root, course, folder, nbgrader, "generate_assignment", ASSIGNMENT, "--force"
-    )
     roster = folder / "students.csv"  # nbgrader's student list, from the hub's roster
     roster.write_text("id\n" + "".join(f"{s}\n" for s in course.students))
     own(roster, course.grader, 0o600)
-    as_grader(root, course, folder, nbgrader, "db", "student", "import", str(roster))
+    # The release generated in the course (generate_assignment --force) and its students in
+    # the gradebook, in one nbgrader process (course_setup.py).
+    python = str(Path(sys.prefix) / "bin" / "python")
+    as_grader(
+        root,
+        course,
+        folder,
+        python,
+        "-m",
+        "course_hub.course_setup",
+        ASSIGNMENT,
+        str(roster),
+    )
 
 
 def provision(root: Path, roster: Roster, passwords: bool) -> None:

@@ -9,6 +9,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Collection
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
@@ -17,7 +19,7 @@ import pytest
 from autograder import EXERCISES, notebooks
 from autograder.course_build.release import nbgrader_env
 from autograder.grading.grader import manual_items
-from autograder.grading.scoring import MANUAL
+from autograder.grading.scoring import MANUAL, ItemScore
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
 
 # The test files that take longest, longest first (per-file totals of a `--durations=0` run,
@@ -178,6 +180,28 @@ def build_course(course: Path, students: dict[str, dict[str, str]]) -> None:
     shutil.copytree(ROOT / "solutions", course / "solutions")
     for student, answers in students.items():
         write_submission(course, student, answers)
+
+
+def recorded_result(student: str, lost: Collection[str] = frozenset()) -> dict:
+    """A result as the grade command records it: every rubric item passed but those of the
+    cells in ``lost``, every written answer awaiting the instructor."""
+    books = []
+    for path in sorted(RELEASE_DIR.glob("*.ipynb")):
+        items = [
+            ItemScore(
+                item.cell,
+                item.tag,
+                0.0 if item.cell in lost else item.points,
+                item.points,
+                "failed" if item.cell in lost else "passed",
+                "",
+            )
+            for ex in EXERCISES.values()
+            if ex.notebook == path.name
+            for item in ex.rubric
+        ] + manual_items(repository_notebook(path))
+        books.append({"notebook": path.name, "items": [asdict(i) for i in items]})
+    return {"student": student, "assignment": ASSIGNMENT, "notebooks": books}
 
 
 def gradebook_view(rows: list[dict]) -> dict[str, tuple[float, bool]]:

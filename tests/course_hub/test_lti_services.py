@@ -16,11 +16,10 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from conftest import readme_blocks, run_block
+from conftest import readme_blocks, recorded_result, run_block
 from local_lms import (
     LEARNER,
     LocalLms,
@@ -32,12 +31,9 @@ from local_lms import (
 )
 from nbgrader.api import Gradebook
 
-from autograder import EXERCISES, notebooks
 from autograder.course_build.release import assignment_gradebook
-from autograder.grading.grader import manual_items
-from autograder.grading.scoring import ItemScore
 from autograder.integration.gradebook import write_gradebook
-from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
+from autograder.paths import ASSIGNMENT, ROOT
 from course_hub.lti.keys import new_key, public_key_set
 from course_hub.lti.services import PlatformServices
 
@@ -50,27 +46,6 @@ GRADED = {"alice": set(), "chen": LOST, "eve": set(), "zed": LOST}
 LATE = "chen"  # submitted a day and a bit late: 20 % off under 10 % per started day
 
 
-def result(student: str, lost: set[str]) -> dict:
-    """A result as the grade command records it; written answers await the instructor."""
-    books = []
-    for path in sorted(RELEASE_DIR.glob("*.ipynb")):
-        items = [
-            ItemScore(
-                item.cell,
-                item.tag,
-                0.0 if item.cell in lost else item.points,
-                item.points,
-                "failed" if item.cell in lost else "passed",
-                "",
-            )
-            for ex in EXERCISES.values()
-            if ex.notebook == path.name
-            for item in ex.rubric
-        ] + manual_items(notebooks.read(path))
-        books.append({"notebook": path.name, "items": [asdict(i) for i in items]})
-    return {"student": student, "assignment": ASSIGNMENT, "notebooks": books}
-
-
 def make_course(
     course: Path, graded: dict[str, set[str]], course_id: str = "channels-a"
 ) -> None:
@@ -81,7 +56,7 @@ def make_course(
         f"c.CourseDirectory.course_id = {course_id!r}\n"
         "c.CourseCalendar.percent_per_day = 10.0\n"
     )
-    results = [result(s, lost) for s, lost in graded.items()]
+    results = [recorded_result(s, lost) for s, lost in graded.items()]
     write_gradebook(course, results, assignment_gradebook())
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id=course_id) as gb:
         gb.update_or_create_assignment(ASSIGNMENT, duedate="2026-12-01 17:00:00 UTC")

@@ -13,18 +13,15 @@ import csv
 import hashlib
 import re
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from conftest import nbgrader
+from conftest import nbgrader, recorded_result
 from nbgrader.api import Gradebook
 
-from autograder import EXERCISES, notebooks
+from autograder import notebooks
 from autograder.__main__ import main as autograder_main
 from autograder.course_build.release import assignment_gradebook
-from autograder.grading.grader import manual_items
-from autograder.grading.scoring import ItemScore
 from autograder.integration.gradebook import write_gradebook
 from autograder.outputs import exports
 from autograder.paths import ASSIGNMENT, RELEASE_DIR
@@ -80,33 +77,13 @@ LOST_POINTS = {
 }
 
 
-def result(student: str, lost: set[str] = frozenset()) -> dict:
-    """A result as the grade command records it: every rubric item passed but those of the
-    cells in ``lost``, every written answer awaiting the instructor."""
-    books = []
-    for path in sorted(RELEASE_DIR.glob("*.ipynb")):
-        items = [
-            ItemScore(
-                item.cell,
-                item.tag,
-                0.0 if item.cell in lost else item.points,
-                item.points,
-                "failed" if item.cell in lost else "passed",
-                "",
-            )
-            for ex in EXERCISES.values()
-            if ex.notebook == path.name
-            for item in ex.rubric
-        ] + manual_items(notebooks.read(path))
-        books.append({"notebook": path.name, "items": [asdict(i) for i in items]})
-    return {"student": student, "assignment": ASSIGNMENT, "notebooks": books}
-
-
 @pytest.fixture(scope="module")
 def gradebook_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The grade command's gradebook of a small class, with names where the LMS wants them."""
     out = tmp_path_factory.mktemp("graded")
-    results = [result(FULL), result(SLIP, LOST)] + [result(s) for s in HOSTILE_IDS]
+    results = [recorded_result(FULL), recorded_result(SLIP, LOST)] + [
+        recorded_result(s) for s in HOSTILE_IDS
+    ]
     path = write_gradebook(out, results, assignment_gradebook())
     with Gradebook(f"sqlite:///{path}") as gb:
         for student, (first, last, email, lms_id) in NAMES.items():
