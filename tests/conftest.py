@@ -84,6 +84,17 @@ def written_answer_ids() -> list[str]:
     ]
 
 
+def rubric_points(name: str, *tags: str) -> float:
+    """The points of ``name``'s rubric items tagged ``tags`` (all of them: the function's total).
+
+    Tests read points here, from the rubric in ``autograder/grading/exercises.py``, so that a
+    change of weights is made once.
+    """
+    return sum(
+        item.points for item in EXERCISES[name].rubric if not tags or item.tag in tags
+    )
+
+
 def full_marks() -> dict[str, tuple[float | None, str]]:
     """(score, status) of each graded cell of a perfect submission, as grades.csv reports it.
 

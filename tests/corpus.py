@@ -17,6 +17,7 @@ from conftest import (
     GRADED,
     NOTEBOOK_OF,
     cell_by_grade_id,
+    rubric_points,
     solution_source,
     stub_answered,
     write_submission,
@@ -215,8 +216,13 @@ def corr2d_multi_in_out_matmul(X, K):
     c_i, h, w = X.shape
     return (K.reshape(c_i, -1).T @ X.reshape(c_i, h * w)).reshape(-1, h, w)"""
         },
-        # Right only where c_i or c_o is 1, so it keeps those two hidden items.
-        lost(ONE_BY_ONE, ZERO, (1.0, "failed")),
+        # Right only where c_i or c_o is 1: it keeps the non-square images (one channel in or
+        # out) and "inputs left unchanged".
+        lost(
+            ONE_BY_ONE,
+            ZERO,
+            (rubric_points(ONE_BY_ONE, "non-square", "untouched"), "failed"),
+        ),
     ),
     "mistake_squeeze_1x1": Entry(
         {
@@ -224,7 +230,12 @@ def corr2d_multi_in_out_matmul(X, K):
     c_i, h, w = X.shape
     return (K.squeeze() @ X.reshape(c_i, h * w)).reshape(-1, h, w)"""
         },
-        lost(ONE_BY_ONE, (1.0, "passed"), (1.0, "failed")),
+        # squeeze() also drops an axis of size 1 of c_i or c_o: those cases fail.
+        lost(
+            ONE_BY_ONE,
+            (rubric_points(ONE_BY_ONE, "example"), "passed"),
+            (rubric_points(ONE_BY_ONE, "random", "untouched"), "failed"),
+        ),
     ),
     "mistake_hard_coded": Entry(
         {MULTI_IN: "\n    return torch.tensor([[56.0, 72.0], [104.0, 120.0]])"},
@@ -238,7 +249,11 @@ def corr2d_multi_in_out_matmul(X, K):
     X.zero_()
     return Y"""
         },
-        lost(MULTI_IN, (1.0, "passed"), (1.5, "failed")),
+        lost(
+            MULTI_IN,
+            (rubric_points(MULTI_IN, "example"), "passed"),
+            (rubric_points(MULTI_IN, "random", "non-square", "channels"), "failed"),
+        ),
     ),
     # The cell does not compile, so the function is never defined: a wrong answer, not a crash.
     "mistake_syntax_error": Entry(
@@ -351,7 +366,7 @@ def corr2d_multi_in_out_matmul(X, K):
     return (K.reshape(c_o, -1) @ P).reshape(c_o, h_out, w_out)"""
         },
         # Right only where k_h or k_w is 1, so it keeps "inputs left unchanged".
-        lost(MATMUL, ZERO, (0.5, "failed")),
+        lost(MATMUL, ZERO, (rubric_points(MATMUL, "untouched"), "failed")),
     ),
     "mistake_additions_one_per_product": Entry(
         {

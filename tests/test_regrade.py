@@ -4,7 +4,8 @@ the exports; every regrade is logged.
 
 One course graded once by the grade command; each test regrades a copy of its output. The
 rubric change is the one an instructor makes in ``autograder/grading/exercises.py``: the
-"channels" item of ``corr2d_multi_in`` made worth 1 point instead of 0.5, "untouched" 0.25.
+"channels" item of ``corr2d_multi_in`` made worth 1 point, "untouched" 0.125 (the rubric's own
+points, whatever they are, before).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import build_course, readme_blocks, run_block
+from conftest import build_course, readme_blocks, rubric_points, run_block
 from corpus import CORPUS, solved, typed
 from nbgrader.api import Gradebook
 
@@ -29,7 +30,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 STUDENTS = {"solutions": solved(), "flipped": typed(CORPUS["mistake_flipped_kernel"])}
 FUNCTION = "corr2d_multi_in"
 HIDDEN = f"test_{FUNCTION}_hidden"
-NEW_POINTS = {"channels": 1.0, "untouched": 0.25}
+NEW_POINTS = {"channels": 1.0, "untouched": 0.125}
+OLD_POINTS = {tag: rubric_points(FUNCTION, tag) for tag in NEW_POINTS}
 (REGRADE,) = readme_blocks("tests/test_regrade.py")
 # A result names a rubric item by its description.
 CHANNELS, UNTOUCHED = (
@@ -129,8 +131,8 @@ def test_a_rubric_change_shows_exactly_the_changed_items_of_the_one_student(
     )
     assert code == 0
     assert table(only_table(copy)) == {
-        ("solutions", HIDDEN, CHANNELS): ("0.5", "1.0"),
-        ("solutions", HIDDEN, UNTOUCHED): ("0.5", "0.25"),
+        ("solutions", HIDDEN, CHANNELS): (str(OLD_POINTS["channels"]), "1.0"),
+        ("solutions", HIDDEN, UNTOUCHED): (str(OLD_POINTS["untouched"]), "0.125"),
     }
     after = snapshot(copy / "grades")
     assert after["results/flipped.json"] == before["results/flipped.json"]
@@ -139,8 +141,11 @@ def test_a_rubric_change_shows_exactly_the_changed_items_of_the_one_student(
         grade = gb.find_grade(
             HIDDEN, "01-multiple-input-channels", ASSIGNMENT, "solutions"
         )
-        assert grade.auto_score == 2.25
-    assert exported_total(copy, before, "solutions") == pytest.approx(0.25)
+        # The changed rubric (the fixture's) in full: the solution passes every item.
+        changed = sum(i.points for i in EXERCISES[FUNCTION].rubric if i.cell == HIDDEN)
+        assert grade.auto_score == pytest.approx(changed)
+    moved = sum(NEW_POINTS.values()) - sum(OLD_POINTS.values())
+    assert exported_total(copy, before, "solutions") == pytest.approx(moved)
     (entry,) = read_log(copy)
     assert entry["changed_students"] == ["solutions"] and entry["changed_items"] == 2
 
@@ -164,7 +169,9 @@ def test_never_lower_keeps_the_old_result_of_an_item_the_change_would_lower(
         course, copy, "--student", "solutions", "--never-lower", "--reason", "rubric"
     )
     assert code == 0
-    assert table(only_table(copy)) == {("solutions", HIDDEN, CHANNELS): ("0.5", "1.0")}
+    assert table(only_table(copy)) == {
+        ("solutions", HIDDEN, CHANNELS): (str(OLD_POINTS["channels"]), "1.0")
+    }
 
 
 def test_regrading_everyone_lists_each_students_changed_items_only(

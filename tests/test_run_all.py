@@ -25,6 +25,7 @@ from conftest import (
     NOTEBOOK_OF,
     build_course,
     cell_by_grade_id,
+    full_marks,
     nbgrader,
     solution_source,
     stub_answered,
@@ -157,7 +158,10 @@ def test_a_student_who_starts_with_exercise_2_runs_all_to_the_end(tmp_path):
     compared = next(
         c for c in nb.cells if 'if written("conv2d_multiplications")' in c.source
     )
-    assert "twice the channels: 4.000 times the multiplications" in printed(compared)
+    assert (
+        "(a) twice the channels, stride 2: 1.000 times the multiplications"
+        in printed(compared)
+    )
 
 
 def test_every_helper_a_task_gives_is_defined_before_the_students_first_code():
@@ -257,6 +261,6 @@ def test_stock_nbgrader_s_own_execution_scores_an_unwritten_function_0(tmp_path)
         "test_corr2d_multi_in_hidden": 0.0,
     }
     assert scores["solved"] == {
-        "test_corr2d_multi_in_example": 1.0,
-        "test_corr2d_multi_in_hidden": 2.0,
+        cell: full_marks()[cell][0]
+        for cell in ("test_corr2d_multi_in_example", "test_corr2d_multi_in_hidden")
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import GRADED, NOTEBOOK_OF
+from conftest import GRADED, NOTEBOOK_OF, written_answer_ids
 from pages import LAPTOP, PHONE, SCREENSHOTS, Visit, assert_axe_finds_nothing
 
 from autograder.paths import RELEASE_DIR, ROOT
@@ -332,20 +333,37 @@ def test_worked_examples_are_computed_live_on_the_pages(visit):
     assert "[[ 76., 100.], [148., 172.]], [[ 96., 128.], [192., 224.]]])" in page_2
     page_3 = words("chapters/channels/03-1x1-convolution.html")
     assert "parameters of the 1 x 1 convolution: 8 = 2 * 3 + 2" in page_3
+    page_4 = words("chapters/channels/04-discussion.html")
+    assert "operations: 53,687,091,200 (53.7 billion)" in page_4  # the book's example
 
 
 def test_exercises_page_shows_its_demonstrations_computed(visit):
     text = " ".join(visit("chapters/channels/05-exercises.html").main_text().split())
+    assert "(112, 112)" in text  # the first layer of a ResNet, by the given output size
     assert (
-        "(2**24 + 1) + 1 = 16777216.0" in text
-        and "2**24 + (1 + 1) = 16777218.0" in text
-    )
-    assert "Every difference is within n * eps * sum|terms|" in text
-    assert "grouped, shuffle, grouped: outputs that react to input 0: [0, 1, 2," in text
-    assert (
-        text.count("YOUR ANSWER HERE") == 6
-    )  # the written answers, and no model answer
-    assert "Model answer" not in text
+        "nn.Conv2d(groups=b)" in text and "speed-up over b = 1" in text
+    )  # a timed run
+    written = [
+        g for g in written_answer_ids() if NOTEBOOK_OF[g] == "05-exercises.ipynb"
+    ]
+    assert text.count("YOUR ANSWER HERE") == len(written) == 7
+    assert "Model answer" not in text and "Rubric" not in text
+
+
+def test_no_check_of_a_written_answer_shows_its_result_on_the_website(visit):
+    """A "Check your answer" cell comes after the answer and prints nothing here: the reveal
+    waits until the student runs it, after answering (issue 28)."""
+    text = " ".join(visit("chapters/channels/05-exercises.html").main_text().split())
+    assert text.count("Check your answer") == 3
+    # What the three checks print (their code, which the page shows, prints none of it).
+    for printed in (
+        r"\d times the multiplications",
+        r"\d operations \(",
+        r"largest difference \d",
+        r"the book's check (passes|fails)",
+        r"react to input 0: \[",
+    ):
+        assert not re.search(printed, text), printed
 
 
 def test_speed_page_labels_its_measurements_with_the_machine(visit):
@@ -365,7 +383,7 @@ def test_speed_page_labels_its_measurements_with_the_machine(visit):
         assert f"stored in speed/{path.name}" in text
         assert f"{run['device']} · torch {run['torch']} · {run['date']}" in text
     if not stored:
-        assert "No GPU run is stored with this course yet." in text
+        assert "No GPU run is stored in speed/ yet." in text
 
 
 def test_no_traceback_and_no_solution_is_shown(visit):
@@ -443,9 +461,9 @@ def test_site_build_runs_every_release_cell_and_the_stubs_say_so_in_one_line(sit
                     text.count("not written yet (it raises NotImplementedError)") == 1
                 )
                 said += 1
-    assert (
-        said == len(GRADED) + 6
-    )  # a visible test each, and the six cells that show one
+    # A visible test each, and the seven cells that show a function at work (7.4.1-7.4.3 one
+    # each; 7.4.5: im2col, the cost ratios, the book's example counted, the composed kernel).
+    assert said == len(GRADED) + 7
 
 
 def test_the_site_serves_no_solution_and_no_model_answer(site: Path):

@@ -213,10 +213,10 @@ def kit_cell(zipped: bytes) -> str:
     lines = "\n".join(f'    "{chunk}"' for chunk in textwrap.wrap(encoded, 88))
     return f"""\
 {KIT_TITLE}
-# The visible tests and the practice check below judge your answers with the grader's own code,
-# on inputs of their own. That code and those inputs are the package `channels_kit`, kept here
-# as a zip in base64 because a notebook can travel alone; it holds no solution and none of the
-# graded inputs. The course builds it with `python -m autograder release`. Do not edit this cell.
+# What the visible tests and the practice checks below run: the rubric, its diagnoses and
+# inputs of their own, as the package `channels_kit`, zipped into this cell so that the notebook
+# works on its own, wherever it is opened. It holds no solution and none of the graded inputs.
+# Do not edit this cell.
 import base64
 import importlib
 import sys

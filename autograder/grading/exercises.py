@@ -128,19 +128,29 @@ def reseeded(cases: tuple[Case, ...], salt: str) -> tuple[Case, ...]:
     )
 
 
-def _rubric(name: str, shape_item: tuple[str, str]) -> tuple[RubricItem, ...]:
+# Points follow difficulty (README, "How the points were set"): a function the book prints
+# (7.4.1 to 7.4.3) is a warm-up, worth half of one it does not (im2col, composing kernels);
+# each count of Exercise 2 is one line once the conventions are stated, 1 point. Written
+# answers carry their points in the source notebooks' nbgrader metadata.
+BOOK_LISTING = 0.5  # share of a full function's points for one the book prints
+
+
+def _rubric(
+    name: str, shape_item: tuple[str, str], share: float = 1.0
+) -> tuple[RubricItem, ...]:
+    """The five items of a function's rubric, worth 3 points in all times ``share``."""
     example, hidden = f"test_{name}_example", f"test_{name}_hidden"
     return (
         RubricItem(
             example,
             "example",
-            1.0,
+            1.0 * share,
             "the worked example, and at least one other input right",
         ),
-        RubricItem(hidden, "random", 0.5, "random inputs of several shapes"),
-        RubricItem(hidden, shape_item[0], 0.5, shape_item[1]),
-        RubricItem(hidden, "channels", 0.5, "one channel and many channels"),
-        RubricItem(hidden, "untouched", 0.5, "inputs left unchanged"),
+        RubricItem(hidden, "random", 0.5 * share, "random inputs of several shapes"),
+        RubricItem(hidden, shape_item[0], 0.5 * share, shape_item[1]),
+        RubricItem(hidden, "channels", 0.5 * share, "one channel and many channels"),
+        RubricItem(hidden, "untouched", 0.5 * share, "inputs left unchanged"),
     )
 
 
@@ -157,20 +167,21 @@ def _example(x_values: tuple, k_values: tuple) -> Case:
 
 
 def _count_rubric(name: str) -> tuple[RubricItem, ...]:
+    """The four items of a count's rubric, 1 point in all."""
     example, hidden = f"test_{name}_example", f"test_{name}_hidden"
     return (
         RubricItem(
             example,
             "example",
-            0.5,
+            0.25,
             "the worked example, and at least one other size right",
         ),
-        RubricItem(hidden, "random", 0.5, "assorted sizes, no padding, stride 1"),
-        RubricItem(hidden, "padding-stride", 0.5, "padding and stride"),
+        RubricItem(hidden, "random", 0.25, "assorted sizes, no padding, stride 1"),
+        RubricItem(hidden, "padding-stride", 0.25, "padding and stride"),
         RubricItem(
             hidden,
             "edge",
-            0.5,
+            0.25,
             "edge cases: kernel as large as the input, stride larger than the kernel, "
             "sizes that do not fit",
         ),
@@ -263,7 +274,9 @@ EXERCISES: dict[str, Exercise] = {
                     dtype=torch.float64,
                 ),
             ),
-            rubric=_rubric("corr2d_multi_in", ("non-square", "non-square kernels")),
+            rubric=_rubric(
+                "corr2d_multi_in", ("non-square", "non-square kernels"), BOOK_LISTING
+            ),
             forbidden=BUILTIN_CONVOLUTIONS,
             visible=(
                 _example(X_FIG_7_4_1, K_FIG_7_4_1),
@@ -299,7 +312,11 @@ EXERCISES: dict[str, Exercise] = {
                     dtype=torch.float64,
                 ),
             ),
-            rubric=_rubric("corr2d_multi_in_out", ("non-square", "non-square kernels")),
+            rubric=_rubric(
+                "corr2d_multi_in_out",
+                ("non-square", "non-square kernels"),
+                BOOK_LISTING,
+            ),
             stand_ins=("corr2d_multi_in",),
             forbidden=BUILTIN_CONVOLUTIONS,
             visible=(
@@ -338,7 +355,9 @@ EXERCISES: dict[str, Exercise] = {
                 ),
             ),
             rubric=_rubric(
-                "corr2d_multi_in_out_1x1", ("non-square", "non-square images")
+                "corr2d_multi_in_out_1x1",
+                ("non-square", "non-square images"),
+                BOOK_LISTING,
             ),
             # The notebook defines corr2d_multi_in_out too, so an answer may build on it.
             stand_ins=("corr2d_multi_in_out",),

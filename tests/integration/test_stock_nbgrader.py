@@ -15,6 +15,7 @@ from conftest import (
     full_marks,
     gradebook_view,
     nbgrader,
+    rubric_points,
 )
 from corpus import BROKEN_FILES, CORPUS, LOST_IDENTITY, MULTI_IN, solved, typed
 from nbgrader.api import Gradebook
@@ -56,7 +57,13 @@ STUDENTS = {
         {**SOLVED, **answered("honest_book_d2l"), **answered("mistake_squeeze_1x1")},
         # The trusted rubric: squeeze() is right when neither c_i nor c_o is 1, so the
         # hidden cell keeps its "random inputs" and "inputs unchanged" items.
-        {**FULL, "corr2d_multi_in_out_1x1": (1, 1.0)},
+        {
+            **FULL,
+            "corr2d_multi_in_out_1x1": (
+                rubric_points("corr2d_multi_in_out_1x1", "example"),
+                rubric_points("corr2d_multi_in_out_1x1", "random", "untouched"),
+            ),
+        },
     ),
     # Notebook 01 replaced by a file that is not JSON (tests/corpus.py BROKEN_FILES): only its
     # function loses its points; stock nbgrader alone would drop the whole submission.
@@ -262,7 +269,8 @@ def test_written_answers_whose_cells_lost_their_ids_reach_formgrader_with_a_note
         submitted = gb.find_submission_notebook(name[:-6], ASSIGNMENT, student)
         grades = {g.name: g for g in submitted.grades if g.name in written}
         comments = {c.name: c for c in submitted.comments if c.name in written}
-        assert all(g.needs_manual_grade for g in grades.values()) and len(grades) == 6
+        assert all(g.needs_manual_grade for g in grades.values())
+        assert len(grades) == len(written) == 7
         assert all(
             "lost its nbgrader id" in comments[g].auto_comment
             and "check that it is the whole answer" in comments[g].auto_comment

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import model_answers, solution_lines
+from conftest import model_answers, rubric_points, solution_lines
 
 from autograder import EXERCISES, notebooks
 from autograder.course_build.kit_build import (
@@ -387,6 +387,7 @@ WITHOUT_A_PRODUCT = {
     "    return (K[:, :, 0, 0, None, None] * X[None]).sum(dim=1)",
 }
 TIP = "Tip: this section's point is one matrix product"
+ONE_BY_ONE_TOTAL = rubric_points("corr2d_multi_in_out_1x1")
 
 
 def one_by_one(body: str) -> tuple[str, object]:
@@ -407,7 +408,9 @@ def test_no_matrix_product_tip_for_an_answer_with_a_product(style, capsys):
     source, fn = one_by_one(WITH_A_PRODUCT[style])
     KIT.practice("corr2d_multi_in_out_1x1", fn, sources=[source])
     out = capsys.readouterr().out
-    assert "3 of 3 points on practice inputs" in out
+    assert (
+        f"{ONE_BY_ONE_TOTAL:g} of {ONE_BY_ONE_TOTAL:g} points on practice inputs" in out
+    )
     assert TIP not in out
 
 
@@ -416,7 +419,9 @@ def test_the_matrix_product_tip_for_an_answer_without_one(style, capsys):
     source, fn = one_by_one(WITHOUT_A_PRODUCT[style])
     KIT.practice("corr2d_multi_in_out_1x1", fn, sources=[source])
     out = capsys.readouterr().out
-    assert "3 of 3 points on practice inputs" in out
+    assert (
+        f"{ONE_BY_ONE_TOTAL:g} of {ONE_BY_ONE_TOTAL:g} points on practice inputs" in out
+    )
     assert out.splitlines()[-1].startswith(TIP)
 
 

@@ -19,6 +19,7 @@ from conftest import (
     NOTEBOOK_OF,
     cell_by_grade_id,
     full_marks,
+    rubric_points,
     stub_answered,
     write_submission,
 )
@@ -743,7 +744,7 @@ def test_under_the_report_policy_both_keep_their_points_with_a_note():
             conv_policy="report",
         )
         assert {i.status for i in items} == {"passed"}
-        assert sum(i.score for i in items) == 3.0
+        assert sum(i.score for i in items) == rubric_points(MULTI_IN)
         assert any("keeps the points" in note for note in notes)
 
 
@@ -762,7 +763,7 @@ def test_an_exercise_without_a_policy_ignores_the_verdict():
         _right(COMPOSE),
         policy_verdict=PolicyVerdict(FORBIDDEN, "torch.nn.functional.conv2d"),
     )
-    assert sum(i.score for i in items) == 3.0
+    assert sum(i.score for i in items) == rubric_points(COMPOSE)
 
 
 # End to end: the sandboxed grader, an evader and two bystanders.
