@@ -35,6 +35,8 @@ BOUND_FILES = [
 ]
 SANDBOX_UID = 65534  # "nobody" inside the sandbox
 WORKER_START_SECONDS = 180
+# The probe runs /usr/bin/true (milliseconds); a bubblewrap that hangs must not hang a worker.
+PROBE_SECONDS = 60
 # Beyond a job's time limit: the fork, the student's cells and the reply's way back.
 REPLY_MARGIN_SECONDS = 10.0
 # The student process counts a job's time on the child's own clock, time spent waiting for a
@@ -121,11 +123,14 @@ def sandbox_problem() -> str | None:
     """Why this machine cannot sandbox, or None if it can."""
     if shutil.which("bwrap") is None:
         return "bubblewrap (bwrap) is not installed: run `make setup` or apt-get install bubblewrap"
-    probe = subprocess.run(
-        ["bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib",
-         "--symlink", "usr/lib64", "/lib64", "/usr/bin/true"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    try:
+        probe = subprocess.run(
+            ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr",
+             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "/usr/bin/true"],
+            capture_output=True, text=True, check=False, timeout=PROBE_SECONDS,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return f"bubblewrap did not run /usr/bin/true in a sandbox within {PROBE_SECONDS} s"
     if probe.returncode != 0:
         return f"bubblewrap cannot create a sandbox here: {probe.stderr.strip()}"
     return None

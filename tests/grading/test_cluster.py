@@ -58,7 +58,7 @@ class DaskCluster:
             "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(ALLOWED_FAILURES)
         }
         self.workers = workers
-        logs = folder / "logs"
+        self.logs = logs = folder / "logs"
         logs.mkdir(parents=True)
         scheduler_file = folder / "scheduler.json"
         self.processes = [
@@ -97,8 +97,17 @@ class DaskCluster:
             )
 
     def ready(self) -> None:
-        """Every worker up (a killed one is restarted by its nanny)."""
-        self.observer.wait_for_workers(self.workers, timeout=180)
+        """Every worker up (a killed one is restarted by its nanny); if not, what the
+        processes logged says why (the logs live in a temporary folder CI does not keep)."""
+        try:
+            self.observer.wait_for_workers(self.workers, timeout=180)
+        except TimeoutError as error:
+            tails = "\n".join(
+                f"--- {log.name} (last 40 lines)\n"
+                + "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+                for log in sorted(self.logs.glob("*.log"))
+            )
+            raise AssertionError(f"{error}\n{tails}") from None
 
     def kill_worker_running(self, key_part: str, not_on: str = "") -> str:
         """SIGKILL the worker process (not its nanny) that is grading a task whose key

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import nbformat
@@ -227,6 +229,23 @@ def test_grade_command_refuses_without_a_sandbox(tmp_path, monkeypatch, capsys):
     assert code == 2
     assert "--unsafe-no-sandbox" in capsys.readouterr().err
     assert not (tmp_path / "out" / "results").exists()
+
+
+def test_a_bubblewrap_that_hangs_is_a_refusal_in_seconds_not_a_hung_worker(
+    tmp_path, monkeypatch
+):
+    """A worker that (re)starts runs the sandbox probe before it can grade: a bwrap that
+    never exits must come back as a reason, within the probe's limit."""
+    fake = tmp_path / "bin" / "bwrap"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexec sleep 600\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.setattr(runner, "PROBE_SECONDS", 1)
+    started = time.monotonic()
+    problem = runner.sandbox_problem()
+    assert problem == "bubblewrap did not run /usr/bin/true in a sandbox within 1 s"
+    assert time.monotonic() - started < 300  # not the fake's 600 s
 
 
 def test_grade_command_writes_csv_and_feedback(tmp_path, capsys):
