@@ -7,6 +7,11 @@ from pathlib import Path
 import nbformat
 
 NBFORMAT_MINOR = 5  # cell ids; every notebook of the course is written as nbformat 4.5
+# The release's locked setup cells, the same for every student: the first installs what a bare
+# Jupyter lacks, the other holds the check kit as a base64 zip. The website and the feedback
+# pages leave them out.
+PACKAGES_CELL, KIT_CELL = "setup_packages", "setup_kit"
+SETUP_CELLS = (PACKAGES_CELL, KIT_CELL)
 
 
 def read(path: Path) -> nbformat.NotebookNode:

@@ -37,6 +37,7 @@ from autograder.grading.exercises import (
 )
 from autograder.grading.mistakes import defined_names
 from autograder.kit.notebook import KIT_TITLE, Kit, cell_hash
+from autograder.notebooks import KIT_CELL, PACKAGES_CELL
 from autograder.paths import ROOT, SOURCE_DIR
 
 KIT_DIR = Path(__file__).parent.parent / "kit"
@@ -45,7 +46,6 @@ KIT_FILES = ("__init__.py", "judging.py", "notebook.py", "policy.py")
 # Practice inputs: the graded shapes drawn from seeds derived from this public salt, so the
 # practice check teaches nothing about the graded numbers.
 PRACTICE_SALT = "practice"
-PACKAGES_CELL, KIT_CELL = "setup_packages", "setup_kit"
 # What the first cell installs where it is missing: torch as the course pins it, and the
 # modules d2l.torch imports at the versions d2l 1.0.3 pins (its own requirements). d2l itself
 # comes without dependencies: its pins (numpy 1.23.5, ...) would downgrade a working Colab.

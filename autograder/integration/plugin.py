@@ -49,6 +49,7 @@ from autograder.integration.course_config import (
     limits_of,
     settings_of,
 )
+from autograder.notebooks import SETUP_CELLS
 from autograder.outputs.report import MESSAGE_CHARS
 from autograder.paths import RELEASE_DIR
 from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError
@@ -306,6 +307,26 @@ def item_lines(items: list[ItemScore]) -> list[str]:
 FEEDBACK_CSS = (Path(__file__).with_name("feedback.css")).read_text()
 
 
+def _without_setup_cells(nb, resources) -> nbformat.NotebookNode:
+    """The notebook without the release's setup cells (60 kB of the kit's zip and the install
+    code, the same for everyone): those nbgrader restored by their id, and, in a notebook whose
+    cells lost their ids, those whose source is still exactly the release's."""
+    name = f"{(resources or {}).get('nbgrader', {}).get('notebook')}.ipynb"
+    release = release_notebook(name).cells if (RELEASE_DIR / name).exists() else []
+    setup_sources = {cell.source for cell in release if _grade_id(cell) in SETUP_CELLS}
+    shown = copy.copy(nb)
+    shown.cells = [
+        cell
+        for cell in nb.cells
+        if _grade_id(cell) not in SETUP_CELLS and cell.source not in setup_sources
+    ]
+    return shown
+
+
+def _grade_id(cell) -> str:
+    return cell.metadata.get("nbgrader", {}).get("grade_id", "")
+
+
 class TypesetFeedbackExporter(HTMLExporter):
     """``generate_feedback``'s pages with their math typeset as they are written
     (``c.GenerateFeedback.exporter_class``): nbgrader's template would ask a CDN for MathJax.
@@ -314,7 +335,9 @@ class TypesetFeedbackExporter(HTMLExporter):
 
     def from_notebook_node(self, nb, resources=None, **kw):
         output, resources = super().from_notebook_node(
-            nb, safe_pages.typeset_as_a_page(resources), **kw
+            _without_setup_cells(nb, resources),
+            safe_pages.typeset_as_a_page(resources),
+            **kw,
         )
         page = safe_pages.typesetter().typeset(output, FEEDBACK_CSS, "en")
         return with_csp(page), resources

@@ -203,6 +203,9 @@ def test_feedback_shows_the_trusted_status_and_no_hidden_test(graded_course):
             "BEGIN HIDDEN TESTS" not in text
             and "from autograder import check" not in text
         )
+        # The setup cells are the release's, the same for everyone: the kit's zip is not shown.
+        assert "check kit: run it" not in text and "zipped into this cell" not in text
+        assert "installs what is miss" not in text
     flipped = (graded_course / "feedback" / "flipped_kernel" / ASSIGNMENT).glob(
         "01-*.html"
     )

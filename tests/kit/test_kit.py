@@ -15,7 +15,6 @@ from conftest import model_answers, rubric_points, solution_lines
 
 from autograder import EXERCISES, notebooks
 from autograder.course_build.kit_build import (
-    KIT_CELL,
     KIT_FILES,
     KIT_PACKAGE,
     PRACTICE_SALT,
@@ -27,6 +26,7 @@ from autograder.grading import reference
 from autograder.grading.scoring import Returned, judge
 from autograder.kit.judging import Case
 from autograder.kit.notebook import Kit
+from autograder.notebooks import KIT_CELL, PACKAGES_CELL
 from autograder.paths import RELEASE_DIR, ROOT
 
 KIT = current_kit()
@@ -460,7 +460,7 @@ def test_a_new_notebook_gets_the_first_cell_under_its_title():
     """``make release`` on a notebook a maintainer just added: the install cell goes first."""
     import nbformat
 
-    from autograder.course_build.kit_build import PACKAGES_CELL, _settle, packages_cell
+    from autograder.course_build.kit_build import _settle, packages_cell
 
     nb = nbformat.v4.new_notebook(
         cells=[
