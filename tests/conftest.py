@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Collection
@@ -357,3 +359,17 @@ def model_answers() -> list[tuple[str, str]]:
                     if len(s.strip()) > 40
                 ]
     return found
+
+
+def stop_group(proc: subprocess.Popen, seconds: float = 60) -> None:
+    """Stop a server started with ``start_new_session``: SIGTERM its process group, wait for
+    the leader, SIGKILL the group after ``seconds`` (a hub stopping its users' servers takes
+    tens of seconds on a busy machine). Always reaped, so no ResourceWarning fails a teardown."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

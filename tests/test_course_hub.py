@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import stop_group
 from corpus import CORPUS, typed
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
@@ -201,21 +202,10 @@ def hub():
             print(json.dumps(h.timings))
             (out_dir / "figures.json").write_text(json.dumps(h.timings, indent=1))
         finally:
-            stop(proc)
+            stop_group(proc)
             kill_leftovers(root)
             shutil.rmtree(root, ignore_errors=True)
             print(f"hub log: {log}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop make and the hub it runs (the hub stops every server and service it started)."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def kill_leftovers(root: Path) -> None:

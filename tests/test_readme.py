@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -17,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import build_course, instructor_env, readme_blocks, run_block
+from conftest import build_course, instructor_env, readme_blocks, run_block, stop_group
 from corpus import CORPUS, typed
 from nbgrader.api import Gradebook
 
@@ -121,8 +120,7 @@ def test_formgrader_opens_on_the_course_and_lists_every_submission(course):
             policy = response.headers["Content-Security-Policy"]
         assert "default-src 'self'" in policy and "connect-src 'self'" in policy
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_group(server)
 
 
 def _get(port: int, token: str, path: str) -> str:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import jwt
 import pytest
-from conftest import CHROMIUM
+from conftest import CHROMIUM, stop_group
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -218,13 +218,7 @@ def hub():
             wait_for(up, 180, "the hub with LTI to start")
             yield Hub(hub_url, root, lms, tls, keys)
         finally:
-            import signal
-
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(proc.pid, signal.SIGKILL)
+            stop_group(proc)
             kill_leftovers(root)
             lms.stop()
             shutil.rmtree(root, ignore_errors=True)

@@ -19,7 +19,6 @@ import html
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -30,7 +29,7 @@ from urllib.parse import urlparse
 
 import nbformat
 import pytest
-from conftest import build_course, nbgrader, write_submission
+from conftest import build_course, nbgrader, stop_group, write_submission
 from corpus import CORPUS, typed
 from nbgrader.api import Gradebook
 from pages import PATIENCE_MS
@@ -669,8 +668,7 @@ class Formgrader:
         return REQUEST.findall(self.log.read_text())
 
     def close(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=30)
+        stop_group(self.process)
 
 
 def submission_id(course: Path, student: str, notebook: str = "05-exercises") -> str:

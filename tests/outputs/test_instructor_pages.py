@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import build_course, nbgrader
+from conftest import build_course, nbgrader, rubric_points
 from corpus import CORPUS, typed
 from pages import LAPTOP, PHONE, SCREENSHOTS, Visit, assert_axe_finds_nothing
 
@@ -100,7 +100,8 @@ def test_stock_feedback_gives_each_items_points_and_diagnosis(stock_feedback_pag
         if p.parent.parent.name == "mistake_flipped_kernel" and p.name.startswith("01-")
     )
     text = flipped.read_text()
-    assert "- non-square kernels: 0 of 0.5 points (failed)." in text
+    points = rubric_points("corr2d_multi_in", "non-square")
+    assert f"- non-square kernels: 0 of {points:g} points (failed)." in text
     assert "It looks like the kernel is flipped" in text
 
 
