@@ -577,7 +577,10 @@ def test_a_busy_machine_turns_no_honest_answer_into_a_timeout():
         wall > limits.wall_seconds
     )  # the machine really was too busy for a wall clock
     assert computed["status"] == "ok" and computed["output"] == "done\n"
-    assert 0.4 <= computed["seconds"] < limits.wall_seconds
+    # Two clocks: the answer counts 0.4 s of process_time (every thread of its process), the
+    # grader its main thread's wall time less run-queue waits; under four spinners they have
+    # differed by 14 ms (0.386 s). What matters is that the wait is not counted: well under 1 s.
+    assert 0.4 * 0.9 <= computed["seconds"] < limits.wall_seconds
     assert slept["status"] == "timeout"
     assert slept["seconds"] < limits.wall_seconds + 0.5
 
