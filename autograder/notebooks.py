@@ -14,6 +14,14 @@ PACKAGES_CELL, KIT_CELL = "setup_packages", "setup_kit"
 SETUP_CELLS = (PACKAGES_CELL, KIT_CELL)
 
 
+def nbgrader_meta(cell: object) -> dict:
+    """A cell's nbgrader metadata, or {} where there is none or it is not an object: nbformat's
+    schema lets a submission's metadata hold anything."""
+    metadata = cell.get("metadata") if isinstance(cell, dict) else None
+    meta = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
 def read(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
 

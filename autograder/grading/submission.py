@@ -23,6 +23,7 @@ from nbformat.v4.rwbase import rejoin_lines, strip_transient
 from nbgrader.nbgraderformat import MetadataValidator
 from nbgrader.utils import compute_checksum
 
+from autograder.notebooks import nbgrader_meta
 from autograder.untrusted import json_depth
 
 # A course notebook is ~20 kB; anything far larger is not one.
@@ -299,18 +300,13 @@ def parse_notebook(data: bytes, name: str) -> nbformat.NotebookNode | Problem:
         )
 
 
-def _nbgrader(cell: object) -> dict:
-    """A cell's nbgrader metadata, or {} where there is none or it is not an object."""
-    metadata = cell.get("metadata") if isinstance(cell, dict) else None
-    meta = metadata.get("nbgrader") if isinstance(metadata, dict) else None
-    return meta if isinstance(meta, dict) else {}
-
-
 def cells_with_id(
     nb: nbformat.NotebookNode, grade_id: str
 ) -> list[nbformat.NotebookNode]:
     """The cells of ``nb`` with this grade_id, whatever the rest of their metadata holds."""
-    return [cell for cell in nb.cells if _nbgrader(cell).get("grade_id") == grade_id]
+    return [
+        cell for cell in nb.cells if nbgrader_meta(cell).get("grade_id") == grade_id
+    ]
 
 
 def find_answer(nb: nbformat.NotebookNode, grade_id: str) -> Answer | Problem:
@@ -343,7 +339,7 @@ def edited_locked_cells(
     where no cell carries an id of the release's (its metadata dropped, or the answers pasted
     into a new notebook) gets one line for all of them: they run as released anyway.
     """
-    if not any(_nbgrader(cell).get("grade_id") for cell in nb.cells):
+    if not any(nbgrader_meta(cell).get("grade_id") for cell in nb.cells):
         return [
             Problem(
                 "edited-locked-cell",

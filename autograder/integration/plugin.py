@@ -49,7 +49,7 @@ from autograder.integration.course_config import (
     limits_of,
     settings_of,
 )
-from autograder.notebooks import SETUP_CELLS
+from autograder.notebooks import SETUP_CELLS, nbgrader_meta
 from autograder.outputs.report import MESSAGE_CHARS
 from autograder.paths import RELEASE_DIR
 from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError
@@ -313,18 +313,20 @@ def _without_setup_cells(nb, resources) -> nbformat.NotebookNode:
     cells lost their ids, those whose source is still exactly the release's."""
     name = f"{(resources or {}).get('nbgrader', {}).get('notebook')}.ipynb"
     release = release_notebook(name).cells if (RELEASE_DIR / name).exists() else []
-    setup_sources = {cell.source for cell in release if _grade_id(cell) in SETUP_CELLS}
+    # Compared with ==, never hashed: a submission's grade_id may be a list.
+    setup_sources = [
+        cell.source
+        for cell in release
+        if nbgrader_meta(cell).get("grade_id") in SETUP_CELLS
+    ]
     shown = copy.copy(nb)
     shown.cells = [
         cell
         for cell in nb.cells
-        if _grade_id(cell) not in SETUP_CELLS and cell.source not in setup_sources
+        if nbgrader_meta(cell).get("grade_id") not in SETUP_CELLS
+        and cell.source not in setup_sources
     ]
     return shown
-
-
-def _grade_id(cell) -> str:
-    return cell.metadata.get("nbgrader", {}).get("grade_id", "")
 
 
 class TypesetFeedbackExporter(HTMLExporter):

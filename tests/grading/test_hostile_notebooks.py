@@ -44,6 +44,7 @@ from autograder.grading.submission import (
     read_notebook,
     submitted_names,
 )
+from autograder.integration.plugin import TypesetFeedbackExporter
 from autograder.outputs import report
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
 from autograder.sandbox.runner import Limits
@@ -303,6 +304,22 @@ def test_hostile_types_that_nbformat_allows_never_raise():
         "no-answer",
         MANUAL,
     }
+
+
+def test_a_feedback_page_of_hostile_types_is_written_without_the_setup_cells():
+    """The feedback exporter leaves out the setup cells by their id or their source: a cell
+    whose nbgrader metadata is a string, or whose grade_id is a list, must not stop the
+    student's page."""
+    nb = notebooks.read(RELEASE_DIR / NB1)
+    answer = next(c for c in nb.cells if c.get("id") == "corr2d-multi-in")
+    answer.metadata.nbgrader = "corr2d_multi_in"
+    for cell in nb.cells:
+        if cell.get("id") == "test-corr2d-multi-in-example":
+            cell.metadata.nbgrader["grade_id"] = ["test_corr2d_multi_in_example"]
+    resources = {"nbgrader": {"notebook": Path(NB1).stem}}
+    page, _ = TypesetFeedbackExporter().from_notebook_node(nb, resources)
+    assert "corr2d_multi_in" in page
+    assert "check kit: run it" not in page and "installs what is miss" not in page
 
 
 def test_a_code_cell_without_string_source_is_a_changed_cell():
