@@ -25,7 +25,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ import pytest
 from conftest import stop_group
 from corpus import CORPUS, typed
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from ports import HUB_PORTS, free_port_block
 
 from autograder.deadlines.schedule import load_calendar
 from autograder.deadlines.times import parse_time
@@ -85,27 +85,6 @@ def readme_block() -> str:
     found = re.findall(re.escape(MARK) + r"\n```bash\n(.*?)```", text, re.S)
     assert len(found) == 1, "the README has one block for this test"
     return found[0]
-
-
-def free_base_port() -> int:
-    """A port P with P, P+1, P+2 (proxy, hub, proxy API) and P+10... (services) free."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        wanted = [base, base + 1, base + 2, *(base + 10 + i for i in range(4))]
-        if max(wanted) < 65000 and all(_free(p) for p in wanted):
-            return base
-    raise RuntimeError("no free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.25):
@@ -155,7 +134,7 @@ def hub():
             for child in home.iterdir():
                 if child.name != DEMO_MARK:
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
-        port = free_base_port()
+        port = free_port_block(HUB_PORTS)
         out_dir = (
             ROOT / "_build" / "course-hub"
         )  # the hub's log and the figures it measured

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,6 +18,7 @@ import pytest
 from conftest import build_course, instructor_env, readme_blocks, run_block, stop_group
 from corpus import CORPUS, typed
 from nbgrader.api import Gradebook
+from ports import free_port
 
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT
 
@@ -86,12 +86,6 @@ def test_stock_nbgrader_goes_from_generate_assignment_to_export(course):
     assert totals["mistake_flipped_kernel"] < full
     for name in ("canvas.csv", "moodle.csv", "guide.html"):
         assert (course / name).stat().st_size > 0, name
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_formgrader_opens_on_the_course_and_lists_every_submission(course):

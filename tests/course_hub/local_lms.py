@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
+from ports import free_port
 
 PLATFORM = Path(__file__).with_name("lti_platform.py")
 LMS_HOST = "127.0.0.1"  # the LMS's site; the hub's is "localhost", another site
@@ -54,12 +54,6 @@ LINK_OF = {"ctx-a": "rl-channels-a", "ctx-b": "rl-channels-b"}
 def user_id(login: str) -> str:
     """The LMS user id of a hub demo login."""
     return next(uid for uid, (_, _, name) in USERS.items() if name == login)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

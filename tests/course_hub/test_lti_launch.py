@@ -51,13 +51,13 @@ from local_lms import (
     LINK_OF,
     LocalLms,
     Tls,
-    free_port,
     make_tls,
     platform_config,
     registration,
     start_lms,
     user_id,
 )
+from ports import HUB_PORTS, free_port_block
 
 from autograder.paths import ROOT
 from course_hub.lti.keys import new_key, public_key_set
@@ -99,28 +99,6 @@ def https_status(url: str, tls: Tls) -> int:
         return 0
 
 
-def free_base_port() -> int:
-    """A port P with P, P+1, P+2 and P+10.. P+13 free (the hub's config takes those)."""
-    for _ in range(50):
-        base = free_port()
-        if base + 13 < 65000 and all(
-            _free(p) for p in (base + 1, base + 2, *range(base + 10, base + 14))
-        ):
-            return base
-    raise RuntimeError("no free ports")
-
-
-def _free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -157,7 +135,7 @@ def hub():
         Path("/srv").mkdir(exist_ok=True)
         root = Path(tempfile.mkdtemp(prefix="course-hub-lti-test-", dir="/srv"))
         state = Path(tempfile.mkdtemp(prefix="lti-test-"))
-        port = free_base_port()
+        port = free_port_block(HUB_PORTS)
         hub_url = f"https://{HUB_HOST}:{port}"
         tls = make_tls(state)
         keys = state / "lti-keys"

@@ -19,7 +19,6 @@ import html
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -33,6 +32,7 @@ from conftest import build_course, nbgrader, stop_group, write_submission
 from corpus import CORPUS, typed
 from nbgrader.api import Gradebook
 from pages import PATIENCE_MS
+from ports import free_port
 
 from autograder import notebooks
 from autograder.course_build.release import nbgrader_env
@@ -611,12 +611,6 @@ def test_control_tex_typeset_as_before_makes_live_links_and_requests(browser, tm
 # ---------------------------------------------------------------- formgrader
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 REQUEST = re.compile(r"\] \d{3} (GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (\S+) \(")
 
 
@@ -628,7 +622,7 @@ class Formgrader:
     TOKEN = "inert-pages-test"
 
     def __init__(self, course: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.log = course / f"server-{self.port}.log"
         env = nbgrader_env() | {
             "JUPYTER_CONFIG_PATH": str(course),
