@@ -18,13 +18,11 @@ The tests share one hub and run in file order, each a step of the course.
 from __future__ import annotations
 
 import csv
-import fcntl
 import json
 import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,8 +34,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import stop_group
 from corpus import CORPUS, typed
+from hubs import exclusive_hub, stop_hub, wait_for
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from ports import HUB_PORTS, free_port_block
 
@@ -74,9 +72,6 @@ ANSWERS = {
     "bilal": ["honest_einsum_unfold"],
     "chen": ["mistake_not_summed", "honest_loops"],
 }
-LOCK = Path(
-    "/run/lock/course-hub-test.lock"
-)  # one hub test per machine: the accounts are shared
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 
@@ -85,17 +80,6 @@ def readme_block() -> str:
     found = re.findall(re.escape(MARK) + r"\n```bash\n(.*?)```", text, re.S)
     assert len(found) == 1, "the README has one block for this test"
     return found[0]
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.25):
-    """Poll ``condition`` until it returns something true; its value, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def http_status(url: str) -> int:
@@ -119,9 +103,7 @@ class Hub:
 
 @pytest.fixture(scope="module")
 def hub():
-    LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with open(LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_hub():
         Path("/srv").mkdir(exist_ok=True)
         root = Path(tempfile.mkdtemp(prefix="course-hub-test-", dir="/srv"))
         for user in ROSTER.people:  # the demo accounts start with empty homes
@@ -181,27 +163,9 @@ def hub():
             print(json.dumps(h.timings))
             (out_dir / "figures.json").write_text(json.dumps(h.timings, indent=1))
         finally:
-            stop_group(proc)
-            kill_leftovers(root)
+            stop_hub(proc, root)
             shutil.rmtree(root, ignore_errors=True)
             print(f"hub log: {log}")
-
-
-def kill_leftovers(root: Path) -> None:
-    """SIGKILL whatever this hub started and left running: every process whose command line
-    names its root (the servers' and services' views do), and nothing else."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(root).encode() in cmdline:
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def login(browser, hub: Hub, user: str, next_url: str = "", wait: bool = True):

@@ -16,7 +16,6 @@ the roster contradicts, an email that would open another person's account).
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import html
 import http.cookiejar
@@ -40,10 +39,11 @@ from pathlib import Path
 
 import jwt
 import pytest
-from conftest import CHROMIUM, stop_group
+from conftest import CHROMIUM
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hubs import exclusive_hub, stop_hub, wait_for
 from local_lms import (
     HUB_HOST,
     INSTRUCTOR,
@@ -73,8 +73,6 @@ pytestmark = [
     ),
 ]
 
-# One hub test at a time on a machine: the demo accounts are the machine's (test_course_hub.py).
-LOCK = Path("/run/lock/course-hub-test.lock")
 CALLBACK = "/hub/lti13/oauth_callback"
 
 
@@ -99,39 +97,9 @@ def https_status(url: str, tls: Tls) -> int:
         return 0
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def kill_leftovers(root: Path) -> None:
-    """SIGKILL what this hub started and left running: processes whose command line names its
-    root (the servers' and services' views do), and nothing else."""
-    import signal
-
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(root).encode() in cmdline:
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
 @pytest.fixture(scope="module")
 def hub():
-    LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with open(LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_hub():
         Path("/srv").mkdir(exist_ok=True)
         root = Path(tempfile.mkdtemp(prefix="course-hub-lti-test-", dir="/srv"))
         state = Path(tempfile.mkdtemp(prefix="lti-test-"))
@@ -196,8 +164,7 @@ def hub():
             wait_for(up, 180, "the hub with LTI to start")
             yield Hub(hub_url, root, lms, tls, keys)
         finally:
-            stop_group(proc)
-            kill_leftovers(root)
+            stop_hub(proc, root)
             lms.stop()
             shutil.rmtree(root, ignore_errors=True)
             shutil.rmtree(state, ignore_errors=True)
