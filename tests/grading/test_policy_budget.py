@@ -16,6 +16,7 @@ import os
 import tracemalloc
 
 import pytest
+import torch
 from conftest import NOTEBOOK_OF, full_marks, write_submission
 from corpus import (
     GRADED,
@@ -178,6 +179,25 @@ def test_a_student_past_the_trusted_budget_gets_grader_budget_on_the_rest(tmp_pa
     assert (
         next(replies, None) is None
     )  # every reply consumed: the next notebook's align
+
+
+def test_the_grader_judges_in_one_thread_so_a_busy_machine_spends_no_budget(tmp_path):
+    """With a thread per core, the judge's tiny tensors made its threads wait for each other
+    at a high load, and that waiting was CPU time charged to the student's budget."""
+    folder = write_submission(tmp_path, "student", solved())
+    name = NOTEBOOK_OF[MULTI_IN]
+    pending = prepare_file(name, (folder / name).read_bytes(), Policy())
+    assert isinstance(pending, Pending)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        replies = iter(
+            [{"status": "ok", "child": "", "output": "", "seconds": 0.0}] * 9
+        )
+        pending.finish(replies, LIMITS, Policy(), StudentBudget())
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def scores(result: dict) -> dict[str, tuple[float | None, str]]:
