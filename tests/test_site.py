@@ -11,7 +11,7 @@ import json
 import re
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -79,9 +79,27 @@ def visit(browser, base_url) -> Iterator:
         v.page.close()
 
 
+@pytest.fixture(scope="module")
+def shown(browser, base_url) -> Iterator[Callable[..., Visit]]:
+    """Each page loaded once per view (colour mode, window size) and shared by the tests that
+    only read it: a load that typesets a page's math in software is most of this file's CPU
+    time. A test that types, clicks or leaves the page takes a page of its own (``visit``)."""
+    loaded: dict[tuple, Visit] = {}
+
+    def view(path: str, mode: str = "light", size: tuple[int, int] = LAPTOP) -> Visit:
+        key = (path, mode, size)
+        if key not in loaded:
+            loaded[key] = Visit(browser, base_url + path, mode=mode, size=size)
+        return loaded[key]
+
+    yield view
+    for v in loaded.values():
+        v.page.close()
+
+
 @pytest.mark.parametrize("path", sorted(PAGES))
-def test_page_loads_cleanly_offline_and_is_screenshotted(visit, path):
-    v = visit(path)
+def test_page_loads_cleanly_offline_and_is_screenshotted(shown, path):
+    v = shown(path)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     v.page.screenshot(path=SCREENSHOTS / (Path(path).stem + ".png"), full_page=True)
     assert v.page.inner_text("h1").strip().rstrip("#").strip() == PAGES[path]
@@ -92,8 +110,8 @@ def test_page_loads_cleanly_offline_and_is_screenshotted(visit, path):
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.parametrize("path", sorted(PAGES))
-def test_page_has_no_wcag_2_2_aa_violation_in_axe(visit, path, mode):
-    v = visit(path, mode=mode)
+def test_page_has_no_wcag_2_2_aa_violation_in_axe(shown, path, mode):
+    v = shown(path, mode=mode)
     assert v.page.evaluate("document.documentElement.dataset.theme") == mode
     assert_axe_finds_nothing(v.page)
 
@@ -174,8 +192,8 @@ SIDEWAYS_CUES = r"""async () => {
 
 @pytest.mark.parametrize("size", [PHONE, LAPTOP], ids=["phone", "laptop"])
 @pytest.mark.parametrize("path", sorted(PAGES))
-def test_page_fits_the_width_with_only_code_and_tables_scrolling(visit, path, size):
-    v = visit(path, size=size)
+def test_page_fits_the_width_with_only_code_and_tables_scrolling(shown, path, size):
+    v = shown(path, size=size)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / f"{Path(path).stem}-{size[0]}px.png"
     v.page.screenshot(path=shot, full_page=True)
@@ -219,8 +237,8 @@ FIGURE_TEXT = r"""async () => {
 
 @pytest.mark.parametrize("size", [PHONE, LAPTOP], ids=["phone", "laptop"])
 @pytest.mark.parametrize("path", sorted(PAGES))
-def test_figures_are_svg_with_text_of_at_least_10_px(visit, path, size):
-    figures = visit(path, size=size).page.evaluate(FIGURE_TEXT)
+def test_figures_are_svg_with_text_of_at_least_10_px(shown, path, size):
+    figures = shown(path, size=size).page.evaluate(FIGURE_TEXT)
     for figure in figures:
         assert figure["svg"] and figure["texts"] > 0, figure["src"]
         assert figure["smallest"] >= 10, figure
@@ -234,8 +252,8 @@ def test_figures_are_svg_with_text_of_at_least_10_px(visit, path, size):
         assert len(figures) >= 2  # the live CPU run, and each stored run
 
 
-def test_one_print_is_one_output_box(visit):
-    v = visit("chapters/channels/01-multiple-input-channels.html")
+def test_one_print_is_one_output_box(shown):
+    v = shown("chapters/channels/01-multiple-input-channels.html")
     # A kernel may send one print() in pieces; the page shows what the reader printed.
     boxes = v.page.locator(".cell_output").evaluate_all(
         "outs => outs.map(o => o.querySelectorAll(':scope > .output.stream').length)"
@@ -259,9 +277,9 @@ def test_search_results_quote_math_as_text_not_tex(visit):
 @pytest.mark.parametrize(
     "path", [p for p in sorted(PAGES) if p.startswith("chapters/")]
 )
-def test_a_line_of_88_characters_fits_a_code_cell_on_a_laptop(visit, path):
+def test_a_line_of_88_characters_fits_a_code_cell_on_a_laptop(shown, path):
     # The course's code is formatted at 88 characters a line (ruff): it should not scroll.
-    v = visit(path, size=LAPTOP)
+    v = shown(path, size=LAPTOP)
     room, line = v.page.evaluate(
         """() => {
           const pre = document.querySelector("main .cell_input pre");
@@ -278,8 +296,8 @@ def test_a_line_of_88_characters_fits_a_code_cell_on_a_laptop(visit, path):
 
 
 @pytest.mark.parametrize("path", sorted(PAGES))
-def test_math_is_typeset_with_no_raw_tex_left(visit, path):
-    v = visit(path)
+def test_math_is_typeset_with_no_raw_tex_left(shown, path):
+    v = shown(path)
     assert v.page.locator("mjx-container").count() > 0, "no typeset math on the page"
     text = v.main_text()
     for raw in ("\\(", "\\[", "$$", "\\times", "\\sum"):
@@ -304,9 +322,9 @@ def test_math_is_typeset_with_no_raw_tex_left(visit, path):
     ],
 )
 def test_code_drawn_figure_is_a_visible_image_with_alt_text_and_caption(
-    visit, path, caption
+    shown, path, caption
 ):
-    v = visit(path)
+    v = shown(path)
     figure = v.page.locator("figure", has_text=caption.split(" ", 2)[2])
     # Numbered as in the book's section 7.4 (the speed chapter's plot comes third).
     text = " ".join(figure.locator("figcaption").inner_text().split())
@@ -321,9 +339,9 @@ def test_code_drawn_figure_is_a_visible_image_with_alt_text_and_caption(
     assert len(image.get_attribute("alt") or "") > 50
 
 
-def test_worked_examples_are_computed_live_on_the_pages(visit):
+def test_worked_examples_are_computed_live_on_the_pages(shown):
     def words(path: str) -> str:
-        return " ".join(visit(path).main_text().split())
+        return " ".join(shown(path).main_text().split())
 
     assert "tensor([[ 56., 72.], [104., 120.]])" in words(
         "chapters/channels/01-multiple-input-channels.html"
@@ -337,8 +355,8 @@ def test_worked_examples_are_computed_live_on_the_pages(visit):
     assert "operations: 53,687,091,200 (53.7 billion)" in page_4  # the book's example
 
 
-def test_exercises_page_shows_its_demonstrations_computed(visit):
-    text = " ".join(visit("chapters/channels/05-exercises.html").main_text().split())
+def test_exercises_page_shows_its_demonstrations_computed(shown):
+    text = " ".join(shown("chapters/channels/05-exercises.html").main_text().split())
     assert "(112, 112)" in text  # the first layer of a ResNet, by the given output size
     assert (
         "nn.Conv2d(groups=b)" in text and "speed-up over b = 1" in text
@@ -350,10 +368,10 @@ def test_exercises_page_shows_its_demonstrations_computed(visit):
     assert "Model answer" not in text and "Rubric" not in text
 
 
-def test_no_check_of_a_written_answer_shows_its_result_on_the_website(visit):
+def test_no_check_of_a_written_answer_shows_its_result_on_the_website(shown):
     """A "Check your answer" cell comes after the answer and prints nothing here: the reveal
     waits until the student runs it, after answering (issue 28)."""
-    text = " ".join(visit("chapters/channels/05-exercises.html").main_text().split())
+    text = " ".join(shown("chapters/channels/05-exercises.html").main_text().split())
     assert text.count("Check your answer") == 3
     # What the three checks print (their code, which the page shows, prints none of it).
     for printed in (
@@ -366,8 +384,8 @@ def test_no_check_of_a_written_answer_shows_its_result_on_the_website(visit):
         assert not re.search(printed, text), printed
 
 
-def test_speed_page_labels_its_measurements_with_the_machine(visit):
-    v = visit("chapters/channels/06-how-fast.html")
+def test_speed_page_labels_its_measurements_with_the_machine(shown):
+    v = shown("chapters/channels/06-how-fast.html")
     stored = sorted((RELEASE_DIR / "speed").glob("cuda-*.json"))
     tables = v.page.locator("main table")
     # Time with ratios to conv2d, and rate against the matmul yardstick: for the run made
@@ -386,9 +404,9 @@ def test_speed_page_labels_its_measurements_with_the_machine(visit):
         assert "No GPU run is stored in speed/ yet." in text
 
 
-def test_no_traceback_and_no_solution_is_shown(visit):
+def test_no_traceback_and_no_solution_is_shown(shown):
     for path in PAGES:
-        text = visit(path).main_text()
+        text = shown(path).main_text()
         assert "Traceback" not in text and "NotImplementedError" not in text.replace(
             "raise NotImplementedError()", ""
         ), path
@@ -417,8 +435,8 @@ def test_sidebar_links_reach_every_chapter(visit):
 
 
 @pytest.mark.parametrize("name", GRADED)
-def test_download_button_serves_the_student_notebook(visit, name):
-    v = visit(f"chapters/channels/{Path(NOTEBOOK_OF[name]).stem}.html")
+def test_download_button_serves_the_student_notebook(shown, name):
+    v = shown(f"chapters/channels/{Path(NOTEBOOK_OF[name]).stem}.html")
     link = v.page.locator("a.btn-download-source-button")
     assert link.count() == 1
     response = v.page.request.get(
