@@ -24,32 +24,34 @@ from autograder.grading.grader import manual_items
 from autograder.grading.scoring import MANUAL, ItemScore
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
 
-# The test files that take longest, longest first (per-file totals of a `--durations=0` run,
-# 2026-12-06). `make test` hands whole files to its workers in collection order
+# The test files that take longest, longest first (per-file totals of a `--durations=0` run of
+# the whole suite, 2026-12-07; the attack file's and the site's estimated after this day's
+# split and shared pages). `make test` hands whole files to its workers in collection order
 # (`--dist loadfile --no-loadscope-reorder`; by default xdist would start the files with the
 # most tests first, and the few-test, long files such as the Dask cluster's would start last
 # while the other workers idle). The rest keep pytest's order after these.
-LONGEST_FIRST = (
-    "tests/test_course_hub.py",
-    "tests/grading/test_cluster.py",
-    "tests/test_readme.py",
-    "tests/sandbox/test_attacks.py",
-    "tests/test_site.py",
-    "tests/integration/test_inert_pages.py",
-    "tests/integration/test_stock_nbgrader.py",
-    "tests/test_run_all.py",  # not yet in a --durations run: about 4 min on one worker
-    "tests/outputs/test_instructor_pages.py",
-    "tests/grading/test_grader.py",
-    "tests/integration/test_late_penalties.py",
-    "tests/test_regrade.py",
-    # The LTI files (2 min each on a loaded machine; the launch waits for the hub test's lock).
-    "tests/course_hub/test_lti_services.py",
+LONGEST_FIRST = (  # seconds per file at four workers
+    "tests/test_course_hub.py",  # 410
+    "tests/grading/test_cluster.py",  # 396
+    "tests/sandbox/test_attacks.py",  # 285
+    "tests/integration/test_stock_nbgrader.py",  # 264
+    "tests/test_readme.py",  # 240
+    "tests/integration/test_inert_pages.py",  # 231
+    "tests/test_run_all.py",  # 196
+    "tests/sandbox/test_attacks_under_stock_nbgrader.py",  # 190
+    "tests/test_site.py",  # 190
+    "tests/outputs/test_instructor_pages.py",  # 181
+    "tests/integration/test_late_penalties.py",  # 179
+    "tests/grading/test_grader.py",  # 160
+    "tests/test_regrade.py",  # 117
+    "tests/course_hub/test_lti_services.py",  # 122
+    # 144, after the hub's lock (tests/hubs.py): late, so that the hub file is nearly done.
     "tests/course_hub/test_lti_launch.py",
-    "tests/test_gpu_kit.py",
-    "tests/grading/test_hostile_notebooks.py",
-    "tests/test_bare_jupyter.py",
-    "tests/test_fresh_clone.py",
-    "tests/integration/test_course_secret.py",
+    "tests/test_gpu_kit.py",  # 121
+    "tests/grading/test_hostile_notebooks.py",  # 107
+    "tests/test_bare_jupyter.py",  # 103
+    "tests/test_fresh_clone.py",  # 108
+    "tests/integration/test_course_secret.py",  # 97
 )
 
 
