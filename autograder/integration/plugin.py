@@ -269,10 +269,10 @@ def _as_submitted(nb) -> nbformat.NotebookNode:
     if not duplicated:
         return nb
     graded = copy.deepcopy(nb)
-    graded.cells += [
+    graded.cells += [  # read type-checked: a student's metadata may be a string, a list, ...
         copy.deepcopy(cell)
         for cell in nb.cells
-        if cell.metadata.get("nbgrader", {}).get("grade_id") in duplicated
+        if any(nbgrader_meta(cell).get("grade_id") == g for g in duplicated)
     ]
     return graded
 

@@ -10,6 +10,7 @@ sandboxed grader checks that a bystander keeps exactly full marks.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -44,7 +45,12 @@ from autograder.grading.submission import (
     read_notebook,
     submitted_names,
 )
-from autograder.integration.plugin import TypesetFeedbackExporter
+from autograder.integration.plugin import (
+    SetDuplicatesAside,
+    TypesetFeedbackExporter,
+    _as_submitted,
+)
+from autograder.notebooks import nbgrader_meta
 from autograder.outputs import report
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR
 from autograder.sandbox.runner import Limits
@@ -320,6 +326,27 @@ def test_a_feedback_page_of_hostile_types_is_written_without_the_setup_cells():
     page, _ = TypesetFeedbackExporter().from_notebook_node(nb, resources)
     assert "corr2d_multi_in" in page
     assert "check kit: run it" not in page and "installs what is miss" not in page
+
+
+def test_a_copied_answer_beside_hostile_types_is_graded_as_duplicated_not_raised():
+    """Stock autograde sets a copied graded cell aside and counts the copies again when it
+    grades: a string in place of a cell's nbgrader metadata, or a list grade_id, in the same
+    notebook must not stop that."""
+    nb = notebooks.read(RELEASE_DIR / NB1)
+    answer = next(c for c in nb.cells if c.get("id") == "corr2d-multi-in")
+    twin = copy.deepcopy(answer)
+    twin.id = "copied"
+    nb.cells.insert(nb.cells.index(answer) + 1, twin)
+    for cell in nb.cells:
+        if cell.get("id") == "test-corr2d-multi-in-example":
+            cell.metadata.nbgrader["grade_id"] = ["test_corr2d_multi_in_example"]
+        if cell.get("id") == "test-corr2d-multi-in-hidden":
+            cell.metadata.nbgrader = "test_corr2d_multi_in_hidden"
+    nb, _ = SetDuplicatesAside().preprocess(nb, {})
+    graded = _as_submitted(nb)
+    copies = [c for c in graded.cells if nbgrader_meta(c).get("grade_id") == MULTI_IN]
+    assert len(copies) == 2
+    assert find_answer(graded, MULTI_IN).status == "duplicated-cell"
 
 
 def test_a_code_cell_without_string_source_is_a_changed_cell():
