@@ -11,9 +11,11 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 import nbformat
 import pytest
@@ -43,14 +45,14 @@ LONGEST_FIRST = (  # seconds per file at four workers
     "tests/outputs/test_instructor_pages.py",  # 181
     "tests/integration/test_late_penalties.py",  # 179
     "tests/grading/test_grader.py",  # 160
-    "tests/test_regrade.py",  # 117
     "tests/course_hub/test_lti_services.py",  # 122
+    "tests/test_regrade.py",  # 117
     # 144, after the hub's lock (tests/hubs.py): late, so that the hub file is nearly done.
     "tests/course_hub/test_lti_launch.py",
     "tests/test_gpu_kit.py",  # 121
+    "tests/test_fresh_clone.py",  # 108
     "tests/grading/test_hostile_notebooks.py",  # 107
     "tests/test_bare_jupyter.py",  # 103
-    "tests/test_fresh_clone.py",  # 108
     "tests/integration/test_course_secret.py",  # 97
 )
 
@@ -361,6 +363,22 @@ def model_answers() -> list[tuple[str, str]]:
                     if len(s.strip()) > 40
                 ]
     return found
+
+
+T = TypeVar("T")
+
+
+def wait_for(
+    condition: Callable[[], T], timeout: float, what: str, interval: float = 0.25
+) -> T:
+    """Poll ``condition`` until it returns something true; its value, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def stop_group(proc: subprocess.Popen, seconds: float = 60) -> None:

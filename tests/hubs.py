@@ -1,5 +1,5 @@
-"""What the two files that start a real JupyterHub share: one hub per machine at a time, waiting
-for it, and stopping everything it started.
+"""What the two files that start a real JupyterHub share: one hub per machine at a time, and
+stopping everything it started.
 
 The hub makes the roster's Unix accounts and their homes are the machine's, so two hubs at once
 would share students: each hub fixture holds ``exclusive_hub()`` for its whole module.
@@ -12,12 +12,9 @@ import fcntl
 import os
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
-import pytest
 from conftest import stop_group
 
 from course_hub.provision import layout
@@ -28,8 +25,6 @@ LOCK = Path("/run/lock/course-hub-test.lock")
 # tests gain nothing from (the folder is deleted next).
 STOP_SECONDS = 20
 
-T = TypeVar("T")
-
 
 @contextlib.contextmanager
 def exclusive_hub() -> Iterator[None]:
@@ -38,19 +33,6 @@ def exclusive_hub() -> Iterator[None]:
     with open(LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-
-
-def wait_for(
-    condition: Callable[[], T], timeout: float, what: str, interval: float = 0.25
-) -> T:
-    """Poll ``condition`` until it returns something true; its value, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def stop_hub(proc: subprocess.Popen, root: Path) -> None:

@@ -14,9 +14,8 @@ import random
 import socket
 from pathlib import Path
 
-LOWEST = (
-    20000  # above the registered services a machine may run (8000, 8888, 9000, ...)
-)
+# Above the registered services a machine may run (8000, 8888, 9000, ...).
+LOWEST = 20000
 # Not a test input, only where servers listen: seeded by the process so that xdist's workers
 # search in different places.
 _RNG = random.Random(os.getpid())

@@ -34,8 +34,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from corpus import CORPUS, typed
-from hubs import exclusive_hub, stop_hub, wait_for
+from hubs import exclusive_hub, stop_hub
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from ports import HUB_PORTS, free_port_block
 

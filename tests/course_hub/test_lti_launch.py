@@ -39,11 +39,11 @@ from pathlib import Path
 
 import jwt
 import pytest
-from conftest import CHROMIUM
+from conftest import CHROMIUM, wait_for
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from hubs import exclusive_hub, stop_hub, wait_for
+from hubs import exclusive_hub, stop_hub
 from local_lms import (
     HUB_HOST,
     INSTRUCTOR,

@@ -8,6 +8,7 @@ resumed. A student whose grading keeps killing its worker costs that student alo
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -15,12 +16,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import same_files, write_submission
+from conftest import wait_for as wait_until
 from corpus import BROKEN_FILES, CORPUS, typed, write_corpus
 from distributed import Client
 
@@ -33,6 +34,8 @@ from autograder.paths import ASSIGNMENT, ROOT
 from autograder.sandbox.runner import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+# Polled every 50 ms: a student's task on a worker runs for well under a second.
+wait_for = functools.partial(wait_until, interval=0.05)
 # What the grade command uses with ``c.TrustedAutograde.wall_seconds = 3``.
 LIMITS = Limits(wall_seconds=3.0)
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -40,14 +43,6 @@ DASK = str(Path(sys.executable).with_name("dask"))
 # rescheduled, the second is not. The scheduler's own setting, as a cluster would set it.
 ALLOWED_FAILURES = 1
 SLOW_STUDENT = "hostile_endless_loop_ignoring_sigint"  # runs into its 3 s limit
-
-
-def wait_for(condition: Callable[[], object], seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"no {what} after {seconds} s"
-        time.sleep(0.05)
-    return value
 
 
 class DaskCluster:

@@ -90,20 +90,25 @@ def rewrite(path: Path, change: Callable[[dict], None], json_text: str = "") -> 
     path.write_text(json.dumps(raw).replace(json.dumps(PLACEHOLDER), json_text))
 
 
-def answer_cell(raw: dict) -> dict:
-    return next(c for c in raw["cells"] if c.get("id") == "corr2d-multi-in")
+def cell_with_id(nb: dict, cell_id: str = "corr2d-multi-in") -> dict:
+    """A cell by its nbformat id, in raw JSON or a parsed notebook (corr2d_multi_in's answer
+    unless told): the tests below break the nbgrader metadata a grade_id lookup would use."""
+    return next(c for c in nb["cells"] if c.get("id") == cell_id)
+
+
+EXAMPLE, HIDDEN = "test-corr2d-multi-in-example", "test-corr2d-multi-in-hidden"
 
 
 def set_answer(key: str, value, json_text: str = "") -> Callable[[Path], None]:
     return lambda path: rewrite(
-        path, lambda raw: answer_cell(raw).__setitem__(key, value), json_text
+        path, lambda raw: cell_with_id(raw).__setitem__(key, value), json_text
     )
 
 
 def set_nbgrader(key: str, value) -> Callable[[Path], None]:
     return lambda path: rewrite(
         path,
-        lambda raw: answer_cell(raw)["metadata"]["nbgrader"].__setitem__(key, value),
+        lambda raw: cell_with_id(raw)["metadata"]["nbgrader"].__setitem__(key, value),
     )
 
 
@@ -285,14 +290,12 @@ def test_hostile_types_that_nbformat_allows_never_raise():
     """nbformat's schema lets metadata be anything: the grader's readers type-check it."""
     nb = notebooks.read(RELEASE_DIR / NB1)
     release = notebooks.read(RELEASE_DIR / NB1)
-    answer = next(c for c in nb.cells if c.get("id") == "corr2d-multi-in")
-    answer.metadata.nbgrader = "corr2d_multi_in"
-    for cell in nb.cells:
-        if cell.get("id") == "test-corr2d-multi-in-example":
-            cell.metadata.nbgrader["grade_id"] = ["test_corr2d_multi_in_example"]
-        if cell.get("id") == "test-corr2d-multi-in-hidden":
-            cell.metadata.nbgrader["points"] = "two"
-            cell.source = 42
+    cell_with_id(nb).metadata.nbgrader = "corr2d_multi_in"
+    cell_with_id(nb, EXAMPLE).metadata.nbgrader["grade_id"] = [
+        "test_corr2d_multi_in_example"
+    ]
+    cell_with_id(nb, HIDDEN).metadata.nbgrader["points"] = "two"
+    cell_with_id(nb, HIDDEN).source = 42
     assert find_answer(nb, MULTI_IN).status == "missing-cell"
     assert sorted(p.message for p in edited_locked_cells(nb, release)) == [
         "locked cell 'test_corr2d_multi_in_example' was deleted",
@@ -317,11 +320,10 @@ def test_a_feedback_page_of_hostile_types_is_written_without_the_setup_cells():
     whose nbgrader metadata is a string, or whose grade_id is a list, must not stop the
     student's page."""
     nb = notebooks.read(RELEASE_DIR / NB1)
-    answer = next(c for c in nb.cells if c.get("id") == "corr2d-multi-in")
-    answer.metadata.nbgrader = "corr2d_multi_in"
-    for cell in nb.cells:
-        if cell.get("id") == "test-corr2d-multi-in-example":
-            cell.metadata.nbgrader["grade_id"] = ["test_corr2d_multi_in_example"]
+    cell_with_id(nb).metadata.nbgrader = "corr2d_multi_in"
+    cell_with_id(nb, EXAMPLE).metadata.nbgrader["grade_id"] = [
+        "test_corr2d_multi_in_example"
+    ]
     resources = {"nbgrader": {"notebook": Path(NB1).stem}}
     page, _ = TypesetFeedbackExporter().from_notebook_node(nb, resources)
     assert "corr2d_multi_in" in page
@@ -333,15 +335,14 @@ def test_a_copied_answer_beside_hostile_types_is_graded_as_duplicated_not_raised
     grades: a string in place of a cell's nbgrader metadata, or a list grade_id, in the same
     notebook must not stop that."""
     nb = notebooks.read(RELEASE_DIR / NB1)
-    answer = next(c for c in nb.cells if c.get("id") == "corr2d-multi-in")
+    answer = cell_with_id(nb)
     twin = copy.deepcopy(answer)
     twin.id = "copied"
     nb.cells.insert(nb.cells.index(answer) + 1, twin)
-    for cell in nb.cells:
-        if cell.get("id") == "test-corr2d-multi-in-example":
-            cell.metadata.nbgrader["grade_id"] = ["test_corr2d_multi_in_example"]
-        if cell.get("id") == "test-corr2d-multi-in-hidden":
-            cell.metadata.nbgrader = "test_corr2d_multi_in_hidden"
+    cell_with_id(nb, EXAMPLE).metadata.nbgrader["grade_id"] = [
+        "test_corr2d_multi_in_example"
+    ]
+    cell_with_id(nb, HIDDEN).metadata.nbgrader = "test_corr2d_multi_in_hidden"
     nb, _ = SetDuplicatesAside().preprocess(nb, {})
     graded = _as_submitted(nb)
     copies = [c for c in graded.cells if nbgrader_meta(c).get("grade_id") == MULTI_IN]
@@ -351,7 +352,7 @@ def test_a_copied_answer_beside_hostile_types_is_graded_as_duplicated_not_raised
 
 def test_a_code_cell_without_string_source_is_a_changed_cell():
     nb = notebooks.read(RELEASE_DIR / NB1)
-    next(c for c in nb.cells if c.get("id") == "corr2d-multi-in").source = ["x = 1"]
+    cell_with_id(nb).source = ["x = 1"]
     assert find_answer(nb, MULTI_IN).status == "changed-cell"
     nb = notebooks.read(RELEASE_DIR / NB1)
     assert isinstance(find_answer(nb, MULTI_IN), Answer)
