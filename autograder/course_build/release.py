@@ -66,22 +66,41 @@ def generate_release(release_root: Path, db_url: str | None = None) -> Path:
 def assignment_gradebook() -> Path:
     """A gradebook in which nbgrader itself has recorded the assignment, its notebooks and
     grade cells (``generate_assignment`` into a scratch folder, about 7 s): made once per
-    version of the sources, nbgrader and its configuration, and kept in ``_build``."""
+    version of the sources, nbgrader and its configuration, and kept in ``_build`` (or, for
+    an account that may not write there, such as a course's grading account, in its own
+    cache)."""
     import nbgrader  # here: `python -m autograder execute` serves machines without nbgrader
 
     digest = hashlib.sha256(nbgrader.__version__.encode())
     for source in [ROOT / "nbgrader_config.py", *sorted(SOURCE_DIR.rglob("*"))]:
         if source.is_file():
             digest.update(str(source.relative_to(ROOT)).encode() + source.read_bytes())
-    cached = ASSIGNMENT_CACHE / f"{digest.hexdigest()[:32]}.db"
-    if not cached.exists():
-        ASSIGNMENT_CACHE.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=ASSIGNMENT_CACHE) as scratch:
-            made = Path(scratch) / "assignment.db"
-            generate_release(Path(scratch) / "release", db_url=f"sqlite:///{made}")
+    name = f"{digest.hexdigest()[:32]}.db"
+    caches = [ASSIGNMENT_CACHE, _own_cache()]
+    for cache in caches:
+        if (cache / name).exists():
+            return cache / name
+    for cache in caches:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            scratch = tempfile.TemporaryDirectory(dir=cache)
+        except OSError:  # a course's grading account may not write the install's _build
+            continue
+        with scratch:
+            made = Path(scratch.name) / "assignment.db"
+            generate_release(Path(scratch.name) / "release", db_url=f"sqlite:///{made}")
             # Whole or not at all, also for a run beside this one.
-            os.replace(made, cached)
-    return cached
+            os.replace(made, cache / name)
+        return cache / name
+    raise ReleaseError(
+        f"no cache for the assignment's gradebook may be written: {caches}"
+    )
+
+
+def _own_cache() -> Path:
+    """This account's cache (XDG), for an account that runs an install it may not write."""
+    home_cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(home_cache) / "course-autograder" / "assignment-gradebooks"
 
 
 def differences(expected_dir: Path, actual_dir: Path, prefix: str = "") -> list[str]:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from conftest import GRADED, NOTEBOOK_OF, cell_by_grade_id
 
 from autograder import EXERCISES, notebooks
 from autograder.course_build.release import differences
-from autograder.paths import RELEASE_DIR, SOURCE_DIR
+from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
 
 
 def test_release_has_one_notebook_per_source_notebook():
@@ -80,3 +86,59 @@ def test_code_the_pages_hide_is_collapsed_in_jupyterlab_and_notebook_too():
                         path.name,
                         cell.get("id"),
                     )
+
+
+def test_an_account_that_cannot_write_the_install_gets_the_assignment_gradebook_in_its_cache():
+    """A course's grading account runs an install that root owns: the assignment's gradebook,
+    which the grade command starts from, goes to that account's own cache instead of the
+    install's ``_build`` (which raised PermissionError in the grade command on the hub)."""
+    from nbgrader.api import Gradebook
+
+    from course_hub.views import grader_view
+
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chmod(scratch, 0o755)  # passable, as a machine's /tmp is
+        roots_cache = Path(
+            scratch, "install-build"
+        )  # root's, 0755: readable, not writable
+        roots_cache.mkdir()
+        home = Path(scratch, "home")
+        home.mkdir()
+        os.chown(home, *nobody())
+        script = (
+            "import sys; from pathlib import Path; import autograder.course_build.release as r;"
+            " r.ASSIGNMENT_CACHE = Path(sys.argv[1]); print(r.assignment_gradebook())"
+        )
+        done = subprocess.run(
+            [
+                *grader_view("nobody", home),
+                sys.executable,
+                "-c",
+                script,
+                str(roots_cache),
+            ],
+            capture_output=True,
+            text=True,
+            env={
+                "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+                "HOME": str(home),
+                "PYTHONPATH": str(ROOT),
+            },
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        made = Path(done.stdout.strip())
+        assert (
+            made.parent
+            == home / ".cache" / "course-autograder" / "assignment-gradebooks"
+        )
+        assert list(roots_cache.iterdir()) == []
+        with Gradebook(f"sqlite:///{made}") as gb:
+            notebooks_recorded = {
+                nb.name for nb in gb.find_assignment(ASSIGNMENT).notebooks
+            }
+        assert notebooks_recorded == {p.stem for p in SOURCE_DIR.glob("*.ipynb")}
+
+
+def nobody() -> tuple[int, int]:
+    account = pwd.getpwnam("nobody")
+    return account.pw_uid, account.pw_gid
