@@ -7,7 +7,9 @@ and pip-sync removes strays; these tests catch a venv, a lock or a requirements.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import re
+import subprocess
 import sys
 import sysconfig
 from pathlib import Path
@@ -82,3 +84,28 @@ def test_the_lock_names_no_index_or_machine_path():
     # A lock that carried this machine's mirror or wheel folder would not install elsewhere.
     assert not re.search(r"^(--|-f |-i )", LOCK, flags=re.M)
     assert "file://" not in LOCK and "/opt/" not in LOCK
+
+
+# npm's own semver (bundled with npm) reads each locked package's engines.node range.
+ENGINES = """
+const semver = require(require("path").join(process.argv[1], "npm/node_modules/semver"));
+const lock = require(process.argv[2]);
+console.log(JSON.stringify(Object.entries(lock.packages)
+  .filter(([name, p]) => name && typeof p.engines?.node === "string"
+          && !semver.satisfies(process.version, p.engines.node))
+  .map(([name, p]) => `${name} needs Node.js ${p.engines.node}`)));
+"""
+
+
+def test_every_locked_npm_package_runs_on_this_machines_node():
+    """`npm ci` warns at every build (EBADENGINE) for a package that asks for a newer Node.js
+    than the machine's, as the hub proxy's command-line parser once did (package.json's
+    override keeps it at a version for Node.js 20)."""
+    npm_root = subprocess.run(
+        ["npm", "root", "-g"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    done = subprocess.run(
+        ["node", "-e", ENGINES, npm_root, str(ROOT / "package-lock.json")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(done.stdout) == []
