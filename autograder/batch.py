@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 from autograder.course_build.release import assignment_gradebook
@@ -31,12 +32,15 @@ def grade_batch(
     limits: Limits | None = None,
     progress: Callable[[int, int], None] | None = None,
     calendar: Calendar | None = None,
+    sandbox: Sandbox | None = None,
 ) -> list[dict]:
     """Grade every student not graded yet (resumable), then write grades.csv and feedback.
 
     One worker grades here, in this process; more (``workers``), or a Dask cluster at
     ``dask``, grade through Dask (``cluster.py``). The files are the same either way. The
     course's ``calendar`` sets the due date, times, extensions and penalties in the gradebook.
+    A caller that grades batch after batch in one process may pass its own warm ``sandbox``
+    (graded here under its limits, left running): each new one imports torch in a zygote.
     """
     limits = limits or Limits()
     done = report.graded_students(out)
@@ -63,9 +67,11 @@ def grade_batch(
                 limits=limits, unsafe=unsafe,
             )  # fmt: skip
         elif todo:
-            with Sandbox(limits, unsafe=unsafe) as sandbox:
+            # The caller's sandbox stays open (nullcontext); one made here is closed.
+            warm = nullcontext(sandbox) if sandbox else Sandbox(limits, unsafe=unsafe)
+            with warm as box:
                 for student_dir in todo:
-                    save(grade_student(student_dir, sandbox, policy))
+                    save(grade_student(student_dir, box, policy))
         results = report.load_results(out)
         report.write_grades_csv(out, results)
         report.write_feedback(out, results, calendar)

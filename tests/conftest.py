@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TypeVar
@@ -25,35 +25,36 @@ from autograder.course_build.release import nbgrader_env
 from autograder.grading.grader import manual_items
 from autograder.grading.scoring import MANUAL, ItemScore
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
+from autograder.sandbox.runner import Limits, Sandbox
 
-# The test files that take longest, longest first (per-file totals of a `--durations=0` run of
-# the whole suite, 2026-12-07; the attack file's and the site's estimated after this day's
-# split and shared pages). `make test` hands whole files to its workers in collection order
-# (`--dist loadfile --no-loadscope-reorder`; by default xdist would start the files with the
-# most tests first, and the few-test, long files such as the Dask cluster's would start last
-# while the other workers idle). The rest keep pytest's order after these.
-LONGEST_FIRST = (  # seconds per file at four workers
-    "tests/test_course_hub.py",  # 410
-    "tests/grading/test_cluster.py",  # 396
-    "tests/sandbox/test_attacks.py",  # 285
-    "tests/integration/test_stock_nbgrader.py",  # 264
-    "tests/test_readme.py",  # 240
-    "tests/integration/test_inert_pages.py",  # 231
-    "tests/test_run_all.py",  # 196
-    "tests/sandbox/test_attacks_under_stock_nbgrader.py",  # 190
-    "tests/test_site.py",  # 190
-    "tests/outputs/test_instructor_pages.py",  # 181
-    "tests/integration/test_late_penalties.py",  # 179
-    "tests/grading/test_grader.py",  # 160
-    "tests/course_hub/test_lti_services.py",  # 122
-    "tests/test_regrade.py",  # 117
-    # 144, after the hub's lock (tests/hubs.py): late, so that the hub file is nearly done.
+# The test files that take longest, longest first (per-file totals of each test's time in a
+# `--junitxml` run of the whole suite on four workers, 2026-12-07). `make test` hands whole
+# files to its workers in collection order (`--dist loadfile --no-loadscope-reorder`; by
+# default xdist would start the files with the most tests first, and the few-test, long files
+# such as the Dask cluster's would start last while the other workers idle). The rest keep
+# pytest's order after these.
+LONGEST_FIRST = (  # seconds per file at four workers (2026-12-07)
+    "tests/test_course_hub.py",  # 405
+    "tests/grading/test_cluster.py",  # 388
+    "tests/integration/test_stock_nbgrader.py",  # 379
+    "tests/integration/test_inert_pages.py",  # 232
+    "tests/course_hub/test_lti_services.py",  # 219
+    "tests/outputs/test_instructor_pages.py",  # 208
+    "tests/test_readme.py",  # 207
+    "tests/test_site.py",  # 203
+    "tests/sandbox/test_attacks.py",  # 197
+    "tests/integration/test_late_penalties.py",  # 187
+    "tests/test_gpu_kit.py",  # 181
+    "tests/sandbox/test_attacks_under_stock_nbgrader.py",  # 167
+    "tests/test_fresh_clone.py",  # 137
+    # 111, after the hub's lock (tests/hubs.py): late, so that the hub file is nearly done.
     "tests/course_hub/test_lti_launch.py",
-    "tests/test_gpu_kit.py",  # 121
-    "tests/test_fresh_clone.py",  # 108
-    "tests/grading/test_hostile_notebooks.py",  # 107
-    "tests/test_bare_jupyter.py",  # 103
-    "tests/integration/test_course_secret.py",  # 97
+    "tests/integration/test_course_secret.py",  # 108
+    "tests/test_bare_jupyter.py",  # 107
+    "tests/test_run_all.py",  # 105
+    "tests/grading/test_hostile_notebooks.py",  # 103
+    "tests/grading/test_grader.py",  # 96
+    "tests/test_regrade.py",  # 76
 )
 
 
@@ -269,10 +270,11 @@ def run_block(block: str, course: Path) -> str:
 
 
 def resume_after_a_kill(
-    out: Path, scratch: Path, killed_before: list[str], limits
+    out: Path, scratch: Path, killed_before: list[str], sandbox: Sandbox
 ) -> Path:
     """Copy a graded batch's ``out`` as if the run had been killed before ``killed_before``
-    were graded (their results and grades.csv gone), grade it again, and return the copy."""
+    were graded (their results and grades.csv gone), grade it again in ``sandbox``, and
+    return the copy."""
     from autograder.batch import grade_batch
 
     resumed = scratch / "resumed"
@@ -280,7 +282,7 @@ def resume_after_a_kill(
     for student in killed_before:
         (resumed / "results" / f"{student}.json").unlink()
     (resumed / "grades.csv").unlink()
-    grade_batch(out.parent / "submitted", resumed, workers=1, limits=limits)
+    grade_batch(out.parent / "submitted", resumed, sandbox=sandbox)
     return resumed
 
 
@@ -288,6 +290,28 @@ def same_files(a: Path, b: Path) -> bool:
     """Every file under ``a`` has a byte-identical twin under ``b``."""
     files = [p for p in a.rglob("*") if p.is_file() and p.name != "gradebook.db"]
     return all((b / p.relative_to(a)).read_bytes() == p.read_bytes() for p in files)
+
+
+@pytest.fixture(scope="session")
+def warm_sandbox() -> Iterator[Callable[[Limits], Sandbox]]:
+    """A started sandbox, shared by this test process's tests that ask for the same limits: a
+    new zygote imports torch and d2l (about 6 s of CPU), and nothing a student does reaches
+    the zygote or the next student (tests/sandbox/test_attacks.py). One at a time (a zygote
+    holds hundreds of MB): other limits replace it. A test that starts, breaks or patches a
+    sandbox on purpose makes its own."""
+    held: list[Sandbox] = []
+
+    def warm(limits: Limits) -> Sandbox:
+        if held and held[0].limits != limits:
+            held.pop().close()
+        if not held:
+            held.append(Sandbox(limits))
+        held[0].start()  # again, if a test's student took the zygote down
+        return held[0]
+
+    yield warm
+    for sandbox in held:
+        sandbox.close()
 
 
 # The browser tests drive Debian's Chromium (no browser download).

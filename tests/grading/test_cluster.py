@@ -142,14 +142,14 @@ def cluster(tmp_path_factory) -> Iterator[DaskCluster]:
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory) -> Path:
+def course(tmp_path_factory, warm_sandbox) -> Path:
     """The corpus as one course, graded once locally: the files every cluster run must match."""
     course = tmp_path_factory.mktemp("course")
     shutil.copy(ROOT / "nbgrader_config.py", course)
     with (course / "nbgrader_config.py").open("a") as config:
         config.write("\nc.TrustedAutograde.wall_seconds = 3\n")
     write_corpus(course, BROKEN_FILES)
-    grade_batch(course / "submitted", course / "local", workers=1, limits=LIMITS)
+    grade_batch(course / "submitted", course / "local", sandbox=warm_sandbox(LIMITS))
     return course
 
 
@@ -241,7 +241,9 @@ def test_a_killed_client_resumes_to_identical_files(cluster, course, tmp_path):
     assert identical(local, out)
 
 
-def test_a_student_who_keeps_killing_workers_costs_only_that_student(cluster, tmp_path):
+def test_a_student_who_keeps_killing_workers_costs_only_that_student(
+    cluster, tmp_path, warm_sandbox
+):
     """The victim's grading is running each time its worker dies (as under the kernel's OOM
     killer, or a crash in native code): Dask gives it up after ``ALLOWED_FAILURES`` retries,
     the student gets ``grader-error``, the bystanders their own scores, and both workers
@@ -255,7 +257,7 @@ def test_a_student_who_keeps_killing_workers_costs_only_that_student(cluster, tm
     for student, answers in students.items():
         write_submission(tmp_path, student, answers)
     local = tmp_path / "local"
-    grade_batch(tmp_path / "submitted", local, workers=1, limits=LIMITS)
+    grade_batch(tmp_path / "submitted", local, sandbox=warm_sandbox(LIMITS))
     out = tmp_path / "out"
     join = in_background(
         lambda: grade_batch(

@@ -203,10 +203,12 @@ def test_feedback_shows_shapes_never_hidden_values_or_sources(graded):
         )
 
 
-def test_interrupted_batch_resumes_to_identical_files(graded, tmp_path):
+def test_interrupted_batch_resumes_to_identical_files(graded, tmp_path, warm_sandbox):
     out, _ = graded
     killed_before = ["honest_loops", "mistake_flipped_kernel"]
-    assert same_files(out, resume_after_a_kill(out, tmp_path, killed_before, LIMITS))
+    assert same_files(
+        out, resume_after_a_kill(out, tmp_path, killed_before, warm_sandbox(LIMITS))
+    )
 
 
 def test_grade_command_refuses_without_a_sandbox(tmp_path, monkeypatch, capsys):
@@ -282,7 +284,7 @@ def test_gradebook_holds_the_same_scores_as_grades_csv(graded):
             assert stored == gradebook_view(report.rows(result))
 
 
-def test_sandboxed_code_runs_as_nobody_without_capabilities_or_network():
+def test_sandboxed_code_runs_as_nobody_without_capabilities_or_network(warm_sandbox):
     probe = (
         "import os, socket\n"
         "caps = open('/proc/self/status').read().split('CapEff:')[1].split()[0]\n"
@@ -290,7 +292,7 @@ def test_sandboxed_code_runs_as_nobody_without_capabilities_or_network():
         "print(os.getuid(), os.getgid(), caps, home)\n"
         "socket.create_connection(('127.0.0.1', 22), timeout=1)\n"
     )
-    reply = run_cell(probe)
+    reply = run_cell(warm_sandbox(LIMITS), probe)
     assert reply["output"].split() == ["65534", "65534", "0000000000000000", "False"]
     # The sandbox reports an exception's class and line, never its message.
     assert "builtins.ConnectionRefusedError" in reply["child"] or (
@@ -298,7 +300,9 @@ def test_sandboxed_code_runs_as_nobody_without_capabilities_or_network():
     )
 
 
-def test_a_course_salt_defeats_answers_memorised_from_the_public_seeds(tmp_path):
+def test_a_course_salt_defeats_answers_memorised_from_the_public_seeds(
+    tmp_path, warm_sandbox
+):
     """Whoever reads exercises.py can precompute the public hidden inputs; not the salted ones."""
     ex = EXERCISES["corr2d_multi_in"]
     table = {
@@ -311,9 +315,9 @@ def test_a_course_salt_defeats_answers_memorised_from_the_public_seeds(tmp_path)
         "    return torch.tensor(TABLE[round(float(X.sum()), 4)], dtype=X.dtype)",
     )
     path = write_submission(tmp_path, "mallory", {"corr2d_multi_in": memorised})
-    with runner.Sandbox(LIMITS) as box:
-        public = grade_notebook(path / ex.notebook, box)
-        salted = grade_notebook(path / ex.notebook, box, Policy(seed_salt="s3cret"))
+    box = warm_sandbox(LIMITS)
+    public = grade_notebook(path / ex.notebook, box)
+    salted = grade_notebook(path / ex.notebook, box, Policy(seed_salt="s3cret"))
     assert sum(item.score for item in public.items) == rubric_points("corr2d_multi_in")
     assert sum(item.score for item in salted.items) == 0.0
     # Nothing computed: "inputs left unchanged" has nothing to be checked against.
@@ -324,7 +328,9 @@ def test_a_course_salt_defeats_answers_memorised_from_the_public_seeds(tmp_path)
     }
 
 
-def test_a_course_salt_defeats_counts_memorised_from_the_public_sizes(tmp_path):
+def test_a_course_salt_defeats_counts_memorised_from_the_public_sizes(
+    tmp_path, warm_sandbox
+):
     """The counting exercises take sizes, not seeds: the salt changes their channel counts."""
     ex = EXERCISES["conv2d_multiplications"]
     table = {
@@ -340,9 +346,9 @@ def test_a_course_salt_defeats_counts_memorised_from_the_public_sizes(tmp_path):
         "    return answer",
     )
     path = write_submission(tmp_path, "mallory", {ex.name: memorised})
-    with runner.Sandbox(LIMITS) as box:
-        public = grade_notebook(path / ex.notebook, box)
-        salted = grade_notebook(path / ex.notebook, box, Policy(seed_salt="s3cret"))
+    box = warm_sandbox(LIMITS)
+    public = grade_notebook(path / ex.notebook, box)
+    salted = grade_notebook(path / ex.notebook, box, Policy(seed_salt="s3cret"))
     points = {name: sum(i.score for i in r.items if ex.name in i.cell) for name, r in
               (("public", public), ("salted", salted))}  # fmt: skip
     assert points == {"public": rubric_points(ex.name), "salted": 0.0}
@@ -391,7 +397,9 @@ def test_the_sandbox_receives_each_cases_tensors_and_nothing_else():
 
 
 @pytest.mark.sandbox
-def test_a_probe_that_reads_its_job_from_the_callers_frame_finds_no_seed(tmp_path):
+def test_a_probe_that_reads_its_job_from_the_callers_frame_finds_no_seed(
+    tmp_path, warm_sandbox
+):
     # The attack that read the derived seeds: walk up to the harness's frame, raise what is
     # there, and read it back in the feedback. The job now holds the tensors alone.
     probe = stub_answered(
@@ -408,8 +416,8 @@ def test_a_probe_that_reads_its_job_from_the_callers_frame_finds_no_seed(tmp_pat
     )
     path = write_submission(tmp_path, "mallory", {"corr2d_multi_in": probe})
     policy = Policy(seed_salt="s3cret").for_student("mallory")
-    with runner.Sandbox(LIMITS) as box:
-        result = grade_notebook(path / "01-multiple-input-channels.ipynb", box, policy)
+    box = warm_sandbox(LIMITS)
+    result = grade_notebook(path / "01-multiple-input-channels.ipynb", box, policy)
     feedback = " ".join(item.message for item in result.items)
     assert sum(item.score for item in result.items) == 0.0
     assert "ValueError" in feedback  # the probe ran and its text came back...
@@ -421,7 +429,7 @@ def test_a_probe_that_reads_its_job_from_the_callers_frame_finds_no_seed(tmp_pat
 
 
 def test_with_nothing_switched_off_a_model_layer_still_evades_the_reading(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, warm_sandbox
 ):
     # The corpus expects builtin-convolution for each evasion. Without the run-time refusal,
     # a d2l model's layer computes with PyTorch's own routine under a clean reading of its
@@ -438,7 +446,9 @@ def test_with_nothing_switched_off_a_model_layer_still_evades_the_reading(
     monkeypatch.setattr(grader, "refused_operators", lambda forbidden: [])
     results = {
         r["student"]: r
-        for r in grade_batch(course / "submitted", course / "out", limits=LIMITS)
+        for r in grade_batch(
+            course / "submitted", course / "out", sandbox=warm_sandbox(LIMITS)
+        )
     }
     assert cell_scores(results["policy_evasion_model_layer"]) == FULL
     for student in evasions[1:]:
@@ -462,7 +472,9 @@ CRAFTERS = {
 }
 
 
-def test_text_that_student_code_crafts_on_hidden_cases_reaches_no_feedback(tmp_path):
+def test_text_that_student_code_crafts_on_hidden_cases_reaches_no_feedback(
+    tmp_path, warm_sandbox
+):
     course = tmp_path / "course"
     for student, body in CRAFTERS.items():
         answers = {"corr2d_multi_in": stub_answered("corr2d_multi_in", body)}
@@ -484,7 +496,10 @@ def test_text_that_student_code_crafts_on_hidden_cases_reaches_no_feedback(tmp_p
     results = {
         r["student"]: r
         for r in grade_batch(
-            course / "submitted", out, limits=LIMITS, policy=Policy(seed_salt="s")
+            course / "submitted",
+            out,
+            policy=Policy(seed_salt="s"),
+            sandbox=warm_sandbox(LIMITS),
         )
     }
     assert cell_scores(results["bystander"]) == FULL
@@ -513,7 +528,7 @@ def test_text_that_student_code_crafts_on_hidden_cases_reaches_no_feedback(tmp_p
     assert "a cell raised KeyError at line 2" in json.dumps(results["crafts_in_a_cell"])
 
 
-def test_student_code_finds_the_harness_neither_as_main_nor_as_a_module():
+def test_student_code_finds_the_harness_neither_as_main_nor_as_a_module(warm_sandbox):
     # Once the harness ran as __main__ and its folder was on sys.path: `import __main__` gave
     # student code its stand-ins (which called conv2d), and `import harness` would load it again.
     probe = (
@@ -523,11 +538,11 @@ def test_student_code_finds_the_harness_neither_as_main_nor_as_a_module():
         "print(found, hasattr(__main__, 'run_jobs'), hasattr(__main__, 'STAND_INS'),\n"
         "      __main__.__dict__ is globals())\n"
     )
-    reply = run_cell(probe)
+    reply = run_cell(warm_sandbox(LIMITS), probe)
     assert reply["output"].split() == ["[]", "False", "False", "True"], reply
 
 
-def run_cell(source: str) -> dict:
+def run_cell(box: runner.Sandbox, source: str) -> dict:
     """The sandbox's reply to a job that runs one cell and grades nothing."""
     job = {
         "function": "f",
@@ -536,5 +551,22 @@ def run_cell(source: str) -> dict:
         "cells": [source],
         "cases": [],
     }
-    with runner.Sandbox(LIMITS) as box:
-        return box.run(job)
+    return box.run(job)
+
+
+def test_a_batch_graded_in_the_callers_sandbox_starts_no_zygote_and_leaves_it_running(
+    tmp_path, monkeypatch, warm_sandbox
+):
+    """The caller owns a sandbox it passes in: the batch grades there, starts no zygote of its
+    own, and the next batch finds the same warm one."""
+    box = warm_sandbox(LIMITS)
+    zygote = box._proc
+
+    def refuse(sandbox: runner.Sandbox) -> None:
+        pytest.fail("the batch started a zygote of its own")
+
+    monkeypatch.setattr(runner.Sandbox, "_start", refuse)
+    write_submission(tmp_path, "a_student", solved())
+    (result,) = grade_batch(tmp_path / "submitted", tmp_path / "out", sandbox=box)
+    assert cell_scores(result) == FULL
+    assert box._proc is zygote and zygote is not None and zygote.poll() is None

@@ -57,7 +57,7 @@ def test_defined_names_reads_top_level_definitions_only():
     assert names == ["a", "c", "D"]
 
 
-def graded(entry: str, function: str) -> list:
+def graded(box: Sandbox, entry: str, function: str) -> list:
     """The items of ``function`` for one corpus student's notebook, graded in the sandbox."""
     name = EXERCISES[function].notebook
     nb = notebooks.read(RELEASE_DIR / name)
@@ -67,31 +67,32 @@ def graded(entry: str, function: str) -> list:
         if grade_id in answers and cell.cell_type == "code":
             cell.source = answers[grade_id]
     assert release_notebook(name) is not None
-    with Sandbox(Limits(wall_seconds=10.0)) as box:
-        result = grade_notebook_node(nb, name, box)
+    result = grade_notebook_node(nb, name, box)
     return [i for i in result.items if i.cell.startswith(f"test_{function}_")]
 
 
 @pytest.mark.slow
 @pytest.mark.sandbox
-def test_the_grader_says_missing_function_for_a_misspelled_name():
-    items = graded("mistake_misspelled_name", MULTI_IN)
+def test_the_grader_says_missing_function_for_a_misspelled_name(warm_sandbox):
+    items = graded(warm_sandbox(Limits()), "mistake_misspelled_name", MULTI_IN)
     assert {i.status for i in items} == {"missing-function"}
     assert "did you mean `corr2d_muli_in`?" in items[0].message
 
 
 @pytest.mark.slow
 @pytest.mark.sandbox
-def test_the_grader_says_syntax_error_with_the_line():
-    items = graded("mistake_syntax_error", MULTI_IN)
+def test_the_grader_says_syntax_error_with_the_line(warm_sandbox):
+    items = graded(warm_sandbox(Limits()), "mistake_syntax_error", MULTI_IN)
     assert {i.status for i in items} == {"syntax-error"}
     assert "line 8: '(' was never closed" in items[0].message
 
 
 @pytest.mark.slow
 @pytest.mark.sandbox
-def test_a_wrong_call_of_a_stand_in_names_the_courses_version_not_a_private_one():
-    items = graded("mistake_stand_in_arguments", MULTI_OUT)
+def test_a_wrong_call_of_a_stand_in_names_the_courses_version_not_a_private_one(
+    warm_sandbox,
+):
+    items = graded(warm_sandbox(Limits()), "mistake_stand_in_arguments", MULTI_OUT)
     message = items[0].message
     # The grader quotes no message from the sandbox (it could carry hidden inputs), so the
     # class and the student's own line say what went wrong, and the hint says why.

@@ -221,13 +221,17 @@ def exercise_cells() -> set[str]:
 
 @pytest.mark.slow
 @pytest.mark.sandbox
-def test_pathological_notebooks_need_review_and_a_bystander_keeps_full_marks(tmp_path):
+def test_pathological_notebooks_need_review_and_a_bystander_keeps_full_marks(
+    tmp_path, warm_sandbox
+):
     write_submission(tmp_path, "a_bystander", solved())
     write_pathological(tmp_path, "attacker")
     write_submission(tmp_path, "z_bystander", solved())
     tracemalloc.start()
     try:
-        results = grade_batch(tmp_path / "submitted", tmp_path / "out", limits=LIMITS)
+        results = grade_batch(
+            tmp_path / "submitted", tmp_path / "out", sandbox=warm_sandbox(LIMITS)
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -245,7 +249,7 @@ def test_pathological_notebooks_need_review_and_a_bystander_keeps_full_marks(tmp
 @pytest.mark.slow
 @pytest.mark.sandbox
 def test_a_student_whose_reading_spends_the_trusted_budget_gets_grader_budget(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, warm_sandbox
 ):
     # A reading budget as large as the student's: the reading runs until the student's
     # trusted time is gone (an honest student's is about 0.1 s).
@@ -263,7 +267,9 @@ def test_a_student_whose_reading_spends_the_trusted_budget_gets_grader_budget(
     write_submission(tmp_path, "a_bystander", solved())
     write_pathological(tmp_path, "attacker")
     write_submission(tmp_path, "z_bystander", solved())
-    results = grade_batch(tmp_path / "submitted", tmp_path / "out", limits=LIMITS)
+    results = grade_batch(
+        tmp_path / "submitted", tmp_path / "out", sandbox=warm_sandbox(LIMITS)
+    )
     by = {r["student"]: r for r in results}
     full = full_marks()
     assert scores(by["a_bystander"]) == full
@@ -291,7 +297,9 @@ def flood(raw_bytes: int) -> str:
 
 @pytest.mark.slow
 @pytest.mark.sandbox
-def test_a_flooding_student_is_read_up_to_the_per_student_cap(tmp_path, monkeypatch):
+def test_a_flooding_student_is_read_up_to_the_per_student_cap(
+    tmp_path, monkeypatch, warm_sandbox
+):
     received: dict[int, int] = {}
     close = runner.Session.close
 
@@ -306,7 +314,9 @@ def test_a_flooding_student_is_read_up_to_the_per_student_cap(tmp_path, monkeypa
     write_submission(tmp_path, "a_bystander", solved())
     write_submission(tmp_path, "flooder", typed_flood)
     write_submission(tmp_path, "z_bystander", solved())
-    results = grade_batch(tmp_path / "submitted", tmp_path / "out", limits=LIMITS)
+    results = grade_batch(
+        tmp_path / "submitted", tmp_path / "out", sandbox=warm_sandbox(LIMITS)
+    )
     by = {r["student"]: r for r in results}
     full = full_marks()
     assert scores(by["a_bystander"]) == full

@@ -319,7 +319,7 @@ TWINS = {
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> dict[str, dict]:
+def graded(tmp_path_factory, warm_sandbox) -> dict[str, dict]:
     course = tmp_path_factory.mktemp("lost")
     for twin in sorted({t for twins in TWINS.values() for t in twins}):
         write_entry(course, twin)
@@ -329,8 +329,7 @@ def graded(tmp_path_factory) -> dict[str, dict]:
     results = grade_batch(
         course / "submitted",
         course / "out",
-        workers=1,
-        limits=Limits(wall_seconds=3.0, cpu_seconds=3),
+        sandbox=warm_sandbox(Limits(wall_seconds=3.0, cpu_seconds=3)),
     )
     return {r["student"]: r for r in results}
 

@@ -364,15 +364,18 @@ def honest_math_typeset(probe: Probe) -> int:
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory) -> Path:
+def course(tmp_path_factory, warm_sandbox) -> Path:
     """The attacker's course graded by the grade command (out/) and by stock nbgrader."""
     from autograder.__main__ import class_files
     from autograder.batch import grade_batch
+    from autograder.sandbox.runner import Limits
 
     root = tmp_path_factory.mktemp("attacked-course")
     build_course(root, {})
     attack(root)
-    results = grade_batch(root / "submitted", root / "out", workers=1)
+    results = grade_batch(
+        root / "submitted", root / "out", sandbox=warm_sandbox(Limits())
+    )
     class_files(root / "submitted", root / "out", results)
     nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
     nbgrader(root, "autograde", ASSIGNMENT, "--student", "attacker")

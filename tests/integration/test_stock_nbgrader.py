@@ -105,7 +105,7 @@ STUDENTS |= {name: (answers, cells) for name, (_, answers, cells) in LOST.items(
 
 
 @pytest.fixture(scope="module")
-def graded_course(tmp_path_factory) -> Path:
+def graded_course(tmp_path_factory, warm_sandbox) -> Path:
     """One course, four students, graded once by stock nbgrader for all the tests below."""
     course = tmp_path_factory.mktemp("course")
     build_course(course, {name: answers for name, (answers, _) in STUDENTS.items()})
@@ -139,7 +139,9 @@ def graded_course(tmp_path_factory) -> Path:
     nbgrader(course, "export")
     nbgrader(course, "generate_feedback", ASSIGNMENT)
     grade_batch(
-        course / "submitted", course / "trusted", limits=Limits(wall_seconds=5.0)
+        course / "submitted",
+        course / "trusted",
+        sandbox=warm_sandbox(Limits(wall_seconds=5.0)),
     )
     return course
 

@@ -781,7 +781,7 @@ def _add_cells(path: Path, before: str, *sources: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> dict[str, dict]:
+def graded(tmp_path_factory, warm_sandbox) -> dict[str, dict]:
     course = tmp_path_factory.mktemp("course")
     evader = write_submission(
         course,
@@ -815,7 +815,9 @@ def graded(tmp_path_factory) -> dict[str, dict]:
         "F.conv2d(X[None], K)[0], atol=1e-5)\n"
         "P = F.unfold(X[None], (2, 2))",
     )
-    results = grade_batch(course / "submitted", course / "out", limits=LIMITS)
+    results = grade_batch(
+        course / "submitted", course / "out", sandbox=warm_sandbox(LIMITS)
+    )
     return {r["student"]: r for r in results}
 
 

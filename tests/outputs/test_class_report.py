@@ -25,6 +25,7 @@ from autograder.outputs import report
 from autograder.outputs.class_report import common_mistakes
 from autograder.outputs.guide import formgrader_order, questions
 from autograder.paths import ASSIGNMENT
+from autograder.sandbox.runner import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
@@ -44,7 +45,7 @@ BROKEN = "broken_not_json"
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> Path:
+def graded(tmp_path_factory, warm_sandbox) -> Path:
     """A batch graded by the grade command's own steps, then the instructor's pages."""
     course = tmp_path_factory.mktemp("class")
     originals = [original for original, *_ in NEAR_COPIES.values()]
@@ -56,7 +57,7 @@ def graded(tmp_path_factory) -> Path:
         BROKEN_FILES[BROKEN][0]
     )
     out = course / "grades"
-    results = grade_batch(course / "submitted", out, workers=1)
+    results = grade_batch(course / "submitted", out, sandbox=warm_sandbox(Limits()))
     cli.class_files(course / "submitted", out, results)
     return out
 
@@ -153,14 +154,14 @@ def write_guide(course: Path, out: Path) -> Path:
     return out
 
 
-def test_a_students_answer_cannot_add_markup_to_the_guide(tmp_path):
+def test_a_students_answer_cannot_add_markup_to_the_guide(tmp_path, warm_sandbox):
     course = tmp_path / "course"
     course.mkdir()
     q = questions()[0]
     build_course(
         course, {"hostile": {q.grade_id: "<script>alert(1)</script> **bold**"}}
     )
-    grade_batch(course / "submitted", course / "grades", workers=1)
+    grade_batch(course / "submitted", course / "grades", sandbox=warm_sandbox(Limits()))
     out = write_guide(course, tmp_path / "guide.html")
     page = out.read_text()
     assert (
@@ -169,7 +170,7 @@ def test_a_students_answer_cannot_add_markup_to_the_guide(tmp_path):
 
 
 def test_the_guide_shows_a_written_answer_whose_cell_lost_its_id_with_the_note(
-    tmp_path,
+    tmp_path, warm_sandbox
 ):
     """An editor dropped the nbgrader metadata: the guide shows the answer found after its
     question, with where it was found, and the grade command's gradebook carries the note as
@@ -185,7 +186,7 @@ def test_the_guide_shows_a_written_answer_whose_cell_lost_its_id_with_the_note(
     build_course(course, {"stripped": {q.grade_id: "Twice: $2 \\times$ the work."}})
     path = course / "submitted" / "stripped" / ASSIGNMENT / q.notebook
     notebooks.write(stripped(notebooks.read(path)), path)
-    grade_batch(course / "submitted", course / "grades", workers=1)
+    grade_batch(course / "submitted", course / "grades", sandbox=warm_sandbox(Limits()))
     out = write_guide(course, tmp_path / "guide.html")
     text = section(out, q.grade_id)
     assert "Twice:" in text and "Nothing to grade" not in text

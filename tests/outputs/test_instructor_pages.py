@@ -15,6 +15,7 @@ from pages import LAPTOP, PHONE, SCREENSHOTS, Visit, assert_axe_finds_nothing
 from autograder.__main__ import class_files
 from autograder.batch import grade_batch
 from autograder.paths import ASSIGNMENT, RELEASE_DIR
+from autograder.sandbox.runner import Limits
 
 pytestmark = pytest.mark.slow
 
@@ -22,14 +23,16 @@ FEEDBACK_STUDENTS = ("honest_loops", "mistake_flipped_kernel")
 
 
 @pytest.fixture(scope="module")
-def graded_course(tmp_path_factory) -> Path:
+def graded_course(tmp_path_factory, warm_sandbox) -> Path:
     """An honest student and one who lost points, graded by the grade command into out/ and
     by stock nbgrader (autograde, generate_feedback) into feedback/, as the README says."""
     course = tmp_path_factory.mktemp("course")
     build_course(
         course, {student: typed(CORPUS[student]) for student in FEEDBACK_STUDENTS}
     )
-    results = grade_batch(course / "submitted", course / "out", workers=1)
+    results = grade_batch(
+        course / "submitted", course / "out", sandbox=warm_sandbox(Limits())
+    )
     class_files(course / "submitted", course / "out", results)
     for command in ("generate_assignment", "autograde", "generate_feedback"):
         nbgrader(

@@ -54,11 +54,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
+def graded(tmp_path_factory, warm_sandbox) -> tuple[Path, dict[str, dict]]:
     course = tmp_path_factory.mktemp("attacks")
     write_students(course)
     out = course / "out"
-    results = grade_batch(course / "submitted", out, workers=1, limits=LIMITS)
+    results = grade_batch(course / "submitted", out, sandbox=warm_sandbox(LIMITS))
     return out, {r["student"]: r for r in results}
 
 
@@ -97,18 +97,20 @@ def test_a_reply_full_of_errors_costs_kilobytes_not_megabytes(graded):
     assert (out / "results" / "attack_megabytes_of_errors.json").stat().st_size < 50_000
 
 
-def test_the_attacked_batch_resumes_to_identical_files(graded, tmp_path):
+def test_the_attacked_batch_resumes_to_identical_files(graded, tmp_path, warm_sandbox):
     out, _ = graded
     killed_before = [
         "attack_takeover",
         "attack_closes_pipes_and_sleeps",
         "bystander_solved",
     ]
-    assert same_files(out, resume_after_a_kill(out, tmp_path, killed_before, LIMITS))
+    assert same_files(
+        out, resume_after_a_kill(out, tmp_path, killed_before, warm_sandbox(LIMITS))
+    )
 
 
 def test_a_grader_exception_costs_one_student_and_is_logged(
-    tmp_path, monkeypatch, caplog
+    tmp_path, monkeypatch, caplog, warm_sandbox
 ):
     """Whatever input makes the grader's own code raise (none is known: each found so far is a
     test above) costs that student alone, as grader-error, and the resumed batch agrees."""
@@ -127,7 +129,8 @@ def test_a_grader_exception_costs_one_student_and_is_logged(
     monkeypatch.setattr(grader, "prepare_file", fails_for_one_student)
     out = tmp_path / "out"
     results = {
-        r["student"]: r for r in grade_batch(tmp_path / "submitted", out, limits=LIMITS)
+        r["student"]: r
+        for r in grade_batch(tmp_path / "submitted", out, sandbox=warm_sandbox(LIMITS))
     }
     assert cell_scores(results["b_bystander"]) == FULL
     broken = cell_scores(results["a_breaks_the_grader"])
@@ -135,11 +138,13 @@ def test_a_grader_exception_costs_one_student_and_is_logged(
         set(broken.values()) == {(0.0, "grader-error")} and broken.keys() == FULL.keys()
     )
     assert "grader-error for a_breaks_the_grader: RecursionError" in caplog.text
-    assert same_files(out, resume_after_a_kill(out, tmp_path, ["b_bystander"], LIMITS))
+    assert same_files(
+        out, resume_after_a_kill(out, tmp_path, ["b_bystander"], warm_sandbox(LIMITS))
+    )
 
 
 def test_a_grader_exception_under_stock_nbgrader_costs_that_notebook(
-    monkeypatch, caplog
+    monkeypatch, caplog, warm_sandbox
 ):
     name = NOTEBOOK_OF[MULTI_IN]
 
@@ -147,22 +152,23 @@ def test_a_grader_exception_under_stock_nbgrader_costs_that_notebook(
         raise ValueError("a case nobody foresaw")
 
     monkeypatch.setattr(plugin, "grade_notebook_node", raises)
-    with runner.Sandbox(LIMITS) as box:
-        nb = notebooks.read(RELEASE_DIR / name)
-        result = plugin._grade_guarded(nb, name, box, Policy())
+    nb = notebooks.read(RELEASE_DIR / name)
+    result = plugin._grade_guarded(nb, name, warm_sandbox(LIMITS), Policy())
     assert result.notebook == name
     assert {(i.score, i.status) for i in result.items} == {(0.0, "grader-error")}
     assert f"grader-error in {name}: ValueError" in caplog.text
 
 
-def test_state_left_by_one_student_is_gone_for_the_next(tmp_path):
+def test_state_left_by_one_student_is_gone_for_the_next(tmp_path, warm_sandbox):
     """A shared-memory segment, a message queue, a semaphore, a key in the user keyring and a
     file in /tmp, left by one student: the next student on the same zygote finds none."""
     write_submission(tmp_path, "a_leaves", typed(Entry({MULTI_IN: LEAVE_STATE})))
     write_submission(tmp_path, "b_looks", typed(Entry({MULTI_IN: FIND_STATE})))
     results = {
         r["student"]: cell_scores(r)
-        for r in grade_batch(tmp_path / "submitted", tmp_path / "out", limits=LIMITS)
+        for r in grade_batch(
+            tmp_path / "submitted", tmp_path / "out", sandbox=warm_sandbox(LIMITS)
+        )
     }
     found = results["b_looks"]["test_corr2d_multi_in_example"]
     assert found == (0.0, "failed"), "the second student found what the first left"
@@ -221,7 +227,7 @@ def test_as_an_ordinary_user_the_attacks_cost_the_same_and_nothing_more(graded):
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x86_64 system call numbers")
-def test_the_system_calls_of_an_escape_are_refused_in_a_grading_child():
+def test_the_system_calls_of_an_escape_are_refused_in_a_grading_child(warm_sandbox):
     """Each call an escape needs, made by hand: EPERM from the filter (EACCES for the zygote's
     /proc files, which a non-dumpable process keeps to root)."""
     probe = """
@@ -253,8 +259,7 @@ for path in (f"/proc/{ppid}/mem", f"/proc/{ppid}/fd/0", "/proc/2/mem"):
 print(seen)
 """
     job = {"function": "f", "setup": [], "stand_ins": [], "cells": [probe], "cases": []}
-    with runner.Sandbox(LIMITS) as box:
-        reply = box.run(job)
+    reply = warm_sandbox(LIMITS).run(job)
     seen = eval(reply["output"])  # the dict the probe printed
     for name, error in seen.items():
         assert error == ("EACCES" if name.startswith("/proc") else "EPERM"), (
@@ -263,7 +268,9 @@ print(seen)
         )
 
 
-def test_a_child_that_closes_its_pipes_and_sleeps_is_killed_at_its_wall_limit():
+def test_a_child_that_closes_its_pipes_and_sleeps_is_killed_at_its_wall_limit(
+    warm_sandbox,
+):
     sleeper = "import os, time\nos.closerange(0, 4096)\ntime.sleep(600)\n"
     job = {
         "function": "f",
@@ -272,7 +279,7 @@ def test_a_child_that_closes_its_pipes_and_sleeps_is_killed_at_its_wall_limit():
         "cells": [sleeper],
         "cases": [],
     }
-    with runner.Sandbox(LIMITS) as box, box.session() as session:
+    with warm_sandbox(LIMITS).session() as session:
         reply = session.run(job)
         after = session.run({**job, "cells": ["print('still here')"]})
     assert reply["status"] == "timeout"
@@ -325,7 +332,9 @@ def test_a_busy_machine_turns_no_honest_answer_into_a_timeout():
     assert slept["seconds"] < limits.wall_seconds + 0.5
 
 
-def test_an_answer_that_hangs_or_kills_its_child_costs_only_itself(tmp_path):
+def test_an_answer_that_hangs_or_kills_its_child_costs_only_itself(
+    tmp_path, warm_sandbox
+):
     """The exercises notebook's five answers run in one child, one after another, as one
     kernel would run them. One that never returns, and the next that ends the child, cost
     their own points: a fresh child grades each answer after them."""
@@ -339,7 +348,9 @@ def test_an_answer_that_hangs_or_kills_its_child_costs_only_itself(tmp_path):
     write_submission(tmp_path, "b_bystander", typed(Entry({})))
     results = {
         r["student"]: r
-        for r in grade_batch(tmp_path / "submitted", tmp_path / "out", limits=LIMITS)
+        for r in grade_batch(
+            tmp_path / "submitted", tmp_path / "out", sandbox=warm_sandbox(LIMITS)
+        )
     }
     lost_cells = {
         item.cell: (0.0, status)
