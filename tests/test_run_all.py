@@ -2,10 +2,12 @@
 
 Each release notebook runs top to bottom in a Jupyter kernel, driven by nbclient as Jupyter
 drives it, stopping at the first cell that raises (``force_raise_errors``: whatever the cell's
-tags say, as a front end that ignores ``raises-exception`` does). Untouched, every notebook
+tags say, as a front end that ignores ``raises-exception`` does). Half done, a notebook stops
+at the visible test of the function that is written and wrong. Untouched, every notebook
 reaches its last cell, each visible test and each cell that shows a function at work saying in
-one line that the function is not written yet. Half done, it stops at the visible test of the
-function that is written and wrong. Under nbgrader (``NBGRADER_EXECUTION``, set by ``autograde``
+one line that the function is not written yet: the site's build runs exactly that, each
+release notebook in a fresh kernel, and tests/test_site.py checks it there (one run of each
+notebook for both). Under nbgrader (``NBGRADER_EXECUTION``, set by ``autograde``
 and ``validate``) the visible test of a function not written yet fails, so that stock
 nbgrader's own execution of the notebook scores it 0, as the course's grader does.
 """
@@ -21,8 +23,6 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import (
-    GRADED,
-    NOTEBOOK_OF,
     build_course,
     cell_by_grade_id,
     full_marks,
@@ -96,23 +96,6 @@ def with_answers(name: str, answers: dict[str, str]) -> nbformat.NotebookNode:
     for grade_id, source in answers.items():
         cell_by_grade_id(nb, grade_id).source = source
     return nb
-
-
-@pytest.mark.parametrize("name", sorted(p.name for p in RELEASE_DIR.glob("*.ipynb")))
-def test_run_all_on_an_untouched_release_notebook_reaches_its_last_cell(name, tmp_path):
-    nb = notebooks.read(RELEASE_DIR / name)
-    assert run_all(nb, tmp_path) is None
-    assert all(c.execution_count for c in code_cells(nb)), "a cell did not run"
-    for grade_id in (g for g in GRADED if NOTEBOOK_OF[g] == name):
-        visible = cell_by_grade_id(nb, f"test_{grade_id}_example")
-        assert printed(visible) == (
-            f"{grade_id}, visible tests: {NOT_WRITTEN}. Write it above, run its cell, "
-            "then this one.\n"
-        )
-    for cell in code_cells(nb):
-        if "if written(" in cell.source:  # a cell that shows a function at work
-            assert printed(cell).count(NOT_WRITTEN) == 1
-            assert len(printed(cell).splitlines()) == 1
 
 
 def test_run_all_stops_at_the_visible_test_of_a_function_written_wrong(tmp_path):

@@ -21,6 +21,8 @@ from pages import LAPTOP, PHONE, SCREENSHOTS, Visit, assert_axe_finds_nothing
 
 from autograder.paths import RELEASE_DIR, ROOT
 
+NOT_WRITTEN = "not written yet (it raises NotImplementedError)"
+
 pytestmark = pytest.mark.slow
 
 SITE = ROOT / "_build" / "html"
@@ -454,9 +456,12 @@ def test_download_button_serves_the_student_notebook(shown, name):
 
 def test_site_build_runs_every_release_cell_and_the_stubs_say_so_in_one_line(site):
     """At build time no cell of the release fails, although no function is written: each
-    visible test and each cell that shows a function at work says in one line that it is not
-    written yet (as in a student's Run All, tests/test_run_all.py).
+    visible test says that its function is not written yet and what to do, and each cell that
+    shows a function at work says in one line that it is not written yet.
 
+    This build is also the suite's Run All of each untouched release notebook (the other
+    stages of a student's work are in tests/test_run_all.py): jupyter-book runs every cell
+    in a fresh kernel through nbclient, as Jupyter does, and stops the build at an error.
     The outputs are read from the build's execution cache, because the page (and its copy in
     _build/jupyter_execute) drops the outputs of cells tagged remove-output.
     """
@@ -469,14 +474,24 @@ def test_site_build_runs_every_release_cell_and_the_stubs_say_so_in_one_line(sit
         for cell in executed.cells:
             if cell.cell_type != "code":
                 continue
+            assert cell.execution_count, (path.name, "did not run", cell.source[:60])
             assert not [o for o in cell.outputs if o.output_type == "error"], (
                 path.name,
                 cell.source[:60],
             )
-            if cell.source.startswith("# Visible test") or "if written(" in cell.source:
-                text = "".join(o.get("text", "") for o in cell.outputs)
-                assert (
-                    text.count("not written yet (it raises NotImplementedError)") == 1
+            text = "".join(o.get("text", "") for o in cell.outputs)
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+            if grade_id.startswith("test_") and grade_id.endswith("_example"):
+                function = grade_id.removeprefix("test_").removesuffix("_example")
+                assert text == (
+                    f"{function}, visible tests: {NOT_WRITTEN}. Write it above, run its "
+                    "cell, then this one.\n"
+                ), (path.name, grade_id)
+                said += 1
+            elif "if written(" in cell.source:
+                assert text.count(NOT_WRITTEN) == 1 and len(text.splitlines()) == 1, (
+                    path.name,
+                    cell.source[:60],
                 )
                 said += 1
     # A visible test each, and the seven cells that show a function at work (7.4.1-7.4.3 one
