@@ -68,7 +68,11 @@ def grade_batch(
             )  # fmt: skip
         elif todo:
             # The caller's sandbox stays open (nullcontext); one made here is closed.
-            warm = nullcontext(sandbox) if sandbox else Sandbox(limits, unsafe=unsafe)
+            warm = (
+                Sandbox(limits, unsafe=unsafe)
+                if sandbox is None
+                else nullcontext(sandbox)
+            )
             with warm as box:
                 for student_dir in todo:
                     save(grade_student(student_dir, box, policy))

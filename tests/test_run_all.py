@@ -23,12 +23,14 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import (
+    NOT_WRITTEN,
     build_course,
     cell_by_grade_id,
     full_marks,
     nbgrader,
     solution_source,
     stub_answered,
+    visible_not_written,
 )
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
@@ -40,7 +42,6 @@ from autograder.paths import ASSIGNMENT, RELEASE_DIR
 
 pytestmark = pytest.mark.slow
 
-NOT_WRITTEN = "not written yet (it raises NotImplementedError)"
 EXERCISES_NB = "05-exercises.ipynb"
 
 
@@ -169,8 +170,7 @@ def test_under_nbgrader_the_visible_test_of_an_unwritten_function_fails(tmp_path
     visible = cell_by_grade_id(nb, "test_corr2d_multi_in_example")
     assert stopped == nb.cells.index(visible)
     assert errors(visible) == [
-        f"AssertionError: corr2d_multi_in, visible tests: {NOT_WRITTEN}. Write it "
-        "above, run its cell, then this one."
+        "AssertionError: " + visible_not_written("corr2d_multi_in")
     ]
 
 

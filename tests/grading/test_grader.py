@@ -14,6 +14,7 @@ import nbformat
 import pytest
 from conftest import (
     GRADED,
+    NOT_WRITTEN,
     full_marks,
     gradebook_view,
     namespace_of,
@@ -22,6 +23,7 @@ from conftest import (
     same_files,
     solution_source,
     stub_answered,
+    visible_not_written,
     write_submission,
 )
 from corpus import BROKEN_FILES, CORPUS, solved, typed, write_corpus, write_entry
@@ -182,14 +184,13 @@ def test_a_function_not_written_yet_is_told_so_alike_in_all_three(graded, capsys
     out, _ = graded
     visible, practice = kit_outputs("mistake_not_written", "compose_kernels", capsys)
     page = html.unescape((out / "feedback" / "mistake_not_written.html").read_text())
-    words = "not written yet (it raises NotImplementedError)"
-    assert visible == (
-        f"compose_kernels, visible tests: {words}. Write it above, run its cell, then "
-        "this one.\n"
+    assert visible == visible_not_written("compose_kernels") + "\n"
+    assert (
+        practice
+        == f"compose_kernels: {NOT_WRITTEN}: 0 of 3 points on practice inputs.\n"
     )
-    assert practice == f"compose_kernels: {words}: 0 of 3 points on practice inputs.\n"
     assert "compose_kernels on the worked example: K1 of shape (1, 1, 2, 2)" in page
-    assert f"(float32): {words}." in page
+    assert f"(float32): {NOT_WRITTEN}." in page
 
 
 def test_feedback_shows_shapes_never_hidden_values_or_sources(graded):

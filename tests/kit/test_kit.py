@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import model_answers, rubric_points, solution_lines
+from conftest import (
+    NOT_WRITTEN,
+    model_answers,
+    rubric_points,
+    solution_lines,
+    visible_not_written,
+)
 
 from autograder import EXERCISES, notebooks
 from autograder.course_build.kit_build import (
@@ -286,10 +292,7 @@ def test_an_unwritten_functions_visible_test_says_so_in_one_line_and_lets_run_al
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     KIT.visible_test(name, stub(name))  # does not raise
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [
-        f"{name}, visible tests: not written yet (it raises NotImplementedError). Write "
-        "it above, run its cell, then this one."
-    ]
+    assert lines == [visible_not_written(name)]
 
 
 @pytest.mark.parametrize("execution", ["autograde", "validate"])
@@ -301,10 +304,7 @@ def test_under_nbgrader_an_unwritten_functions_visible_test_fails(
     monkeypatch.setenv("NBGRADER_EXECUTION", execution)
     for name in EXERCISES:
         message = visible_failure(name, stub(name))
-        assert message == (
-            f"{name}, visible tests: not written yet (it raises NotImplementedError). "
-            "Write it above, run its cell, then this one."
-        )
+        assert message == visible_not_written(name)
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
@@ -312,16 +312,14 @@ def test_an_unwritten_functions_practice_check_is_one_line(name, capsys):
     KIT.practice(name, stub(name), sources=[stub_source(name)])
     points = sum(item.points for item in EXERCISES[name].rubric)
     assert capsys.readouterr().out.splitlines() == [
-        f"{name}: not written yet (it raises NotImplementedError): 0 of {points:g} "
-        "points on practice inputs."
+        f"{name}: {NOT_WRITTEN}: 0 of {points:g} points on practice inputs."
     ]
 
 
 def test_written_says_in_one_line_that_a_stub_is_not_and_runs_nothing_else(capsys):
     assert not KIT.written("corr2d_multi_in", stub("corr2d_multi_in"))
     assert capsys.readouterr().out.splitlines() == [
-        "corr2d_multi_in: not written yet (it raises NotImplementedError); this cell runs "
-        "it once it is written."
+        f"corr2d_multi_in: {NOT_WRITTEN}; this cell runs it once it is written."
     ]
 
 
@@ -351,7 +349,7 @@ def test_a_function_written_for_some_inputs_only_is_judged_and_its_visible_test_
     message = visible_failure("conv2d_multiplications", conv2d_multiplications)
     assert "ok   conv2d_multiplications on the worked example" in message
     assert "FAIL conv2d_multiplications on " in message
-    assert "not written yet (it raises NotImplementedError)" in message
+    assert NOT_WRITTEN in message
     assert KIT.written("conv2d_multiplications", conv2d_multiplications)
 
 
