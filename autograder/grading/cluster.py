@@ -1,6 +1,7 @@
 """Grade a batch on Dask workers: this machine's cores (``--workers N``) or a cluster (``--dask``).
 
-Each worker holds one warm sandbox (``SandboxPlugin``); the instructor's process reads each
+Each worker holds one warm sandbox (``SandboxPlugin``), kept for the next batch of the same
+limits on a long-lived cluster; the instructor's process reads each
 student's files, sends them as data (a worker needs no access to the submissions folder), and
 saves each plain result as it comes back, so a killed client resumes where it stopped. Dask
 reschedules the students of a worker that dies; a student whose grading has killed workers
@@ -11,6 +12,7 @@ and gets status ``grader-error``, and the cluster goes on with everyone else.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import threading
@@ -45,8 +47,12 @@ class SandboxPlugin(WorkerPlugin):
     """One warm sandbox per worker, started when the worker joins (or restarts after dying).
 
     A zygote that dies is started again by the sandbox itself on the next student. A worker
-    with several threads grades one student at a time: one sandbox is one zygote.
+    with several threads grades one student at a time: one sandbox is one zygote. Registered
+    under a name that says its limits, and ``idempotent``: the next batch with the same limits
+    finds the workers' zygotes warm instead of importing torch on each again.
     """
+
+    idempotent = True
 
     def __init__(self, limits: Limits, unsafe: bool) -> None:
         self.limits = limits
@@ -66,9 +72,20 @@ class SandboxPlugin(WorkerPlugin):
             self.sandbox.close()
 
 
-def grade_on_worker(submission: Submission, policy: Policy) -> dict:
+def plugin_name(limits: Limits, unsafe: bool) -> str:
+    """The worker plugin's name for these settings (the same in every process)."""
+    settings = hashlib.sha256(repr((limits, unsafe)).encode()).hexdigest()[:12]
+    return f"{PLUGIN}-{settings}"
+
+
+def _sandbox_plugins(dask_scheduler) -> list[str]:
+    """Run on the scheduler: the sandbox plugins registered there."""
+    return [name for name in dask_scheduler.worker_plugins if name.startswith(PLUGIN)]
+
+
+def grade_on_worker(submission: Submission, policy: Policy, plugin_name: str) -> dict:
     """The task: one student, graded in this worker's sandbox, as plain data."""
-    plugin = get_worker().plugins[PLUGIN]
+    plugin = get_worker().plugins[plugin_name]
     with plugin.lock:
         return grade_submission(submission, plugin.sandbox, policy)
 
@@ -115,7 +132,12 @@ def grade_on_cluster(
     is graded unconfined, and the results saved so far stay for a resumed run.
     """
     with connect(address, workers) as client:
-        client.register_plugin(SandboxPlugin(limits, unsafe), name=PLUGIN)
+        name = plugin_name(limits, unsafe)
+        # One zygote per worker: a sandbox of other limits left by an earlier batch goes.
+        for stale in client.run_on_scheduler(_sandbox_plugins):
+            if stale != name:
+                client.unregister_worker_plugin(stale)
+        client.register_plugin(SandboxPlugin(limits, unsafe), name=name)
         threads = max(1, sum(client.nthreads().values()))
         pending = iter(todo)
         names: dict[str, str] = {}
@@ -127,6 +149,7 @@ def grade_on_cluster(
                 grade_on_worker,
                 submission,
                 policy,
+                name,
                 key=f"grade-{submission.student}-{batch}",
                 pure=False,
             )
