@@ -192,48 +192,6 @@ def test_the_cluster_writes_the_files_of_a_local_run(cluster, course, tmp_path):
     assert graded_count(out) == len(CORPUS) + len(BROKEN_FILES) + 2
 
 
-def test_the_next_batch_of_the_same_limits_finds_each_workers_zygote_warm(
-    cluster, tmp_path
-):
-    """On a long-lived cluster each worker keeps its zygote for the next batch of the same
-    limits (no second import of torch); a batch of other limits replaces it, one per worker."""
-    cluster.ready()
-    for student in ("honest_loops", "mistake_flipped_kernel"):
-        write_submission(tmp_path, student, typed(CORPUS[student]))
-
-    def zygotes() -> dict[str, dict[str, int]]:
-        """Per worker: each sandbox plugin's name and its zygote's pid."""
-
-        def on_worker(dask_worker) -> dict[str, int]:
-            return {
-                name: plugin.sandbox._proc.pid
-                for name, plugin in dask_worker.plugins.items()
-                if name.startswith(PLUGIN) and plugin.sandbox._proc is not None
-            }
-
-        return cluster.observer.run(on_worker)
-
-    def batch(out: str, limits: Limits) -> Path:
-        grade_batch(
-            tmp_path / "submitted", tmp_path / out, dask=cluster.address, limits=limits
-        )
-        return tmp_path / out
-
-    first = batch("first", LIMITS)
-    warm = zygotes()
-    assert len(warm) == 2 and all(len(plugins) == 1 for plugins in warm.values())
-    second = batch("second", LIMITS)
-    assert zygotes() == warm
-    assert identical(first, second)
-    batch("other-limits", Limits(wall_seconds=4.0))
-    replaced = zygotes()
-    assert set(replaced) == set(warm)
-    for address, plugins in replaced.items():
-        ((name, pid),) = plugins.items()
-        assert name == plugin_name(Limits(wall_seconds=4.0), False)
-        assert pid not in warm[address].values()
-
-
 def test_a_worker_killed_mid_batch_changes_no_file(cluster, course, tmp_path):
     cluster.ready()
     out = tmp_path / "out"
@@ -318,6 +276,49 @@ def test_a_student_who_keeps_killing_workers_costs_only_that_student(
     statuses = {i["status"] for nb in victim["notebooks"] for i in nb["items"]}
     assert statuses == {"grader-error"}
     cluster.ready()
+
+
+def test_the_next_batch_of_the_same_limits_finds_each_workers_zygote_warm(
+    cluster, tmp_path
+):
+    """On a long-lived cluster each worker keeps its zygote for the next batch of the same
+    limits (no second import of torch); a batch of other limits replaces it, one per worker.
+    Last of the tests on ``cluster``: the others grade with ``LIMITS`` on the warm zygotes."""
+    cluster.ready()
+    for student in ("honest_loops", "mistake_flipped_kernel"):
+        write_submission(tmp_path, student, typed(CORPUS[student]))
+
+    def zygotes() -> dict[str, dict[str, int]]:
+        """Per worker: each sandbox plugin's name and its zygote's pid."""
+
+        def on_worker(dask_worker) -> dict[str, int]:
+            return {
+                name: plugin.sandbox._proc.pid
+                for name, plugin in dask_worker.plugins.items()
+                if name.startswith(PLUGIN) and plugin.sandbox._proc is not None
+            }
+
+        return cluster.observer.run(on_worker)
+
+    def batch(out: str, limits: Limits) -> Path:
+        grade_batch(
+            tmp_path / "submitted", tmp_path / out, dask=cluster.address, limits=limits
+        )
+        return tmp_path / out
+
+    first = batch("first", LIMITS)
+    warm = zygotes()
+    assert len(warm) == 2 and all(len(plugins) == 1 for plugins in warm.values())
+    second = batch("second", LIMITS)
+    assert zygotes() == warm
+    assert identical(first, second)
+    batch("other-limits", Limits(wall_seconds=4.0))
+    replaced = zygotes()
+    assert set(replaced) == set(warm)
+    for address, plugins in replaced.items():
+        ((name, pid),) = plugins.items()
+        assert name == plugin_name(Limits(wall_seconds=4.0), False)
+        assert pid not in warm[address].values()
 
 
 def test_a_worker_without_bubblewrap_grades_no_one(course, tmp_path, capsys):
