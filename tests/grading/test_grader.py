@@ -45,11 +45,13 @@ FULL = full_marks()
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
+def graded(tmp_path_factory, warm_sandbox) -> tuple[Path, dict[str, dict]]:
+    """The corpus graded in this process (the same batch on Dask workers writes the same
+    files: tests/grading/test_cluster.py)."""
     course = tmp_path_factory.mktemp("course")
     write_corpus(course, BROKEN_FILES)
     out = course / "out"
-    results = grade_batch(course / "submitted", out, workers=2, limits=LIMITS)
+    results = grade_batch(course / "submitted", out, sandbox=warm_sandbox(LIMITS))
     return out, {r["student"]: r for r in results}
 
 
