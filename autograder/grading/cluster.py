@@ -83,9 +83,11 @@ def _sandbox_plugins(dask_scheduler) -> list[str]:
     return [name for name in dask_scheduler.worker_plugins if name.startswith(PLUGIN)]
 
 
-def grade_on_worker(submission: Submission, policy: Policy, plugin_name: str) -> dict:
+def grade_on_worker(
+    submission: Submission, policy: Policy, sandbox_plugin: str
+) -> dict:
     """The task: one student, graded in this worker's sandbox, as plain data."""
-    plugin = get_worker().plugins[plugin_name]
+    plugin = get_worker().plugins[sandbox_plugin]
     with plugin.lock:
         return grade_submission(submission, plugin.sandbox, policy)
 
@@ -133,7 +135,9 @@ def grade_on_cluster(
     """
     with connect(address, workers) as client:
         name = plugin_name(limits, unsafe)
-        # One zygote per worker: a sandbox of other limits left by an earlier batch goes.
+        # One zygote per worker: a sandbox of other limits left by an earlier batch goes (so
+        # two batches of different limits at once on one cluster still disturb each other;
+        # two of the same limits no longer do).
         for stale in client.run_on_scheduler(_sandbox_plugins):
             if stale != name:
                 client.unregister_worker_plugin(stale)
