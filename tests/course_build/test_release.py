@@ -98,13 +98,13 @@ def test_an_account_that_cannot_write_the_install_gets_the_assignment_gradebook_
 
     with tempfile.TemporaryDirectory() as scratch:
         os.chmod(scratch, 0o755)  # passable, as a machine's /tmp is
-        roots_cache = Path(
-            scratch, "install-build"
-        )  # root's, 0755: readable, not writable
+        # The install's _build as the account meets it: root's, 0755, readable, not writable.
+        roots_cache = Path(scratch, "install-build")
         roots_cache.mkdir()
         home = Path(scratch, "home")
         home.mkdir()
-        os.chown(home, *nobody())
+        account = pwd.getpwnam("nobody")
+        os.chown(home, account.pw_uid, account.pw_gid)
         script = (
             "import sys; from pathlib import Path; import autograder.course_build.release as r;"
             " r.ASSIGNMENT_CACHE = Path(sys.argv[1]); print(r.assignment_gradebook())"
@@ -137,8 +137,3 @@ def test_an_account_that_cannot_write_the_install_gets_the_assignment_gradebook_
                 nb.name for nb in gb.find_assignment(ASSIGNMENT).notebooks
             }
         assert notebooks_recorded == {p.stem for p in SOURCE_DIR.glob("*.ipynb")}
-
-
-def nobody() -> tuple[int, int]:
-    account = pwd.getpwnam("nobody")
-    return account.pw_uid, account.pw_gid
