@@ -53,6 +53,32 @@ def test_the_execute_command_loads_no_nbgrader():
     assert done.stdout.strip() == "[]"
 
 
+def test_the_commands_that_compute_no_tensor_load_no_torch():
+    """Exports, the calendar, formgrader's page filters and the LMS commands each start a
+    process; torch would add about 1.5 s of CPU to every one (autograder/__init__.py)."""
+    probe = (
+        "import sys, autograder.__main__, autograder.outputs.exports, "
+        "autograder.integration.safe_pages, course_hub.lti.__main__, course_hub.lti.passback; "
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
+
+
+def test_the_package_s_names_load_on_first_use():
+    import autograder
+    from autograder.grading import checks, exercises, reference
+
+    assert sorted(autograder.__all__) == sorted(autograder._HOME)
+    assert autograder.check is checks.check
+    assert autograder.EXERCISES is exercises.EXERCISES
+    assert autograder.corr2d_multi_in_out is reference.corr2d_multi_in_out
+    with pytest.raises(AttributeError):
+        autograder.solutions  # noqa: B018
+
+
 def test_make_help_lists_the_targets_from_their_comments():
     done = subprocess.run(
         ["make", "--no-print-directory", "help"],
