@@ -13,6 +13,9 @@
 #   GPU_RUN_NOTEBOOKS  the notebooks nbval re-executes (default: all twelve, sources and
 #                 release); tests/test_gpu_kit.py's dry run names one pair, since the CPU
 #                 suite's own nbval runs all twelve with the same sanitiser and plugins
+#   GPU_RUN_SWEEP the speed chapter's sweep (default full); the dry run takes "quick": the
+#                 same code on fewer sizes, since a full sweep on two CPU cores times the
+#                 CPU for about 40 s and proves nothing more about the script
 #
 # OUT_DIR receives at most eight files (what the device tool brings back): summary.txt (one
 # line per notebook and per step), device.txt, nbval.log, gpu-tests.log, speed.log, the
@@ -124,7 +127,8 @@ tail -n 1 "$OUT/gpu-tests.log" | tee -a "$SUMMARY"
 # folder changes only when someone commits the new file.
 cp -r solutions/channels "$SCRATCH/channels"
 rm -rf "$SCRATCH/channels/speed"
-SPEED_SAVE=1 SPEED_SWEEP=full step "speed chapter, full sweep" "$OUT/speed.log" \
+SWEEP=${GPU_RUN_SWEEP:-full}
+SPEED_SAVE=1 SPEED_SWEEP=$SWEEP step "speed chapter, $SWEEP sweep" "$OUT/speed.log" \
 	"$PY" -m autograder execute "$SCRATCH/channels/06-how-fast.ipynb"
 cp "$SCRATCH/channels/06-how-fast.ipynb" "$OUT/" 2>/dev/null
 for run in "$SCRATCH"/channels/speed/*.json; do
