@@ -45,7 +45,7 @@ c.Autograde.exporter_class = "autograder.integration.plugin.TolerantNotebookExpo
 # Feedback pages carry their math typeset (the project's MathJax, run once here) instead of
 # asking a CDN for MathJax, which a student opening the page offline cannot reach.
 c.GenerateFeedback.exporter_class = (
-    "autograder.integration.plugin.TypesetFeedbackExporter"
+    "autograder.integration.feedback_pages.TypesetFeedbackExporter"
 )
 # Student content is inert on every page nbgrader renders from a submission (formgrader's
 # submission view, the feedback pages): markdown, raw cells, HTML, SVG and markdown outputs go

@@ -54,11 +54,13 @@ def test_the_execute_command_loads_no_nbgrader():
 
 
 def test_the_commands_that_compute_no_tensor_load_no_torch():
-    """Exports, the calendar, formgrader's page filters and the LMS commands each start a
-    process; torch would add about 1.5 s of CPU to every one (autograder/__init__.py)."""
+    """Exports, the calendar, formgrader's page filters, the feedback pages and the LMS
+    commands each start a process; torch would add about 1.5 s of CPU to every one
+    (autograder/__init__.py)."""
     probe = (
         "import sys, autograder.__main__, autograder.outputs.exports, "
-        "autograder.integration.safe_pages, course_hub.lti.__main__, course_hub.lti.passback; "
+        "autograder.integration.safe_pages, autograder.integration.feedback_pages, "
+        "course_hub.lti.__main__, course_hub.lti.passback; "
         "print('torch' in sys.modules)"
     )
     done = subprocess.run(

@@ -44,6 +44,7 @@ from autograder.grading.submission import (
     find_answer,
     parse_notebook,
     read_submitted,
+    release_notebook,
     submitted_names,
     written_answer,
 )
@@ -545,13 +546,6 @@ def prepare_notebook(
         nb,
         recovered,
     )
-
-
-@functools.cache
-def release_notebook(name: str):
-    """The release's notebook ``name``, read once per process: every student's is compared
-    with it, and nothing here changes it."""
-    return notebooks.read(RELEASE_DIR / name)
 
 
 @functools.cache

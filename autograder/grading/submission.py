@@ -23,7 +23,9 @@ from nbformat.v4.rwbase import rejoin_lines, strip_transient
 from nbgrader.nbgraderformat import MetadataValidator
 from nbgrader.utils import compute_checksum
 
+from autograder import notebooks
 from autograder.notebooks import nbgrader_meta
+from autograder.paths import RELEASE_DIR
 from autograder.untrusted import json_depth
 
 # A course notebook is ~20 kB; anything far larger is not one.
@@ -394,3 +396,10 @@ def _safe_checksum(cell: nbformat.NotebookNode) -> str | None:
         return compute_checksum(cell)
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
+
+
+@functools.cache
+def release_notebook(name: str) -> nbformat.NotebookNode:
+    """The release's notebook ``name``, read once per process: every student's is compared
+    with it, and nothing here changes it."""
+    return notebooks.read(RELEASE_DIR / name)

@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 
 import nbformat
-from nbconvert.exporters import HTMLExporter, NotebookExporter
+from nbconvert.exporters import NotebookExporter
 from nbconvert.exporters.exporter import ResourcesDict
 from nbgrader.api import Gradebook
 from nbgrader.converters import base as nbgrader_base
@@ -34,13 +34,16 @@ from autograder.grading.grader import (
     Policy,
     grade_notebook_node,
     grader_error,
-    release_notebook,
     unreadable_notebook,
 )
 from autograder.grading.recovery import WrittenAnswer, recover_written_answer
 from autograder.grading.scoring import ItemScore, cell_totals
-from autograder.grading.submission import Problem, edited_locked_cells, read_notebook
-from autograder.integration import safe_pages
+from autograder.grading.submission import (
+    Problem,
+    edited_locked_cells,
+    read_notebook,
+    release_notebook,
+)
 from autograder.integration.course_config import (
     CONFIG_FILE,
     CourseConfigError,
@@ -49,11 +52,11 @@ from autograder.integration.course_config import (
     limits_of,
     settings_of,
 )
-from autograder.notebooks import SETUP_CELLS, nbgrader_meta
+from autograder.notebooks import nbgrader_meta
 from autograder.outputs.report import MESSAGE_CHARS
 from autograder.paths import RELEASE_DIR
 from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError
-from autograder.untrusted import clean_text, plain_name, with_csp
+from autograder.untrusted import clean_text, plain_name
 
 _sandboxes: dict[tuple, Sandbox] = {}
 # Notebook metadata key: the submitted file could not be read (see TolerantNotebookExporter).
@@ -300,49 +303,6 @@ def item_lines(items: list[ItemScore]) -> list[str]:
         + (f". {clean_text(item.message, MESSAGE_CHARS)}" if item.message else "")
         for item in items
     ]
-
-
-# nbgrader's feedback template, made to pass WCAG 2.2 AA (tests/test_site.py runs axe on it):
-# its code colours and links on the grey code background fall short of 4.5:1.
-FEEDBACK_CSS = (Path(__file__).with_name("feedback.css")).read_text()
-
-
-def _without_setup_cells(nb, resources) -> nbformat.NotebookNode:
-    """The notebook without the release's setup cells (60 kB of the kit's zip and the install
-    code, the same for everyone): those nbgrader restored by their id, and, in a notebook whose
-    cells lost their ids, those whose source is still exactly the release's."""
-    name = f"{(resources or {}).get('nbgrader', {}).get('notebook')}.ipynb"
-    release = release_notebook(name).cells if (RELEASE_DIR / name).exists() else []
-    # Compared with ==, never hashed: a submission's grade_id may be a list.
-    setup_sources = [
-        cell.source
-        for cell in release
-        if nbgrader_meta(cell).get("grade_id") in SETUP_CELLS
-    ]
-    shown = copy.copy(nb)
-    shown.cells = [
-        cell
-        for cell in nb.cells
-        if nbgrader_meta(cell).get("grade_id") not in SETUP_CELLS
-        and cell.source not in setup_sources
-    ]
-    return shown
-
-
-class TypesetFeedbackExporter(HTMLExporter):
-    """``generate_feedback``'s pages with their math typeset as they are written
-    (``c.GenerateFeedback.exporter_class``): nbgrader's template would ask a CDN for MathJax.
-    Their student content goes through ``safe_pages``' filters (``c.HTMLExporter.filters``), and
-    each page carries the Content-Security-Policy that forbids every script and request."""
-
-    def from_notebook_node(self, nb, resources=None, **kw):
-        output, resources = super().from_notebook_node(
-            _without_setup_cells(nb, resources),
-            safe_pages.typeset_as_a_page(resources),
-            **kw,
-        )
-        page = safe_pages.typesetter().typeset(output, FEEDBACK_CSS, "en")
-        return with_csp(page), resources
 
 
 class TrustedAutograde(NbGraderPreprocessor):

@@ -45,11 +45,8 @@ from autograder.grading.submission import (
     read_notebook,
     submitted_names,
 )
-from autograder.integration.plugin import (
-    SetDuplicatesAside,
-    TypesetFeedbackExporter,
-    _as_submitted,
-)
+from autograder.integration.feedback_pages import TypesetFeedbackExporter
+from autograder.integration.plugin import SetDuplicatesAside, _as_submitted
 from autograder.notebooks import nbgrader_meta
 from autograder.outputs import report
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, SOURCE_DIR

@@ -7,8 +7,9 @@ from conftest import solution_source
 from corpus import CORPUS, MULTI_IN, MULTI_OUT, typed
 
 from autograder import EXERCISES, notebooks
-from autograder.grading.grader import grade_notebook_node, release_notebook
+from autograder.grading.grader import grade_notebook_node
 from autograder.grading.mistakes import defined_names, missing_function, syntax_problem
+from autograder.grading.submission import release_notebook
 from autograder.paths import RELEASE_DIR
 from autograder.sandbox.runner import Limits, Sandbox
 

@@ -28,7 +28,7 @@ from corpus import (
 
 from autograder import notebooks
 from autograder.batch import grade_batch
-from autograder.grading.grader import GRADED_NAMES, manual_items, release_notebook
+from autograder.grading.grader import GRADED_NAMES, manual_items
 from autograder.grading.recovery import (
     NEEDS_REVIEW,
     Recovered,
@@ -38,7 +38,7 @@ from autograder.grading.recovery import (
     recovered_sources,
 )
 from autograder.grading.scoring import MANUAL, MANUAL_MESSAGE
-from autograder.grading.submission import Problem
+from autograder.grading.submission import Problem, release_notebook
 from autograder.outputs import report
 from autograder.paths import RELEASE_DIR
 from autograder.sandbox.runner import Limits

@@ -28,8 +28,9 @@ from corpus import CORPUS, solved, typed
 from autograder import notebooks
 from autograder.batch import grade_batch
 from autograder.grading.exercises import EXERCISES
-from autograder.grading.grader import release_notebook, setup_cells
+from autograder.grading.grader import setup_cells
 from autograder.grading.scoring import Returned, score_exercise
+from autograder.grading.submission import release_notebook
 from autograder.kit.policy import (
     CLEAN,
     CLEAN_VERDICT,
