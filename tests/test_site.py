@@ -103,6 +103,17 @@ def shown(browser, base_url) -> Iterator[Callable[..., Visit]]:
         v.page.close()
 
 
+def test_the_browser_opens_no_page_besides_the_ones_the_tests_load(browser):
+    """CHROMIUM_ARGS turns off the address bar's popups by their feature names, which a new
+    Chromium may rename; then each page would bring its hidden renderer back."""
+    session = browser.new_browser_cdp_session()
+    page = browser.new_page()
+    page.goto("data:text/html,<title>blank</title>")
+    urls = [t["url"] for t in session.send("Target.getTargets")["targetInfos"]]
+    page.close()
+    assert [u for u in urls if u.startswith("chrome://")] == []
+
+
 @pytest.mark.parametrize("path", sorted(PAGES))
 def test_page_loads_cleanly_offline_and_is_screenshotted(shown, path):
     v = shown(path)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import jwt
 import pytest
-from conftest import CHROMIUM, wait_for
+from conftest import CHROMIUM, CHROMIUM_ARGS, wait_for
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -189,9 +189,7 @@ def chromium(hub):
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
             args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
+                *CHROMIUM_ARGS,
                 f"--ignore-certificate-errors-spki-list={spki_hash(hub.tls.cert_file)}",
             ],
         )
