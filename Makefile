@@ -7,6 +7,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # nbgrader runs helpers (alembic) by bare name: the venv's bin must be on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Python's bytecode caches (__pycache__/, git-ignored) spare every process of the build and the
+# suite (kernels, sandboxes, nbgrader, the grade command, pytest's workers) compiling the
+# project's modules again. Some machines turn them off for everything (this one, and its CI,
+# export PYTHONDONTWRITEBYTECODE=1); here that cost each pytest worker 2.5 s of CPU to rewrite
+# the test modules' asserts before its first test, and each process importing the grader 0.2 s.
+unexport PYTHONDONTWRITEBYTECODE
 
 PYTEST_NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	-p tests.nbval_figures
