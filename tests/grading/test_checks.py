@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import rubric_points
-from d2l import torch as d2l
 
 from autograder import EXERCISES, check
 from autograder.course_build.kit_build import current_kit, practice_cases
@@ -15,7 +14,11 @@ practice = current_kit().practice  # the kit's, as the release notebooks carry i
 
 
 def book_corr2d_multi_in(X, K):
-    """The book's own solution, built on d2l.corr2d (float32 on the CPU whatever it gets)."""
+    """The book's own solution, built on d2l.corr2d (float32 on the CPU whatever it gets).
+    d2l is imported here, not at the top: every pytest worker imports every test module, and
+    d2l's own imports (torchvision, pandas, scipy) cost each one about 2.7 s of CPU."""
+    from d2l import torch as d2l
+
     return sum(d2l.corr2d(x, k) for x, k in zip(X, K, strict=True))
 
 
