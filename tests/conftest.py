@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import nbformat
+import nbgrader.api
 import pytest
 
 from autograder import EXERCISES, notebooks
@@ -26,6 +27,11 @@ from autograder.grading.grader import manual_items
 from autograder.grading.scoring import MANUAL, ItemScore
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
 from autograder.sandbox.runner import Limits, Sandbox
+
+# nbgrader stamps every new gradebook with its schema's version, which it asks of `alembic
+# heads` in a new process each time (1.2 s of CPU); the answer is fixed by the installed
+# nbgrader, and the tests make dozens of gradebooks in their own processes.
+nbgrader.api.get_alembic_version = functools.cache(nbgrader.api.get_alembic_version)
 
 # The test files that take longest, longest first (per-file totals of each test's time in a
 # `--junitxml` run of the whole suite on four workers, 2026-12-07). `make test` hands whole
