@@ -7,14 +7,14 @@ import argparse
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autograder import paths
 from autograder.course_build import release
 from autograder.integration import course_config
-from autograder.sandbox.runner import Limits, SandboxUnavailableError
+from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError
 
 if TYPE_CHECKING:
     from autograder.deadlines.schedule import Calendar
@@ -284,7 +284,22 @@ def _progress(done: int, total: int) -> None:
         print(file=sys.stderr)
 
 
-def _grade(args: argparse.Namespace) -> int:
+# Where a caller that runs the commands again and again in one process (the tests) gets a
+# started sandbox for the limits a command settled on, instead of a new zygote per command.
+SandboxFor = Callable[[Limits], Sandbox]
+
+
+def _warm(
+    sandbox_for: SandboxFor | None, args: argparse.Namespace, limits: Limits
+) -> Sandbox | None:
+    """The caller's sandbox for ``limits``, where this command grades here in one sandbox."""
+    local = getattr(args, "workers", 1) == 1 and not getattr(args, "dask", None)
+    if sandbox_for is None or args.unsafe_no_sandbox or not local:
+        return None
+    return sandbox_for(limits)
+
+
+def _grade(args: argparse.Namespace, sandbox_for: SandboxFor | None = None) -> int:
     # Imports torch and nbgrader: only when grading.
     from traitlets import TraitError
 
@@ -323,6 +338,7 @@ def _grade(args: argparse.Namespace) -> int:
         results = grade_batch(
             args.submitted,
             args.out,
+            sandbox=_warm(sandbox_for, args, limits),
             workers=args.workers,
             dask=args.dask,
             unsafe=args.unsafe_no_sandbox,
@@ -370,7 +386,7 @@ def class_files(
     ]
 
 
-def _regrade(args: argparse.Namespace) -> int:
+def _regrade(args: argparse.Namespace, sandbox_for: SandboxFor | None = None) -> int:
     """``python -m autograder regrade``: the table of changes, or that nothing changed."""
     from traitlets import TraitError
 
@@ -392,6 +408,7 @@ def _regrade(args: argparse.Namespace) -> int:
             unsafe=args.unsafe_no_sandbox,
             calendar=calendar,
             course=args.course,
+            sandbox=_warm(sandbox_for, args, limits),
         )
     except (course_config.CourseConfigError, ValueError, TraitError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -485,11 +502,15 @@ def _intake(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, sandbox_for: SandboxFor | None = None
+) -> int:
+    """The command line; ``sandbox_for`` lends a process that calls it repeatedly its warm
+    sandboxes (``grade`` and ``regrade`` on this machine, with the sandbox)."""
     args = main_parser().parse_args(argv)
     try:
         if args.command == "grade":
-            return _grade(args)
+            return _grade(args, sandbox_for)
         if args.command == "export":
             from autograder.outputs import exports
 
@@ -497,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "intake":
             return _intake(args)
         if args.command == "regrade":
-            return _regrade(args)
+            return _regrade(args, sandbox_for)
         if args.command == "penalties":
             return _penalties(args)
         if args.command == "guide":

@@ -17,6 +17,7 @@ import getpass
 import json
 import os
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,10 +156,12 @@ def regrade(
     unsafe: bool = False,
     calendar: Calendar | None = None,
     course: Path = Path("."),
+    sandbox: Sandbox | None = None,
 ) -> tuple[list[Change], Path | None]:
     """Regrade ``students`` (everyone graded in ``out``, if none) on ``items`` (every item, if
     none); return the changes and the table written (``None``: nothing changed, nothing
-    written). Logged in ``course/regrades.log`` either way."""
+    written). Logged in ``course/regrades.log`` either way. As in ``grade_batch``, a caller
+    that grades again and again in one process may pass its own warm ``sandbox``."""
     if not reason.strip():
         raise ValueError("say why you regrade (--reason): the log keeps it")
     old = {r["student"]: r for r in report.load_results(out)}
@@ -168,9 +171,15 @@ def regrade(
         raise ValueError(f"no submission in {submitted} for {', '.join(missing)}")
     wanted = frozenset(items)
     merged: dict[str, dict] = {}
-    with Sandbox(limits or Limits(), unsafe=unsafe) as sandbox:
+    # The caller's sandbox stays open (nullcontext); one made here is closed.
+    warm = (
+        Sandbox(limits or Limits(), unsafe=unsafe)
+        if sandbox is None
+        else nullcontext(sandbox)
+    )
+    with warm as box:
         for student in chosen:
-            fresh = grade_student(submitted / student / ASSIGNMENT, sandbox, policy)
+            fresh = grade_student(submitted / student / ASSIGNMENT, box, policy)
             merged[student] = merge(old.get(student), fresh, wanted, never_lower)
     changed = {s: r for s, r in merged.items() if r != old.get(s)}
     found = [c for s in sorted(changed) for c in changes(old.get(s), changed[s])]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from autograder.__main__ import main as autograder_main
 from autograder.grading.exercises import EXERCISES
 from autograder.paths import ASSIGNMENT, ROOT
 from autograder.regrade import read_log
+from autograder.sandbox.runner import Limits, Sandbox
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
@@ -41,13 +43,14 @@ CHANNELS, UNTOUCHED = (
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory) -> Path:
+def course(tmp_path_factory, warm_sandbox) -> Path:
     course = tmp_path_factory.mktemp("regrade")
     build_course(course, STUDENTS)
     (course / ".venv").symlink_to(ROOT / ".venv")
     code = autograder_main(
         ["grade", "--submitted", str(course / "submitted"), "--out",
-         str(course / "grades"), "--course", str(course), "--wall-seconds", "5"]
+         str(course / "grades"), "--course", str(course), "--wall-seconds", "5"],
+        sandbox_for=warm_sandbox,
     )  # fmt: skip
     assert code == 0
     return course
@@ -85,10 +88,12 @@ def copy_course(course: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def regrade_cli(course: Path, copy: Path, *options: str) -> int:
+def regrade_cli(warm: Callable, course: Path, copy: Path, *options: str) -> int:
+    """The command, in this process, on the test process's warm sandbox (``warm``)."""
     return autograder_main(
         ["regrade", "--submitted", str(course / "submitted"), "--out",
-         str(copy / "grades"), "--course", str(copy), "--wall-seconds", "5", *options]
+         str(copy / "grades"), "--course", str(copy), "--wall-seconds", "5", *options],
+        sandbox_for=warm,
     )  # fmt: skip
 
 
@@ -122,13 +127,14 @@ def test_regrading_with_nothing_changed_leaves_every_file_byte_identical(
 
 
 def test_a_rubric_change_shows_exactly_the_changed_items_of_the_one_student(
-    course, tmp_path, rubric_changed
+    course, tmp_path, rubric_changed, warm_sandbox
 ):
     copy = copy_course(course, tmp_path)
     before = snapshot(copy / "grades")
     code = regrade_cli(
-        course, copy, "--student", "solutions", "--item", FUNCTION, "--reason", "rubric"
-    )
+        warm_sandbox, course, copy,
+        "--student", "solutions", "--item", FUNCTION, "--reason", "rubric",
+    )  # fmt: skip
     assert code == 0
     assert table(only_table(copy)) == {
         ("solutions", HIDDEN, CHANNELS): (str(OLD_POINTS["channels"]), "1.0"),
@@ -162,11 +168,18 @@ def exported_total(copy: Path, before: dict[str, bytes], student: str) -> float:
 
 
 def test_never_lower_keeps_the_old_result_of_an_item_the_change_would_lower(
-    course, tmp_path, rubric_changed
+    course, tmp_path, rubric_changed, warm_sandbox
 ):
     copy = copy_course(course, tmp_path)
     code = regrade_cli(
-        course, copy, "--student", "solutions", "--never-lower", "--reason", "rubric"
+        warm_sandbox,
+        course,
+        copy,
+        "--student",
+        "solutions",
+        "--never-lower",
+        "--reason",
+        "rubric",
     )
     assert code == 0
     assert table(only_table(copy)) == {
@@ -175,10 +188,10 @@ def test_never_lower_keeps_the_old_result_of_an_item_the_change_would_lower(
 
 
 def test_regrading_everyone_lists_each_students_changed_items_only(
-    course, tmp_path, rubric_changed
+    course, tmp_path, rubric_changed, warm_sandbox
 ):
     copy = copy_course(course, tmp_path)
-    assert regrade_cli(course, copy, "--reason", "rubric") == 0
+    assert regrade_cli(warm_sandbox, course, copy, "--reason", "rubric") == 0
     changed = table(only_table(copy))
     assert set(changed) == {
         (student, HIDDEN, item)
@@ -189,8 +202,28 @@ def test_regrading_everyone_lists_each_students_changed_items_only(
     assert changed["flipped", HIDDEN, CHANNELS] == ("0.0", "0.0")
 
 
-def test_a_regrade_without_a_reason_is_refused(course, tmp_path, capsys):
+def test_a_regrade_without_a_reason_is_refused(course, tmp_path, capsys, warm_sandbox):
     copy = copy_course(course, tmp_path)
-    assert regrade_cli(course, copy, "--reason", " ") == 2
+    assert regrade_cli(warm_sandbox, course, copy, "--reason", " ") == 2
     assert "say why" in capsys.readouterr().err
     assert read_log(copy) == []
+
+
+def test_a_lent_sandbox_grades_the_command_s_students_and_stays_running(
+    course, tmp_path, warm_sandbox
+):
+    """``main(sandbox_for=...)``: the command asks for a sandbox of the limits it settled on
+    (its options over the course's), grades in it, and leaves it to its lender."""
+    lent = []
+
+    def sandbox_for(limits: Limits) -> Sandbox:
+        lent.append(warm_sandbox(limits))
+        return lent[-1]
+
+    copy = copy_course(course, tmp_path)
+    assert regrade_cli(sandbox_for, course, copy, "--reason", "same again") == 0
+    (box,) = lent
+    assert box.limits.wall_seconds == 5
+    assert box._proc is not None and box._proc.poll() is None
+    (entry,) = read_log(copy)
+    assert entry["changed_items"] == 0

@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -256,18 +257,19 @@ def memorised(name: str, cases=None) -> str:
     )
 
 
-def grade_command(course: Path, out: str, *options: str) -> str:
-    """``python -m autograder grade`` run in the course root, as an instructor would."""
+def grade_command(warm: Callable, course: Path, out: str, *options: str) -> str:
+    """``python -m autograder grade`` run in the course root, as an instructor would (in this
+    process, on its warm sandbox for the limits the command settles on)."""
     logs = io.StringIO()
     with contextlib.redirect_stdout(logs), contextlib.redirect_stderr(logs):
         argv = ["grade", "--submitted", "submitted", "--out", out, *options]
-        code = cli.main(argv)
+        code = cli.main(argv, sandbox_for=warm)
     assert code == 0, logs.getvalue()
     return logs.getvalue()
 
 
 @pytest.fixture(scope="module")
-def attacked_course(tmp_path_factory) -> tuple[Path, str, str]:
+def attacked_course(tmp_path_factory, warm_sandbox) -> tuple[Path, str, str]:
     """Mallory memorised the public-seed answers; the bystander typed the solutions.
 
     Graded with the default configuration by the grade command (the first use: it creates the
@@ -284,11 +286,11 @@ def attacked_course(tmp_path_factory) -> tuple[Path, str, str]:
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("AUTOGRADER_SEED_SALT", raising=False)
         patch.chdir(course)
-        logs = grade_command(course, "ours")
+        logs = grade_command(warm_sandbox, course, "ours")
         secret = (course / SECRET_FILE).read_text().strip()
         logs += nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
         logs += nbgrader(course, "autograde", ASSIGNMENT)
-        logs += grade_command(course, "public", "--public-seeds")
+        logs += grade_command(warm_sandbox, course, "public", "--public-seeds")
     assert (course / SECRET_FILE).read_text().strip() == secret  # read, not remade
     return course, secret, logs
 
@@ -373,7 +375,7 @@ def memorised_from(result: dict) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def replayed_course(tmp_path_factory) -> Path:
+def replayed_course(tmp_path_factory, warm_sandbox) -> Path:
     """Mallory's first submission probes; its graded inputs leak (the results' log stands for
     any channel); she and Eve then submit a table of answers for exactly those inputs."""
     course = tmp_path_factory.mktemp("replay")
@@ -381,7 +383,7 @@ def replayed_course(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("AUTOGRADER_SEED_SALT", raising=False)
         patch.chdir(course)
-        grade_command(course, "first")
+        grade_command(warm_sandbox, course, "first")
         (first,) = report.load_results(course / "first")
         table = memorised_from(first)
         shutil.rmtree(course / "submitted")
@@ -392,7 +394,7 @@ def replayed_course(tmp_path_factory) -> Path:
             ("bystander", bystander),
         ):
             write_submission(course, student, answers)
-        grade_command(course, "second")
+        grade_command(warm_sandbox, course, "second")
     return course
 
 
