@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from pathlib import Path
 
 from autograder.course_build.release import assignment_gradebook
@@ -18,7 +17,7 @@ from autograder.deadlines.schedule import Calendar
 from autograder.grading.grader import Policy, grade_student, student_dirs
 from autograder.integration.gradebook import write_gradebook
 from autograder.outputs import report
-from autograder.sandbox.runner import Limits, Sandbox
+from autograder.sandbox.runner import Limits, Sandbox, lent_or_own
 
 
 def grade_batch(
@@ -67,13 +66,7 @@ def grade_batch(
                 limits=limits, unsafe=unsafe,
             )  # fmt: skip
         elif todo:
-            # The caller's sandbox stays open (nullcontext); one made here is closed.
-            warm = (
-                Sandbox(limits, unsafe=unsafe)
-                if sandbox is None
-                else nullcontext(sandbox)
-            )
-            with warm as box:
+            with lent_or_own(sandbox, limits, unsafe=unsafe) as box:
                 for student_dir in todo:
                     save(grade_student(student_dir, box, policy))
         results = report.load_results(out)

@@ -17,7 +17,6 @@ import getpass
 import json
 import os
 from collections.abc import Iterable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ from autograder.grading.grader import Policy, grade_student
 from autograder.integration.gradebook import write_gradebook
 from autograder.outputs import report
 from autograder.paths import ASSIGNMENT
-from autograder.sandbox.runner import Limits, Sandbox
+from autograder.sandbox.runner import Limits, Sandbox, lent_or_own
 
 LOG_FILE = "regrades.log"
 TABLE_COLUMNS = (
@@ -171,13 +170,7 @@ def regrade(
         raise ValueError(f"no submission in {submitted} for {', '.join(missing)}")
     wanted = frozenset(items)
     merged: dict[str, dict] = {}
-    # The caller's sandbox stays open (nullcontext); one made here is closed.
-    warm = (
-        Sandbox(limits or Limits(), unsafe=unsafe)
-        if sandbox is None
-        else nullcontext(sandbox)
-    )
-    with warm as box:
+    with lent_or_own(sandbox, limits or Limits(), unsafe=unsafe) as box:
         for student in chosen:
             fresh = grade_student(submitted / student / ASSIGNMENT, box, policy)
             merged[student] = merge(old.get(student), fresh, wanted, never_lower)

@@ -172,15 +172,9 @@ def test_never_lower_keeps_the_old_result_of_an_item_the_change_would_lower(
 ):
     copy = copy_course(course, tmp_path)
     code = regrade_cli(
-        warm_sandbox,
-        course,
-        copy,
-        "--student",
-        "solutions",
-        "--never-lower",
-        "--reason",
-        "rubric",
-    )
+        warm_sandbox, course, copy,
+        "--student", "solutions", "--never-lower", "--reason", "rubric",
+    )  # fmt: skip
     assert code == 0
     assert table(only_table(copy)) == {
         ("solutions", HIDDEN, CHANNELS): (str(OLD_POINTS["channels"]), "1.0")

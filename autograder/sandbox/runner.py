@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -359,3 +360,11 @@ class Session:
             sock.close()
             self.sandbox.kill_student(number)
             self._student = None
+
+
+def lent_or_own(
+    sandbox: Sandbox | None, limits: Limits, *, unsafe: bool = False
+) -> AbstractContextManager[Sandbox]:
+    """For a ``with``: the caller's warm ``sandbox``, left running for its next batch, or a new
+    one of ``limits``, closed at the end (each new one imports torch and d2l in a zygote)."""
+    return Sandbox(limits, unsafe=unsafe) if sandbox is None else nullcontext(sandbox)
