@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import io
+import logging
 import os
 import re
 import shutil
@@ -12,7 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator
+import warnings
+from collections.abc import Callable, Collection
 from dataclasses import asdict
 from pathlib import Path
 from typing import TypeVar
@@ -20,13 +23,15 @@ from typing import TypeVar
 import nbformat
 import nbgrader.api
 import pytest
+from jupyter_core.application import NoStart
+from nbgrader.apps import NbGraderApp
 
 from autograder import EXERCISES, notebooks
 from autograder.course_build.release import nbgrader_env
 from autograder.grading.grader import manual_items
 from autograder.grading.scoring import MANUAL, ItemScore
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
-from autograder.sandbox.runner import Limits, Sandbox
+from autograder.sandbox.runner import Limits, Sandbox, shared
 
 # nbgrader stamps every new gradebook with its schema's version, which it asks of `alembic
 # heads` in a new process each time (1.2 s of CPU); the answer is fixed by the installed
@@ -232,18 +237,42 @@ def gradebook_view(rows: list[dict]) -> dict[str, tuple[float, bool]]:
 
 
 def nbgrader(course: Path, *args: str) -> str:
-    """Run a stock nbgrader command in ``course``, as an instructor would; its log, if it worked."""
-    done = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
-        cwd=course,
-        env=nbgrader_env(),
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, (
-        f"nbgrader {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    )
-    return done.stdout + done.stderr
+    """Run a stock nbgrader command in ``course``, as an instructor would; its log, if it worked.
+
+    In this process, as nbgrader's own tests run its commands (``nbgrader.tests.run_nbgrader``):
+    the command reads the course's ``nbgrader_config.py`` and grades in this process's shared
+    sandbox. A new process would import nbgrader, torch and the grader again, ask ``alembic
+    heads`` and start a zygote: about 8 s of CPU per command, dozens of times in the suite.
+    Warnings show as the command line shows them, not as errors.
+    """
+    log = io.StringIO()
+    app = NbGraderApp.instance()
+    environ, path, code = os.environ.copy(), sys.path.copy(), 0
+    try:
+        os.environ.update(nbgrader_env())
+        with (
+            contextlib.chdir(course),
+            contextlib.redirect_stdout(log),
+            contextlib.redirect_stderr(log),
+            warnings.catch_warnings(record=True) as warned,
+        ):
+            warnings.simplefilter("default")
+            app.initialize(list(args))
+            app.init_logging(logging.StreamHandler, [log], color=False, subapps=True)
+            app.start()
+    except NoStart:  # how a finished subcommand returns
+        pass
+    except SystemExit as exit:
+        code = exit.code
+    finally:
+        app.reset()
+        os.environ.clear()
+        os.environ.update(environ)
+        sys.path[:] = path  # nbgrader put the course first on it
+    for w in warned:  # in the log, as the command prints them
+        log.write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno))
+    assert not code, f"nbgrader {' '.join(args)} failed:\n{log.getvalue()}"
+    return log.getvalue()
 
 
 def readme_blocks(test_file: str) -> list[str]:
@@ -308,25 +337,19 @@ def same_files(a: Path, b: Path) -> bool:
 
 
 @pytest.fixture(scope="session")
-def warm_sandbox() -> Iterator[Callable[[Limits], Sandbox]]:
-    """A started sandbox, shared by this test process's tests that ask for the same limits: a
-    new zygote imports torch and d2l (about 6 s of CPU), and nothing a student does reaches
-    the zygote or the next student (tests/sandbox/test_attacks.py). One at a time (a zygote
-    holds hundreds of MB): other limits replace it. A test that starts, breaks or patches a
-    sandbox on purpose makes its own."""
-    held: list[Sandbox] = []
+def warm_sandbox() -> Callable[[Limits], Sandbox]:
+    """A started sandbox, this test process's shared one (``sandbox.runner.shared``, which the
+    in-process nbgrader commands grade in too): a new zygote imports torch and d2l (about 6 s
+    of CPU), and nothing a student does reaches the zygote or the next student
+    (tests/sandbox/test_attacks.py). Other limits replace it. A test that starts, breaks or
+    patches a sandbox on purpose makes its own."""
 
     def warm(limits: Limits) -> Sandbox:
-        if held and held[0].limits != limits:
-            held.pop().close()
-        if not held:
-            held.append(Sandbox(limits))
-        held[0].start()  # again, if a test's student took the zygote down
-        return held[0]
+        sandbox = shared(limits)
+        sandbox.start()  # again, if a test's student took the zygote down
+        return sandbox
 
-    yield warm
-    for sandbox in held:
-        sandbox.close()
+    return warm
 
 
 # The browser tests drive Debian's Chromium (no browser download), started as the guide says.

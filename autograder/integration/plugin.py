@@ -10,7 +10,6 @@ formgrader and generate_feedback then work unchanged.
 
 from __future__ import annotations
 
-import atexit
 import copy
 import os
 import secrets
@@ -55,10 +54,9 @@ from autograder.integration.course_config import (
 from autograder.notebooks import nbgrader_meta
 from autograder.outputs.report import MESSAGE_CHARS
 from autograder.paths import RELEASE_DIR
-from autograder.sandbox.runner import Limits, Sandbox, SandboxUnavailableError
+from autograder.sandbox.runner import Sandbox, SandboxUnavailableError, shared
 from autograder.untrusted import clean_text, plain_name
 
-_sandboxes: dict[tuple, Sandbox] = {}
 # Notebook metadata key: the submitted file could not be read (see TolerantNotebookExporter).
 UNREADABLE = "autograder_unreadable"
 # Notebook metadata key: grade_ids that appeared more than once (see SetDuplicatesAside).
@@ -188,15 +186,6 @@ def harden_nbgrader() -> None:
     regular_files.hardened = True  # type: ignore[attr-defined]
     nbgrader_base.find_all_files = regular_files
     CourseDirectory.get_existing_timestamp = plain_timestamp
-
-
-def _shared_sandbox(limits: Limits, unsafe: bool) -> Sandbox:
-    """One warm sandbox for the whole autograde run (nbgrader grades notebook after notebook)."""
-    key = (limits, unsafe)
-    if key not in _sandboxes:
-        _sandboxes[key] = Sandbox(limits, unsafe=unsafe)
-        atexit.register(_sandboxes[key].close)
-    return _sandboxes[key]
 
 
 class SetDuplicatesAside(NbGraderPreprocessor):
@@ -348,7 +337,7 @@ class TrustedAutograde(NbGraderPreprocessor):
         name = resources["nbgrader"]["notebook"] + ".ipynb"
         if not (RELEASE_DIR / name).exists():
             return nb, resources
-        sandbox = _shared_sandbox(limits_of(settings_of(self)), self.unsafe)
+        sandbox = shared(limits_of(settings_of(self)), unsafe=self.unsafe)
         policy = self.policy().for_student(resources["nbgrader"]["student"])
         unreadable = nb.metadata.get(UNREADABLE)
         result = (

@@ -15,6 +15,7 @@ and checks; nothing here believes it.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import os
@@ -368,3 +369,24 @@ def lent_or_own(
     """For a ``with``: the caller's warm ``sandbox``, left running for its next batch, or a new
     one of ``limits``, closed at the end (each new one imports torch and d2l in a zygote)."""
     return Sandbox(limits, unsafe=unsafe) if sandbox is None else nullcontext(sandbox)
+
+
+_warm: list[Sandbox] = []  # this process's shared sandbox, if any (see ``shared``)
+
+
+def shared(limits: Limits, *, unsafe: bool = False) -> Sandbox:
+    """This process's warm sandbox of ``limits``, kept for whatever grades next in the process:
+    nbgrader's autograde grades notebook after notebook, and a process that grades batch after
+    batch (a test worker) spares each a new zygote. One at a time, as a zygote holds hundreds
+    of MB: other limits close it and take its place."""
+    if _warm and (_warm[0].limits, _warm[0].unsafe) != (limits, unsafe):
+        _close_shared()
+    if not _warm:
+        _warm.append(Sandbox(limits, unsafe=unsafe))
+    return _warm[0]
+
+
+@atexit.register
+def _close_shared() -> None:
+    while _warm:
+        _warm.pop().close()

@@ -573,3 +573,18 @@ def test_a_batch_graded_in_the_callers_sandbox_starts_no_zygote_and_leaves_it_ru
     (result,) = grade_batch(tmp_path / "submitted", tmp_path / "out", sandbox=box)
     assert cell_scores(result) == FULL
     assert box._proc is zygote and zygote is not None and zygote.poll() is None
+
+
+def test_the_processs_shared_sandbox_is_kept_for_its_limits_and_replaced_for_others(
+    warm_sandbox,
+):
+    """``runner.shared``: what nbgrader's autograde and the tests' warm sandbox grade in. The
+    same limits find the same running zygote; other limits close it (one at a time, as a
+    zygote holds hundreds of MB), and the new one starts when it first grades."""
+    box = warm_sandbox(LIMITS)
+    zygote = box._proc
+    assert runner.shared(LIMITS) is box and box._proc is zygote
+    other = runner.shared(Limits(wall_seconds=LIMITS.wall_seconds + 1))
+    assert other is not box and box._proc is None and zygote.poll() is not None
+    assert other._proc is None
+    assert runner.shared(LIMITS) is not box  # box is closed for good: a new one is made
