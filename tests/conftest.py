@@ -48,16 +48,15 @@ LONGEST_FIRST = (  # seconds per file at four workers (2026-12-07)
     "tests/test_course_hub.py",  # 405
     "tests/grading/test_cluster.py",  # 388
     "tests/integration/test_stock_nbgrader.py",  # 379
+    "tests/test_site.py",  # 203, and the fresh clone's build (137) since it builds the site
     "tests/integration/test_inert_pages.py",  # 232
     "tests/course_hub/test_lti_services.py",  # 219
     "tests/outputs/test_instructor_pages.py",  # 208
     "tests/test_readme.py",  # 207
-    "tests/test_site.py",  # 203
     "tests/sandbox/test_attacks.py",  # 197
     "tests/integration/test_late_penalties.py",  # 187
     "tests/test_gpu_kit.py",  # 181
     "tests/sandbox/test_attacks_under_stock_nbgrader.py",  # 167
-    "tests/test_fresh_clone.py",  # 137
     # 111, after the hub's lock (tests/hubs.py): late, so that the hub file is nearly done.
     "tests/course_hub/test_lti_launch.py",
     "tests/integration/test_course_secret.py",  # 108

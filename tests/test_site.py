@@ -1,6 +1,8 @@
 """The website as students meet it: built offline, served on 127.0.0.1, read in headless Chromium.
 
-Screenshots of every page are kept in artifacts/screenshots/ for a human to look at.
+The site is the one `make build` writes in a fresh clone of this checkout (tests/fresh_clone.py),
+which must leave every tracked file as committed. Screenshots of every page are kept in
+artifacts/screenshots/ for a human to look at.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ from conftest import (
     visible_not_written,
     written_answer_ids,
 )
+from fresh_clone import clone_env, git, make_build, scratch_clone
 from pages import LAPTOP, PHONE, SCREENSHOTS, Visit, assert_axe_finds_nothing
 
 from autograder.paths import RELEASE_DIR, ROOT
 
 pytestmark = pytest.mark.slow
 
-SITE = ROOT / "_build" / "html"
 PAGES = {
     "intro.html": "Multiple Input and Multiple Output Channels",
     "chapters/channels/01-multiple-input-channels.html": "7.4.1 Multiple Input Channels",
@@ -42,18 +44,34 @@ PAGES = {
 
 
 @pytest.fixture(scope="module")
-def site() -> Path:
-    """Build the site exactly as `make build` does (warnings are errors, execution is cached)."""
-    done = subprocess.run(
-        ["make", "--no-print-directory", "site"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+def built(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`make build` in a fresh clone (warnings are errors), once for the file: the clone and
+    what make said. Every notebook runs, as the clone's execution cache starts empty."""
+    clone = scratch_clone(tmp_path_factory.mktemp("fresh") / "clone")
+    return clone, make_build(clone)
+
+
+@pytest.fixture(scope="module")
+def site(built) -> Path:
+    clone, done = built
     assert done.returncode == 0, (
         f"site build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     )
-    return SITE
+    return clone / "_build" / "html"
+
+
+def test_make_build_on_a_fresh_clone_leaves_every_tracked_file_as_committed(built):
+    clone, done = built
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "wrote 6 notebooks" in done.stdout  # the release really ran
+    # Nothing a user must wonder about (each kernel once warned of TCP without encryption).
+    assert "without encryption" not in done.stdout + done.stderr
+    assert git(clone, "status", "--porcelain") == ""
+    check = subprocess.run(
+        [str(ROOT / ".venv/bin/python"), "-m", "autograder", "check-release"],
+        cwd=clone, env=clone_env(clone), capture_output=True, text=True,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 @pytest.fixture(scope="module")
@@ -469,7 +487,9 @@ def test_download_button_serves_the_student_notebook(shown, name):
     assert "raise NotImplementedError()" in "".join(stub["source"])
 
 
-def test_site_build_runs_every_release_cell_and_the_stubs_say_so_in_one_line(site):
+def test_site_build_runs_every_release_cell_and_the_stubs_say_so_in_one_line(
+    built, site
+):
     """At build time no cell of the release fails, although no function is written: each
     visible test says that its function is not written yet and what to do, and each cell that
     shows a function at work says in one line that it is not written yet.
@@ -482,9 +502,10 @@ def test_site_build_runs_every_release_cell_and_the_stubs_say_so_in_one_line(sit
     """
     from jupyter_cache import get_cache
 
-    cache = get_cache(ROOT / "_build" / ".jupyter_cache")
+    clone, _ = built
+    cache = get_cache(clone / "_build" / ".jupyter_cache")
     visible, at_work = [], 0
-    for path in sorted(RELEASE_DIR.glob("*.ipynb")):
+    for path in sorted((clone / RELEASE_DIR.relative_to(ROOT)).glob("*.ipynb")):
         _, executed = cache.merge_match_into_file(str(path))
         for cell in executed.cells:
             if cell.cell_type != "code":
