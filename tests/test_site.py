@@ -133,10 +133,9 @@ def test_the_browser_opens_no_page_besides_the_ones_the_tests_load(browser):
 
 
 @pytest.mark.parametrize("path", sorted(PAGES))
-def test_page_loads_cleanly_offline_and_is_screenshotted(shown, path):
+def test_page_loads_cleanly_offline(shown, path):
+    """(Its screenshot at this size is test_page_fits_the_width's ``-1280px``.)"""
     v = shown(path)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    v.page.screenshot(path=SCREENSHOTS / (Path(path).stem + ".png"), full_page=True)
     assert v.page.inner_text("h1").strip().rstrip("#").strip() == PAGES[path]
     assert v.console_errors == []
     assert v.outside_requests == []

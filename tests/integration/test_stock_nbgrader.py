@@ -138,10 +138,9 @@ def graded_course(tmp_path_factory, warm_sandbox) -> Path:
     nbgrader(course, "autograde", ASSIGNMENT)
     nbgrader(course, "export")
     nbgrader(course, "generate_feedback", ASSIGNMENT)
+    # The limits of the course's nbgrader_config.py, as autograde had: its warm sandbox.
     grade_batch(
-        course / "submitted",
-        course / "trusted",
-        sandbox=warm_sandbox(Limits(wall_seconds=5.0)),
+        course / "submitted", course / "trusted", sandbox=warm_sandbox(Limits())
     )
     return course
 
