@@ -340,8 +340,8 @@ def warm_sandbox() -> Callable[[Limits], Sandbox]:
     """A started sandbox, this test process's shared one (``sandbox.runner.shared``, which the
     in-process nbgrader commands grade in too): a new zygote imports torch and d2l (about 6 s
     of CPU), and nothing a student does reaches the zygote or the next student
-    (tests/sandbox/test_attacks.py). Other limits replace it. A test that starts, breaks or
-    patches a sandbox on purpose makes its own."""
+    (tests/sandbox/test_attacks.py). Two sets of limits are kept warm, the least recently used
+    closed. A test that starts, breaks or patches a sandbox on purpose makes its own."""
 
     def warm(limits: Limits) -> Sandbox:
         sandbox = shared(limits)

@@ -371,19 +371,28 @@ def lent_or_own(
     return Sandbox(limits, unsafe=unsafe) if sandbox is None else nullcontext(sandbox)
 
 
-_warm: list[Sandbox] = []  # this process's shared sandbox, if any (see ``shared``)
+_warm: list[
+    Sandbox
+] = []  # this process's shared sandboxes, the last used first (``shared``)
+# Two: nbgrader's autograde grades at the course's limits, and a process that also grades at
+# others (a test worker) would otherwise start a zygote at every switch. A zygote holds
+# hundreds of MB, so no more.
+_WARM_AT_MOST = 2
 
 
 def shared(limits: Limits, *, unsafe: bool = False) -> Sandbox:
     """This process's warm sandbox of ``limits``, kept for whatever grades next in the process:
     nbgrader's autograde grades notebook after notebook, and a process that grades batch after
-    batch (a test worker) spares each a new zygote. One at a time, as a zygote holds hundreds
-    of MB: other limits close it and take its place."""
-    if _warm and (_warm[0].limits, _warm[0].unsafe) != (limits, unsafe):
-        _close_shared()
-    if not _warm:
-        _warm.append(Sandbox(limits, unsafe=unsafe))
-    return _warm[0]
+    batch (a test worker) spares each a new zygote. The least recently used of more than
+    ``_WARM_AT_MOST`` is closed."""
+    found = [s for s in _warm if (s.limits, s.unsafe) == (limits, unsafe)]
+    sandbox = found[0] if found else Sandbox(limits, unsafe=unsafe)
+    if found:
+        _warm.remove(sandbox)
+    _warm.insert(0, sandbox)
+    while len(_warm) > _WARM_AT_MOST:
+        _warm.pop().close()
+    return sandbox
 
 
 @atexit.register

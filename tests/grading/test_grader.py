@@ -575,16 +575,23 @@ def test_a_batch_graded_in_the_callers_sandbox_starts_no_zygote_and_leaves_it_ru
     assert box._proc is zygote and zygote is not None and zygote.poll() is None
 
 
-def test_the_processs_shared_sandbox_is_kept_for_its_limits_and_replaced_for_others(
+def test_the_processs_shared_sandboxes_are_kept_for_their_limits_the_least_used_closed(
     warm_sandbox,
 ):
     """``runner.shared``: what nbgrader's autograde and the tests' warm sandbox grade in. The
-    same limits find the same running zygote; other limits close it (one at a time, as a
-    zygote holds hundreds of MB), and the new one starts when it first grades."""
+    same limits find the same running zygote; a third set of limits closes the one used least
+    recently (a zygote holds hundreds of MB), and a new one starts when it first grades."""
     box = warm_sandbox(LIMITS)
     zygote = box._proc
     assert runner.shared(LIMITS) is box and box._proc is zygote
-    other = runner.shared(Limits(wall_seconds=LIMITS.wall_seconds + 1))
-    assert other is not box and box._proc is None and zygote.poll() is not None
-    assert other._proc is None
-    assert runner.shared(LIMITS) is not box  # box is closed for good: a new one is made
+    second = runner.shared(Limits(wall_seconds=LIMITS.wall_seconds + 1))
+    assert second is not box and second._proc is None  # not started until it grades
+    assert runner.shared(LIMITS) is box and zygote.poll() is None  # both kept
+    third = runner.shared(Limits(wall_seconds=LIMITS.wall_seconds + 2))
+    assert runner.shared(LIMITS) is box and zygote.poll() is None  # used last but one
+    assert runner.shared(Limits(wall_seconds=LIMITS.wall_seconds + 1)) is not second
+    assert third._proc is None and box._proc is zygote
+    runner.shared(Limits(wall_seconds=LIMITS.wall_seconds + 3))
+    assert (
+        box._proc is None and zygote.poll() is not None
+    )  # the least recently used: closed
