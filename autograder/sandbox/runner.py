@@ -371,31 +371,31 @@ def lent_or_own(
     return Sandbox(limits, unsafe=unsafe) if sandbox is None else nullcontext(sandbox)
 
 
-_warm: list[
-    Sandbox
-] = []  # this process's shared sandboxes, the last used first (``shared``)
-# Two: nbgrader's autograde grades at the course's limits, and a process that also grades at
-# others (a test worker) would otherwise start a zygote at every switch. A zygote holds
-# hundreds of MB, so no more.
-_WARM_AT_MOST = 2
+# This process's shared sandboxes, the last used first (``shared``). Two: nbgrader's autograde
+# grades at the course's limits, and a process that also grades at others (a test worker) would
+# otherwise start a zygote at every switch. A zygote holds hundreds of MB, so no more.
+_kept: list[Sandbox] = []
+_KEPT_AT_MOST = 2
 
 
 def shared(limits: Limits, *, unsafe: bool = False) -> Sandbox:
     """This process's warm sandbox of ``limits``, kept for whatever grades next in the process:
     nbgrader's autograde grades notebook after notebook, and a process that grades batch after
     batch (a test worker) spares each a new zygote. The least recently used of more than
-    ``_WARM_AT_MOST`` is closed."""
-    found = [s for s in _warm if (s.limits, s.unsafe) == (limits, unsafe)]
-    sandbox = found[0] if found else Sandbox(limits, unsafe=unsafe)
-    if found:
-        _warm.remove(sandbox)
-    _warm.insert(0, sandbox)
-    while len(_warm) > _WARM_AT_MOST:
-        _warm.pop().close()
+    ``_KEPT_AT_MOST`` is closed."""
+    key = (limits, unsafe)
+    sandbox = next((s for s in _kept if (s.limits, s.unsafe) == key), None)
+    if sandbox is None:
+        sandbox = Sandbox(limits, unsafe=unsafe)
+    else:
+        _kept.remove(sandbox)
+    _kept.insert(0, sandbox)
+    while len(_kept) > _KEPT_AT_MOST:
+        _kept.pop().close()
     return sandbox
 
 
 @atexit.register
 def _close_shared() -> None:
-    while _warm:
-        _warm.pop().close()
+    while _kept:
+        _kept.pop().close()

@@ -592,6 +592,5 @@ def test_the_processs_shared_sandboxes_are_kept_for_their_limits_the_least_used_
     assert runner.shared(Limits(wall_seconds=LIMITS.wall_seconds + 1)) is not second
     assert third._proc is None and box._proc is zygote
     runner.shared(Limits(wall_seconds=LIMITS.wall_seconds + 3))
-    assert (
-        box._proc is None and zygote.poll() is not None
-    )  # the least recently used: closed
+    # The least recently used of three: closed.
+    assert box._proc is None and zygote.poll() is not None
