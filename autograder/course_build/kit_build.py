@@ -217,8 +217,10 @@ def kit_cell(zipped: bytes) -> str:
 # inputs of their own, as the package `channels_kit`, zipped into this cell so that the notebook
 # works on its own, wherever it is opened. It holds no solution and none of the graded inputs.
 # Do not edit this cell.
+import atexit
 import base64
 import importlib
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -226,7 +228,9 @@ from pathlib import Path
 KIT = (
 {lines}
 )
-_kit_zip = Path(tempfile.mkdtemp(prefix="channels_kit-")) / "channels_kit.zip"
+_kit_dir = tempfile.mkdtemp(prefix="channels_kit-")
+atexit.register(shutil.rmtree, _kit_dir, True)  # the copy goes when the kernel stops
+_kit_zip = Path(_kit_dir) / "channels_kit.zip"
 _kit_zip.write_bytes(base64.b64decode(KIT))
 sys.path.insert(0, str(_kit_zip))
 for _module in [m for m in sys.modules if m.split(".")[0] == "channels_kit"]:

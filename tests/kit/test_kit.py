@@ -520,3 +520,31 @@ def test_the_kit_is_the_same_bytes_whatever_the_threads_onednn_or_cpu_path():
         "DEFAULT"
     }  # the generic path ran at least once
     assert len(set(runs.values())) == 1, runs
+
+
+@pytest.mark.slow
+def test_the_kit_cells_unpacked_copies_are_removed_when_the_kernel_stops(tmp_path):
+    """A student runs the kit cell again and again; each run unpacks the kit into a folder of
+    its own under the temporary directory (a fixed path there could be planted by another user
+    of a shared machine), and none of them may outlive the kernel."""
+    from jupyter_client.manager import start_new_kernel
+
+    (cell,) = [
+        c
+        for c in notebooks.read(RELEASE_DIR / GRADED_NOTEBOOKS[0]).cells
+        if grade_id(c) == KIT_CELL
+    ]
+    km, kc = start_new_kernel(
+        kernel_name="python3",
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        cwd=str(tmp_path),
+    )
+    try:
+        for _ in range(3):
+            reply = kc.execute_interactive(cell.source, timeout=120)
+            assert reply["content"]["status"] == "ok", reply["content"]
+        assert len(list(tmp_path.glob("channels_kit-*/channels_kit.zip"))) == 3
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+    assert list(tmp_path.glob("channels_kit-*")) == []
