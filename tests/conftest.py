@@ -44,27 +44,29 @@ nbgrader.api.get_alembic_version = functools.cache(nbgrader.api.get_alembic_vers
 # default xdist would start the files with the most tests first, and the few-test, long files
 # such as the Dask cluster's would start last while the other workers idle). The rest keep
 # pytest's order after these.
-LONGEST_FIRST = (  # seconds per file at four workers (2026-12-07)
-    "tests/test_course_hub.py",  # 405
-    "tests/grading/test_cluster.py",  # 388
-    "tests/integration/test_stock_nbgrader.py",  # 379
-    "tests/test_site.py",  # 203, and the fresh clone's build (137) since it builds the site
-    "tests/integration/test_inert_pages.py",  # 232
-    "tests/course_hub/test_lti_services.py",  # 219
-    "tests/outputs/test_instructor_pages.py",  # 208
-    "tests/test_readme.py",  # 207
-    "tests/sandbox/test_attacks.py",  # 197
-    "tests/integration/test_late_penalties.py",  # 187
-    "tests/test_gpu_kit.py",  # 181
-    "tests/sandbox/test_attacks_under_stock_nbgrader.py",  # 167
-    # 111, after the hub's lock (tests/hubs.py): late, so that the hub file is nearly done.
+LONGEST_FIRST = (  # seconds per file at four workers (2026-12-07, in a run of 8 min 57 s)
+    "tests/test_site.py",  # 253, the fresh clone's build included (it builds the site)
+    "tests/grading/test_cluster.py",  # 250
+    "tests/test_course_hub.py",  # 240
+    "tests/integration/test_stock_nbgrader.py",  # 201
+    "tests/integration/test_inert_pages.py",  # 102
+    "tests/sandbox/test_attacks.py",  # 87
+    "tests/test_bare_jupyter.py",  # 82
+    "tests/sandbox/test_attacks_under_stock_nbgrader.py",  # 77
+    "tests/course_hub/test_lti_services.py",  # 73
+    "tests/outputs/test_instructor_pages.py",  # 67
+    "tests/test_readme.py",  # 62
+    "tests/test_run_all.py",  # 57
+    "tests/grading/test_hostile_notebooks.py",  # 55
+    "tests/test_gpu_kit.py",  # 44
+    "tests/grading/test_grader.py",  # 42
+    "tests/integration/test_late_penalties.py",  # 41
+    # 39, after the hub's lock (tests/hubs.py): late, so that the hub file is nearly done.
     "tests/course_hub/test_lti_launch.py",
-    "tests/integration/test_course_secret.py",  # 108
-    "tests/test_bare_jupyter.py",  # 107
-    "tests/test_run_all.py",  # 105
-    "tests/grading/test_hostile_notebooks.py",  # 103
-    "tests/grading/test_grader.py",  # 96
-    "tests/test_regrade.py",  # 76
+    "tests/kit/test_kit.py",  # 30
+    "tests/course_hub/test_exchange_plugins.py",  # 27
+    "tests/test_regrade.py",  # 27
+    "tests/integration/test_course_secret.py",  # 19
 )
 
 
