@@ -14,7 +14,8 @@ adds what a course needs on top:
 * **once**: ltiauthenticator ties the token to the browser's state and nonce cookies, which it
   clears on use, but whoever holds the whole request (cookies included) could post it again
   until the token expires. The hub remembers each nonce it accepted until that expiry and
-  refuses it a second time;
+  refuses it a second time, in its own database (``hub/lti-launches.sqlite``), so that a
+  restarted hub still refuses it;
 * **cross-site cookies**: the platform posts the token from its own site, so the state and nonce
   cookies are ``SameSite=None; Secure`` (browsers drop them otherwise, and every launch fails
   with "OAuth state missing"); the hub must be served over HTTPS.
@@ -57,6 +58,7 @@ from course_hub.roster import Roster, read_roster
 DEPLOYMENT = "https://purl.imsglobal.org/spec/lti/claim/deployment_id"
 CONTEXT = "https://purl.imsglobal.org/spec/lti/claim/context"
 IDENTITIES = "lti-identities.sqlite"
+LAUNCHES = "lti-launches.sqlite"
 
 
 class IdentityStore:
@@ -94,6 +96,33 @@ class IdentityStore:
             raise IdentityRefusedError(
                 f"the account {name!r} was just bound to another LMS user"
             ) from None
+
+
+class UsedLaunches:
+    """The launches the hub accepted, each until its token expires. On disk, not in the hub's
+    memory: a hub restarted within a token's life (minutes) would otherwise accept it again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with self._db() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS used_launch "
+                "(key TEXT PRIMARY KEY, expires REAL NOT NULL)"
+            )
+
+    def _db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=10)
+
+    def use(self, key: str, expires: float, now: float) -> bool:
+        """Record ``key`` until ``expires``; False if it is recorded already (a replay).
+        One insert decides, so two hub processes cannot both accept the same launch."""
+        with self._db() as db:
+            db.execute("DELETE FROM used_launch WHERE expires < ?", (now,))
+            try:
+                db.execute("INSERT INTO used_launch VALUES (?, ?)", (key, expires))
+            except sqlite3.IntegrityError:
+                return False
+        return True
 
 
 def gradebook_bindings(gradebook: Path) -> dict[str, str]:
@@ -168,7 +197,6 @@ class CourseLTIAuthenticator(LTI13Authenticator):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._used: dict[str, float] = {}
         registration = self.lti_registration()
         self.issuer = registration.issuer
         self.client_id = {registration.client_id}
@@ -187,13 +215,12 @@ class CourseLTIAuthenticator(LTI13Authenticator):
     def use_nonce(self, id_token: dict[str, Any]) -> None:
         """Accept each launch once: its nonce is remembered until the token expires."""
         now = time.time()
-        self._used = {n: exp for n, exp in self._used.items() if exp >= now}
         key = f"{id_token.get('iss')}\n{id_token.get('nonce')}"
-        if key in self._used:
+        used = UsedLaunches(layout(Path(self.hub_root))["hub"] / LAUNCHES)
+        if not used.use(key, float(id_token.get("exp", now)) + 60, now):
             raise web.HTTPError(
                 400, "%s", "This launch was already used: start again from the LMS."
             )
-        self._used[key] = float(id_token.get("exp", now)) + 60
 
     async def authenticate(
         self, handler: web.RequestHandler, data: dict[str, Any] | None = None

@@ -6,6 +6,7 @@ The inputs are what a platform (or a person editing their own LMS profile) could
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,31 @@ def test_keys_rotate_published_before_used_and_the_signing_key_is_never_retired(
         set(k) == {"kty", "e", "n", "kid", "alg", "use"}
         for k in public_key_set(folder)["keys"]
     )
+
+
+def test_a_launch_replayed_to_a_restarted_hub_is_refused_and_expired_ones_are_forgotten(
+    tmp_path: Path,
+):
+    """The attacker holds a whole launch (token and cookies) and posts it again after the hub
+    restarted, within the token's life: the hub that starts opens the same record."""
+    from course_hub.lti.launch import UsedLaunches
+
+    path, now = tmp_path / "lti-launches.sqlite", 1_000_000.0
+    launch, other = (
+        "https://lms.example.edu\nnonce-1",
+        "https://lms.example.edu\nnonce-2",
+    )
+    assert UsedLaunches(path).use(launch, expires=now + 360, now=now)
+    restarted = UsedLaunches(path)
+    assert not restarted.use(launch, expires=now + 360, now=now + 200)
+    assert restarted.use(
+        other, expires=now + 360, now=now + 200
+    )  # a student's next launch
+    # Past its expiry the token's own check refuses it; the record keeps nothing that old.
+    assert restarted.use(
+        "https://lms.example.edu\nnonce-3", expires=now + 900, now=now + 400
+    )
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT key FROM used_launch").fetchall() == [
+            ("https://lms.example.edu\nnonce-3",)
+        ]

@@ -492,9 +492,10 @@ def test_an_lms_user_with_another_students_email_does_not_get_their_account(hub)
     )
 
 
-def test_identities_are_bound_in_the_hubs_folder_only_root_can_read(hub):
-    store = layout(hub.root)["hub"] / "lti-identities.sqlite"
-    assert store.stat().st_uid == 0 and (store.parent.stat().st_mode & 0o077) == 0
+def test_bindings_and_used_launches_are_in_the_hubs_folder_only_root_can_read(hub):
+    for name in ("lti-identities.sqlite", "lti-launches.sqlite"):
+        store = layout(hub.root)["hub"] / name
+        assert store.stat().st_uid == 0 and (store.parent.stat().st_mode & 0o077) == 0
 
 
 # --- The roster command in the hub's course, as its grading account --------------------------
