@@ -61,20 +61,29 @@ IDENTITIES = "lti-identities.sqlite"
 LAUNCHES = "lti-launches.sqlite"
 
 
-class IdentityStore:
-    """The hub's bindings, LMS user -> account: one row per (issuer, user id), one per name."""
+class HubTable:
+    """One table of the hub's own state, in a sqlite file of ``hub/`` (root's), created on first
+    use. Every hub process opens the same file, so what one records the others see."""
+
+    SCHEMA = ""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         with self._db() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS binding (issuer TEXT NOT NULL, "
-                "user_id TEXT NOT NULL, name TEXT NOT NULL UNIQUE, "
-                "PRIMARY KEY (issuer, user_id))"
-            )
+            db.execute(self.SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
+
+
+class IdentityStore(HubTable):
+    """The hub's bindings, LMS user -> account: one row per (issuer, user id), one per name."""
+
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS binding (issuer TEXT NOT NULL, "
+        "user_id TEXT NOT NULL, name TEXT NOT NULL UNIQUE, "
+        "PRIMARY KEY (issuer, user_id))"
+    )
 
     def bound(self, issuer: str) -> dict[str, str]:
         """This issuer's bindings by user id, and every other issuer's under a key no user id
@@ -98,20 +107,14 @@ class IdentityStore:
             ) from None
 
 
-class UsedLaunches:
+class UsedLaunches(HubTable):
     """The launches the hub accepted, each until its token expires. On disk, not in the hub's
     memory: a hub restarted within a token's life (minutes) would otherwise accept it again."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        with self._db() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS used_launch "
-                "(key TEXT PRIMARY KEY, expires REAL NOT NULL)"
-            )
-
-    def _db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10)
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS used_launch "
+        "(key TEXT PRIMARY KEY, expires REAL NOT NULL)"
+    )
 
     def use(self, key: str, expires: float, now: float) -> bool:
         """Record ``key`` until ``expires``; False if it is recorded already (a replay).
