@@ -243,21 +243,14 @@ def test_a_launch_replayed_to_a_restarted_hub_is_refused_and_expired_ones_are_fo
     from course_hub.lti.launch import UsedLaunches
 
     path, now = tmp_path / "lti-launches.sqlite", 1_000_000.0
-    launch, other = (
-        "https://lms.example.edu\nnonce-1",
-        "https://lms.example.edu\nnonce-2",
-    )
+    issuer = "https://lms.example.edu"
+    launch, other, later = (f"{issuer}\nnonce-{i}" for i in (1, 2, 3))
     assert UsedLaunches(path).use(launch, expires=now + 360, now=now)
     restarted = UsedLaunches(path)
     assert not restarted.use(launch, expires=now + 360, now=now + 200)
-    assert restarted.use(
-        other, expires=now + 360, now=now + 200
-    )  # a student's next launch
+    # A student's next launch goes through.
+    assert restarted.use(other, expires=now + 360, now=now + 200)
     # Past its expiry the token's own check refuses it; the record keeps nothing that old.
-    assert restarted.use(
-        "https://lms.example.edu\nnonce-3", expires=now + 900, now=now + 400
-    )
+    assert restarted.use(later, expires=now + 900, now=now + 400)
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT key FROM used_launch").fetchall() == [
-            ("https://lms.example.edu\nnonce-3",)
-        ]
+        assert db.execute("SELECT key FROM used_launch").fetchall() == [(later,)]

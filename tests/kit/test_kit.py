@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from conftest import (
     NOT_WRITTEN,
+    cell_by_grade_id,
     model_answers,
     rubric_points,
     solution_lines,
@@ -47,8 +48,7 @@ def release_kits() -> dict[str, dict[str, bytes]]:
     """The kit each release notebook carries, unpacked."""
     kits = {}
     for name in GRADED_NOTEBOOKS:
-        cells = notebooks.read(RELEASE_DIR / name).cells
-        (cell,) = [c for c in cells if grade_id(c) == KIT_CELL]
+        cell = cell_by_grade_id(notebooks.read(RELEASE_DIR / name), KIT_CELL)
         kits[name] = kit_of_cell(cell.source)
     return kits
 
@@ -280,7 +280,7 @@ def stub(name: str):
 
 def stub_source(name: str) -> str:
     nb = notebooks.read(RELEASE_DIR / EXERCISES[name].notebook)
-    (cell,) = [c for c in nb.cells if grade_id(c) == name]
+    cell = cell_by_grade_id(nb, name)
     assert "raise NotImplementedError()" in cell.source
     return cell.source
 
@@ -438,8 +438,8 @@ def test_the_kit_loads_from_its_own_zip_without_the_autograder_package(tmp_path:
     import subprocess
     import sys
 
-    cells = notebooks.read(RELEASE_DIR / "01-multiple-input-channels.ipynb").cells
-    (cell,) = [c for c in cells if grade_id(c) == KIT_CELL]
+    nb = notebooks.read(RELEASE_DIR / "01-multiple-input-channels.ipynb")
+    cell = cell_by_grade_id(nb, KIT_CELL)
     script = (
         "import sys\nsys.modules['autograder'] = None\n"
         + cell.source
@@ -529,11 +529,7 @@ def test_the_kit_cells_unpacked_copies_are_removed_when_the_kernel_stops(tmp_pat
     of a shared machine), and none of them may outlive the kernel."""
     from jupyter_client.manager import start_new_kernel
 
-    (cell,) = [
-        c
-        for c in notebooks.read(RELEASE_DIR / GRADED_NOTEBOOKS[0]).cells
-        if grade_id(c) == KIT_CELL
-    ]
+    cell = cell_by_grade_id(notebooks.read(RELEASE_DIR / GRADED_NOTEBOOKS[0]), KIT_CELL)
     km, kc = start_new_kernel(
         kernel_name="python3",
         env={**os.environ, "TMPDIR": str(tmp_path)},
