@@ -37,7 +37,7 @@ test: setup  ## everything: lint, release drift, unit tests, nbval, stock nbgrad
 
 test-fast: setup  ## the edit loop (under a minute): lint and unit tests; no notebooks, no browser
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check autograder course_hub tests _ext nbgrader_config.py benchmarks
+	$(PY) -m ruff format --check autograder course_hub tests _ext nbgrader_config.py benchmarks tools
 	$(PY) -m pytest -n 2 -m "not slow" tests
 
 setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium /usr/bin/bwrap  ## create what is missing: .venv, node_modules, Chromium, bubblewrap
@@ -46,28 +46,28 @@ setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium /usr/bin/bwr
 # The lock (requirements.txt, from requirements.in by `make lock`) is CPython 3.11's on x86-64
 # Linux: pyproject.toml's requires-python, torch 2.14.1's wheels here, d2l 1.0.3's numpy 1.23.5.
 # Another Python fails late and obscurely, so say it first.
-# Installing: every distribution at its locked version and hash, none of their dependencies
-# (--no-deps: the lock already holds them all, so nothing unlisted can come in); pip-sync then
-# removes whatever an older lock left behind; the project itself goes in last, built by the
-# locked setuptools (no build isolation, which would fetch an unlocked one).
+# Installing: pip installs uv from the lock (its entry alone, hash-checked); `uv pip sync` then
+# makes the venv exactly the lock: every distribution at its locked version and hash, none of
+# their dependencies resolved (the lock already holds them all, so nothing unlisted can come
+# in), whatever an older lock left removed, every module byte-compiled. uv looks where pip looks
+# (tools/uv_index_options.py reads pip's configuration). The project itself goes in last, built
+# by the locked setuptools (no build isolation, which would fetch an unlocked one).
 PYTHON ?= python3
 PYTHON_WANTED := 3.11
 PIP_QUIET = 2>&1 | { grep -v "^WARNING: Location" || true; }
-$(VENV)/.installed: requirements.txt pyproject.toml
+# One entry of the lock: its `name==version` line and the hash lines under it.
+LOCK_ENTRY = awk '/^$(1)==/ {keep = 1; print; next} keep && /^[^ ]/ {keep = 0} keep' requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml tools/uv_index_options.py
 	@py=$(PY); test -x $$py || py=$(PYTHON); \
 	found=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo none); \
 	test "$$found" = $(PYTHON_WANTED) || { echo "error: the pinned dependencies need Python \
 	$(PYTHON_WANTED), and $$py is $$found: run make PYTHON=python$(PYTHON_WANTED) (after removing \
 	.venv if it was made with another)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --require-hashes --no-deps --no-compile -r requirements.txt \
-		$(PIP_QUIET)
-	$(VENV)/bin/pip-sync --quiet requirements.txt $(PIP_QUIET)
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . $(PIP_QUIET)
-	@# Byte-compiled on every core (pip compiles one file after another: 29 s of an 82-s install
-	@# here, 17 s this way); as under pip, a file that does not compile (a newer Python's syntax
-	@# in some package's tests) is left as source, so the exit status says nothing.
-	$(PY) -m compileall -qq -j 0 $(VENV)/lib || true
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r <($(call LOCK_ENTRY,uv)) $(PIP_QUIET)
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) --require-hashes --compile-bytecode \
+		$$($(PY) tools/uv_index_options.py) requirements.txt
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	touch $@
 
 # requirements.in (the direct pins, each with its reason) -> requirements.txt (every
@@ -154,7 +154,7 @@ hub: setup  ## start JupyterHub with two demo courses on http://127.0.0.1:8000 (
 
 lint: setup  ## ruff, and actionlint over the GitHub workflow files
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check autograder course_hub tests _ext nbgrader_config.py benchmarks
+	$(PY) -m ruff format --check autograder course_hub tests _ext nbgrader_config.py benchmarks tools
 	node .github/lint-workflows.mjs
 
 bench: setup  ## print build and nbval timings (see README)

@@ -1,13 +1,15 @@
 """The environment is the lock: every installed distribution at its locked version, nothing else.
 
-`make setup` installs requirements.txt (pip-compile's output, with hashes) without dependencies
-and pip-sync removes strays; these tests catch a venv, a lock or a requirements.in that drifted.
+`make setup` makes the venv requirements.txt (pip-compile's output, with hashes) with `uv pip
+sync`, which resolves nothing and removes strays; these tests catch a venv, a lock or a
+requirements.in that drifted, and a uv that would look somewhere pip does not.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import re
 import subprocess
 import sys
@@ -16,7 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tools"))
 from gpu_kit_pins import canonical, locked_versions  # noqa: E402
+from uv_index_options import pip_options, uv_options  # noqa: E402
 
 LOCK = (ROOT / "requirements.txt").read_text()
 DIRECT = (ROOT / "requirements.in").read_text()
@@ -84,6 +88,39 @@ def test_the_lock_names_no_index_or_machine_path():
     # A lock that carried this machine's mirror or wheel folder would not install elsewhere.
     assert not re.search(r"^(--|-f |-i )", LOCK, flags=re.M)
     assert "file://" not in LOCK and "/opt/" not in LOCK
+
+
+def test_uv_looks_where_pip_is_configured_to_look():
+    """The environment (PIP_*) beats the install section, which beats the global one, as in
+    pip; lists split on spaces; what uv has no use for (a certificate file) is left out."""
+    listing = "\n".join([
+        ":env:.index-url='https://proxy.campus.example/simple'",
+        "global.cert='/etc/ssl/certs/ca-certificates.crt'",
+        "global.extra-index-url='file:///opt/a/simple file:///opt/b/simple'",
+        "global.find-links='/opt/wheels'",
+        "global.index-url='https://ignored.example/simple'",
+        "install.find-links='/srv/wheels'",
+        "download.no-index='true'",  # another command's section, not install's
+    ])  # fmt: skip
+    assert uv_options(pip_options(listing)) == [
+        "--index-strategy", "unsafe-best-match", "--system-certs",
+        "--index-url", "https://proxy.campus.example/simple",
+        "--extra-index-url", "file:///opt/a/simple",
+        "--extra-index-url", "file:///opt/b/simple",
+        "--find-links", "/srv/wheels",
+    ]  # fmt: skip
+    offline = pip_options("global.no-index='true'\nglobal.find-links='/w'")
+    assert uv_options(offline)[-3:] == ["--find-links", "/w", "--no-index"]
+
+
+def test_uv_is_given_the_pip_options_of_this_environment():
+    """The script as `make setup` runs it: an index set through PIP_INDEX_URL reaches uv."""
+    env = {**os.environ, "PIP_INDEX_URL": "https://mirror.example/simple"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "uv_index_options.py")],
+        capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
+    assert "--index-url https://mirror.example/simple" in done.stdout
 
 
 # npm's own semver (bundled with npm) reads each locked package's engines.node range.
