@@ -39,6 +39,9 @@ mjx-container > svg { max-width: 100%; height: auto; }
 mjx-container mjx-assistive-mml { width: 1px !important; }  /* read aloud, never widens the page */
 `;
 
+// nbconvert's words for an image its notebook gave no description.
+const NO_ALT = "No description has been provided for this image";
+
 function typeset({ html: page, css = "", lang = "", fragment = false }) {
   const doc = mathjax.document(fragment ? `<html><head></head><body>${page}</body></html>` : page, {
     InputJax: new TeX({
@@ -64,6 +67,10 @@ function typeset({ html: page, css = "", lang = "", fragment = false }) {
     if (/mathjax/i.test(src) || type === "text/x-mathjax-config" || /MathJax\.Hub/.test(text)) {
       adaptor.remove(script);
     }
+  }
+  // What nbconvert's HTMLExporter leaves to a second parse of the page (feedback_pages.py).
+  for (const img of adaptor.tags(root, "img")) {
+    if (!adaptor.hasAttribute(img, "alt")) adaptor.setAttribute(img, "alt", NO_ALT);
   }
   const head = adaptor.head(doc.document);
   adaptor.append(head, adaptor.node("style", { id: "autograder-readable" }, [adaptor.text(READABLE + css)]));

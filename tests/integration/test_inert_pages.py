@@ -280,6 +280,21 @@ def test_student_tex_typesets_without_links_styles_classes_or_requests():
     assert "pwned-class" not in re.findall(r'class="([^"]*)"', out)
 
 
+@needs_mathjax
+def test_an_image_a_page_leaves_undescribed_gets_nbconverts_placeholder_alt():
+    """The feedback exporter skips nbconvert's second parse of each page (feedback_pages.py):
+    what that parse did to stock nbgrader's feedback pages, an alt for each image without one
+    (a plot a student's code drew), the typesetter does."""
+    plot = '<img src="data:image/png;base64,iVBORw0KGgo=">'
+    described = '<img alt="the kernel K" src="data:image/png;base64,iVBORw0KGgo=">'
+    with Typesetter() as t:
+        out = t.typeset(f"<html><head></head><body>{plot}{described}</body></html>")
+    assert re.findall(r'<img [^>]*alt="([^"]*)"', out) == [
+        "No description has been provided for this image",
+        "the kernel K",
+    ]
+
+
 # ---------------------------------------------------------------- the browser and its probe
 
 
