@@ -19,6 +19,7 @@ other students of the batch have budgets of their own.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -269,5 +270,7 @@ class ReaderProcess:
         self._proc = None
 
 
-# The grader process's reader (one per process: each Dask worker has its own).
+# The grader process's reader (one per process: each Dask worker has its own), ended with the
+# process: left to the interpreter's shutdown it outlived its grader for a moment, unwaited.
 READER_PROCESS = ReaderProcess()
+atexit.register(READER_PROCESS.close)

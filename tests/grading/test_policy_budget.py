@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import ast
 import os
+import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
 import pytest
 import torch
@@ -346,3 +349,26 @@ def test_the_reader_is_a_python_without_torch():
     }
     assert imported <= {"__future__", "importlib", "json", "math", "os", "resource",
                         "signal", "sys", "time"}  # fmt: skip
+
+
+def test_the_reader_ends_with_the_grader_that_started_it(tmp_path):
+    """A grade command's interpreter ends with its reader running (it serves every student):
+    the reader is ended and waited for then, not left to the interpreter's shutdown, which
+    warned of a subprocess still running and left it to die on its closed pipe."""
+    pid_file = tmp_path / "reader.pid"
+    script = (
+        "import sys; from autograder.grading.policy_reading import READER_PROCESS, "
+        "ReadingLimits; from pathlib import Path; "
+        "READER_PROCESS.read({'sources': ['x = 1'], 'preamble': [], 'function': 'f', "
+        "'forbidden': ['conv2d'], 'refused_at_run_time': False, 'cpu_seconds': 1.0, "
+        "'memory_bytes': 128 << 20, 'path_chars': 10000}, ReadingLimits()); "
+        f"Path({str(pid_file)!r}).write_text(str(READER_PROCESS.pid()))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "ResourceWarning" not in run.stderr, run.stderr
+    reader = int(pid_file.read_text())
+    assert not Path(f"/proc/{reader}").exists()  # ended and reaped, not a zombie
