@@ -25,3 +25,7 @@ CSP = "; ".join(
     ]
 )
 c.ServerApp.tornado_settings = {"headers": {"Content-Security-Policy": CSP}}
+
+# Kernels opened in this server listen on Unix sockets in the runtime folder (mode 0700), not on
+# loopback ports that every account of the machine can reach (students' servers: provision.py).
+c.ServerKernelManager.transport = "ipc"

@@ -177,6 +177,9 @@ def student_config(root: Path) -> dict[str, str]:
             "}\n"
             "# JupyterLab's page with nbgrader's Assignments panel made accessible (provision.py)\n"
             f"c.LabApp.templates_dir = {lab_templates!r}\n"
+            "# A student's kernels listen on Unix sockets in their own runtime folder (mode\n"
+            "# 0700), not on loopback ports that every account of the machine can reach.\n"
+            'c.ServerKernelManager.transport = "ipc"\n'
         ),
         "lab/index.html": lab_page(),
         f"{python}/course_hub/__init__.py": (package / "__init__.py").read_text(),

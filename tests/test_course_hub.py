@@ -460,6 +460,20 @@ def test_students_fetch_write_run_the_visible_test_validate_and_submit(hub, brow
     assert len(chen) == 2
 
 
+def test_each_students_kernel_listens_on_unix_sockets_only_they_can_reach(hub):
+    """The kernels the students ran their cells in (still open in their JupyterLab) were
+    started over IPC: sockets in the student's runtime folder, which no other account can
+    enter, and no loopback port that any account of the machine could connect to."""
+    for user in ANSWERS:
+        runtime = Path(pwd.getpwnam(user).pw_dir) / ".local/share/jupyter/runtime"
+        kernels = [json.loads(p.read_text()) for p in runtime.glob("kernel-*.json")]
+        assert kernels, user
+        assert {k["transport"] for k in kernels} == {"ipc"}, user
+        assert all(Path(k["ip"]).parent == runtime for k in kernels), user
+        assert runtime.stat().st_mode & 0o077 == 0, user
+        assert runtime.stat().st_uid == pwd.getpwnam(user).pw_uid
+
+
 def test_the_students_assignments_page_has_no_serious_axe_violation(hub, browser):
     """The Assignments panel (nbgrader's, with the hub's page fix: provision.LAB_PAGE_FIX);
     JupyterLab's own file browser around it is not in scope (its toolbar buttons carry
