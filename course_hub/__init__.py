@@ -6,6 +6,6 @@ calendar's record of submission times (``collect.py`` writes the ``hub`` source)
 link's passback (``lti/passback.py``, a command, never loaded by the hub) the exports and the
 calendar, so that the LMS gets ``canvas.csv``'s totals. Root does no
 more than build each process's view of the machine (``views.py``); every server, a student's or
-a course's, runs as its own Unix account. ``student_exchange.py`` alone runs in students'
-servers, and imports nothing of the project (their view has no checkout).
+a course's, runs as its own Unix account. ``student_exchange.py`` and ``kernels.py`` alone run
+in students' servers, and import nothing of the project (their view has no checkout).
 """

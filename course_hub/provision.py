@@ -167,6 +167,8 @@ def student_config(root: Path) -> dict[str, str]:
             "# than meant (course_hub/student_exchange.py, on the servers' PYTHONPATH).\n"
             'c.ExchangeFactory.fetch_assignment = "course_hub.student_exchange.AtomicFetch"\n'
             'c.ExchangeFactory.submit = "course_hub.student_exchange.CheckedSubmit"\n'
+            "# Validation's kernels over Unix sockets, as JupyterLab's (course_hub/kernels.py).\n"
+            'c.Execute.kernel_manager_class = "course_hub.kernels.IPCKernelManager"\n'
         ),
         "jupyter_server_config.py": (
             '"""Student servers: the Assignments tab and validation, not formgrader."""\n\n'
@@ -186,6 +188,7 @@ def student_config(root: Path) -> dict[str, str]:
         f"{python}/course_hub/student_exchange.py": (
             package / "student_exchange.py"
         ).read_text(),
+        f"{python}/course_hub/kernels.py": (package / "kernels.py").read_text(),
         "labconfig/page_config.json": json.dumps(
             {
                 "disabledExtensions": {

@@ -461,9 +461,9 @@ def test_students_fetch_write_run_the_visible_test_validate_and_submit(hub, brow
 
 
 def test_each_students_kernel_listens_on_unix_sockets_only_they_can_reach(hub):
-    """The kernels the students ran their cells in (still open in their JupyterLab) were
-    started over IPC: sockets in the student's runtime folder, which no other account can
-    enter, and no loopback port that any account of the machine could connect to."""
+    """The kernels the students ran their cells and validated in were started over IPC:
+    sockets in the student's runtime folder, which no other account can enter, and no
+    loopback port that any account of the machine could connect to."""
     for user in ANSWERS:
         runtime = Path(pwd.getpwnam(user).pw_dir) / ".local/share/jupyter/runtime"
         kernels = [json.loads(p.read_text()) for p in runtime.glob("kernel-*.json")]
@@ -472,6 +472,8 @@ def test_each_students_kernel_listens_on_unix_sockets_only_they_can_reach(hub):
         assert all(Path(k["ip"]).parent == runtime for k in kernels), user
         assert runtime.stat().st_mode & 0o077 == 0, user
         assert runtime.stat().st_uid == pwd.getpwnam(user).pw_uid
+    # Nor any other kernel of the hub's so far: their validations' (course_hub/kernels.py).
+    assert "without encryption" not in hub.log.read_text()
 
 
 def test_the_students_assignments_page_has_no_serious_axe_violation(hub, browser):
