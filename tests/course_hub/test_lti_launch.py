@@ -39,7 +39,7 @@ from pathlib import Path
 
 import jwt
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS, wait_for
+from conftest import CHROMIUM, CHROMIUM_ARGS, readme_blocks, wait_for
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -131,24 +131,24 @@ def hub():
             for k, v in os.environ.items()
             if k not in ("VIRTUAL_ENV", "PYTHONPATH")
         }
-        subprocess.run(
-            [sys.executable, "-m", "course_hub.provision", f"--root={root}",
-             f"--roster={DEMO_ROSTER}", "--demo-passwords"],
-            check=True, cwd=ROOT, env=env, capture_output=True,
-        )  # fmt: skip
         env |= {
-            "COURSE_HUB_ROOT": str(root),
-            "COURSE_HUB_ROSTER": str(DEMO_ROSTER),
-            "COURSE_HUB_PORT": str(port),
-            "COURSE_HUB_LTI": str(reg),
-            "COURSE_HUB_SSL_CERT": str(tls.cert_file),
-            "COURSE_HUB_SSL_KEY": str(tls.key_file),
+            "HUB_ROOT": str(root),
+            "HUB_PORT": str(port),
+            "HUB_ROSTER": str(DEMO_ROSTER.relative_to(ROOT)),  # make's demo passwords
             "SSL_CERT_FILE": str(tls.ca_file),  # the hub fetches the LMS's key set
         }
+        # The README's command, with this test's registration and certificate in its paths.
+        command = readme_blocks("tests/course_hub/test_lti_launch.py")[0]
+        for path, ours in (
+            ("/etc/course-hub/lti.json", reg),
+            ("/etc/ssl/hub.pem", tls.cert_file),
+            ("/etc/ssl/hub.key", tls.key_file),
+        ):
+            assert command.count(path) == 1, path
+            command = command.replace(path, str(ours))
         with open(log_path, "w") as log:
             proc = subprocess.Popen(
-                [str(ROOT / ".venv" / "bin" / "jupyterhub"), "-f",
-                 str(ROOT / "course_hub" / "jupyterhub_config.py")],
+                ["bash", "-e", "-c", command],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
