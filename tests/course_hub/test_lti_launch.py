@@ -161,7 +161,8 @@ def hub():
                     for p in ("/hub/lti13/jwks", "/services/channels-a/formgrader")
                 )
 
-            wait_for(up, 180, "the hub with LTI to start")
+            # make hub checks the release and provisions first: the plain hub test allows as long.
+            wait_for(up, 240, "make hub with LTI to start")
             yield Hub(hub_url, root, lms, tls, keys)
         finally:
             stop_hub(proc, root)
