@@ -357,11 +357,10 @@ def test_the_reader_ends_with_the_grader_that_started_it(tmp_path):
     warned of a subprocess still running and left it to die on its closed pipe."""
     pid_file = tmp_path / "reader.pid"
     script = (
-        "import sys; from autograder.grading.policy_reading import READER_PROCESS, "
-        "ReadingLimits; from pathlib import Path; "
-        "READER_PROCESS.read({'sources': ['x = 1'], 'preamble': [], 'function': 'f', "
-        "'forbidden': ['conv2d'], 'refused_at_run_time': False, 'cpu_seconds': 1.0, "
-        "'memory_bytes': 128 << 20, 'path_chars': 10000}, ReadingLimits()); "
+        "from pathlib import Path; from autograder.grading.policy_reading import "
+        "READER_PROCESS, StudentBudget, read_policy; "
+        "read_policy(['x = 1'], frozenset({'conv2d'}), function='f', preamble=[], "
+        "budget=StudentBudget()); "
         f"Path({str(pid_file)!r}).write_text(str(READER_PROCESS.pid()))"
     )
     run = subprocess.run(
