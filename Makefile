@@ -35,9 +35,12 @@ test: setup  ## everything: lint, release drift, unit tests, nbval, stock nbgrad
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_NBVAL) \
 		tests solutions chapters
 
+# The Python that `ruff format` keeps formatted (test-fast and lint check the same list).
+FORMATTED := autograder course_hub tests _ext nbgrader_config.py jupyter_server_config.py \
+	benchmarks tools
 test-fast: setup  ## the edit loop (under a minute): lint and unit tests; no notebooks, no browser
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check autograder course_hub tests _ext nbgrader_config.py benchmarks tools
+	$(PY) -m ruff format --check $(FORMATTED)
 	$(PY) -m pytest -n 2 -m "not slow" tests
 
 setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium /usr/bin/bwrap  ## create what is missing: .venv, node_modules, Chromium, bubblewrap
@@ -154,7 +157,7 @@ hub: setup  ## start JupyterHub with two demo courses on http://127.0.0.1:8000 (
 
 lint: setup  ## ruff, and actionlint over the GitHub workflow files
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check autograder course_hub tests _ext nbgrader_config.py benchmarks tools
+	$(PY) -m ruff format --check $(FORMATTED)
 	node .github/lint-workflows.mjs
 
 bench: setup  ## print build and nbval timings (see README)
