@@ -15,8 +15,9 @@ from typing import Any
 import jupyter_cache.executors.utils as cache_execution
 from sphinx.application import Sphinx
 
-# The checkout, for course_hub (jupyter-book puts only _ext/ on the path).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The checkout, for course_hub (jupyter-book puts only _ext/ on the path), after what is
+# installed so that no folder of the checkout shadows a package.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 from course_hub.kernels import IPCKernelManager
 
 _execute = cache_execution.executenb
