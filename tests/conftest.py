@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
 import io
 import logging
 import os
@@ -30,6 +31,7 @@ from autograder import EXERCISES, notebooks
 from autograder.course_build.release import nbgrader_env
 from autograder.grading.grader import manual_items
 from autograder.grading.scoring import MANUAL, ItemScore
+from autograder.integration.course_config import SECRET_FILE
 from autograder.paths import ASSIGNMENT, RELEASE_DIR, ROOT, SOURCE_DIR
 from autograder.sandbox.runner import Limits, Sandbox, shared
 
@@ -201,10 +203,26 @@ def write_submission(course: Path, student: str, answers: dict[str, str]) -> Pat
     return dest
 
 
-def build_course(course: Path, students: dict[str, dict[str, str]]) -> None:
-    """A scratch nbgrader course: this repository's configs and sources, plus submissions."""
+# The secret of every scratch course. The graded inputs are drawn from a course's secret, so a
+# new secret per run would grade on new inputs each time, and a wrong answer can be right on one
+# of them by chance: a flipped kernel gives the one value of `corr2d_multi_in`'s kernel as large
+# as its input right for about one secret in 1,500 (2 of 3,000 drawn), and earns that hidden
+# test's "inputs left unchanged" item. tests/integration/test_course_secret.py passes None to
+# test the secret's creation on first use.
+TEST_SECRET = hashlib.sha256(b"the scratch courses of the test suite").hexdigest()
+
+
+def build_course(
+    course: Path, students: dict[str, dict[str, str]], secret: str | None = TEST_SECRET
+) -> None:
+    """A scratch nbgrader course: this repository's configs and sources, plus submissions,
+    graded on ``secret`` (None: the course makes its own on first use, as a new course does)."""
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copy(ROOT / "jupyter_server_config.py", course)
+    if secret is not None:
+        fd = os.open(course / SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret + "\n")
     shutil.copytree(ROOT / "solutions", course / "solutions")
     for student, answers in students.items():
         write_submission(course, student, answers)

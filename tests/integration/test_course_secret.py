@@ -282,6 +282,7 @@ def attacked_course(tmp_path_factory, warm_sandbox) -> tuple[Path, str, str]:
             "mallory": {name: memorised(name) for name in SEEDED},
             "bystander": {name: solution_source(name) for name in GRADED},
         },
+        secret=None,
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("AUTOGRADER_SEED_SALT", raising=False)
