@@ -545,6 +545,21 @@ def test_student_code_finds_the_harness_neither_as_main_nor_as_a_module(warm_san
     assert reply["output"].split() == ["[]", "False", "False", "True"], reply
 
 
+def test_a_student_who_makes_cyclic_garbage_finds_the_collector_on(warm_sandbox):
+    """The zygote imports torch with the collector off (a faster start) and must turn it back
+    on before it forks: here 2 GB of garbage in reference cycles, 100 kB at a time, stays
+    far under the 1 GiB limit only if the student's process collects it."""
+    cycles = (
+        "import gc\n"
+        "for _ in range(20_000):\n"
+        "    node = {'payload': bytearray(100_000)}\n"
+        "    node['self'] = node\n"
+        "print(gc.isenabled())\n"
+    )
+    reply = run_cell(warm_sandbox(LIMITS), cycles)
+    assert (reply["status"], reply["output"].split()) == ("ok", ["True"]), reply
+
+
 def run_cell(box: runner.Sandbox, source: str) -> dict:
     """The sandbox's reply to a job that runs one cell and grades nothing."""
     job = {

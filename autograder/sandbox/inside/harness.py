@@ -42,6 +42,13 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fingerprint
 import syscall_policy
+
+# Importing torch and d2l makes some 440,000 objects, and the collector would walk the growing
+# heap eight times meanwhile to free next to nothing (1 s of a zygote's 4 to 5 s start here).
+# _cheap_forks() collects once, freezes what the imports made and turns it back on before the
+# zygote forks anyone. (Only the zygote: a test that loads this file as a module keeps it on.)
+if __name__ == "__main__":
+    gc.disable()
 import torch
 
 # Before any parallel op: no thread pool that a forked child would inherit.
@@ -625,6 +632,7 @@ def _cheap_forks() -> None:
     """
     gc.collect()
     gc.freeze()
+    gc.enable()  # off since the imports (above): every student's garbage is collected
     madvise = _libc.madvise
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     with open("/proc/self/maps") as maps:
